@@ -1,0 +1,27 @@
+"""Structured, quiet-by-default logging: configuration, section tables, provenance.
+
+Library code logs through ``logging.getLogger(__name__)``; only the CLI prints.
+"""
+
+from trainforge.logs._config import configure_logging, get_logger, rank_zero_only
+from trainforge.logs._provenance import (
+    PROVENANCE_LEGEND,
+    Provenance,
+    format_provenance,
+    format_value,
+    log_config_overview,
+)
+from trainforge.logs._tables import format_table, log_section
+
+__all__ = [
+    "PROVENANCE_LEGEND",
+    "Provenance",
+    "configure_logging",
+    "format_provenance",
+    "format_table",
+    "format_value",
+    "get_logger",
+    "log_config_overview",
+    "log_section",
+    "rank_zero_only",
+]
