@@ -78,7 +78,7 @@ class HookContext:
         return self.data.get(key, default)
 
 
-HookFn = Callable[[HookContext], Union[None, Awaitable[None]]]
+HookFn = Callable[[HookContext], Union[Awaitable[None], None]]
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,7 @@ class HookManager:
                 if self.raise_on_error:
                     raise HookError(
                         f"hook '{entry.name}' failed on event '{event.value}': {exc}",
-                        hint="fix the hook, or build HookManager(raise_on_error=False) to isolate it",
+                        hint="fix the hook, or use HookManager(raise_on_error=False) to isolate it",
                     ) from exc
         return result
 
@@ -233,7 +233,9 @@ def _as_events(events: HookEvent | str | Iterable[HookEvent | str]) -> list[Hook
             out.append(HookEvent(event))
         except ValueError:
             valid = ", ".join(e.value for e in HookEvent)
-            raise HookError(f"unknown hook event '{event}'", hint=f"valid events: {valid}") from None
+            raise HookError(
+                f"unknown hook event '{event}'", hint=f"valid events: {valid}"
+            ) from None
     return out
 
 

@@ -85,18 +85,16 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     import numpy as np
     import torch
 
-    if not isinstance(state, dict) or state.get("version") != RNG_STATE_VERSION:
+    version = state.get("version") if isinstance(state, dict) else None
+    if version != RNG_STATE_VERSION:
         raise ValueError(
-            f"unsupported RNG state (version {state.get('version') if isinstance(state, dict) else None}); "
-            f"expected version {RNG_STATE_VERSION}"
+            f"unsupported RNG state (version {version}); expected version {RNG_STATE_VERSION}"
         )
     py = state["python"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
     npy = state["numpy"]
     keys = np.frombuffer(base64.b64decode(npy["keys"]), dtype=np.uint32)
-    np.random.set_state(
-        (npy["kind"], keys, npy["pos"], npy["has_gauss"], npy["cached_gaussian"])
-    )
+    np.random.set_state((npy["kind"], keys, npy["pos"], npy["has_gauss"], npy["cached_gaussian"]))
     torch_bytes = bytearray(base64.b64decode(state["torch"]))
     torch.set_rng_state(torch.frombuffer(torch_bytes, dtype=torch.uint8).clone())
     cuda_states = state.get("cuda") or []

@@ -14,7 +14,13 @@ from typing import Any
 
 from trainforge.logs._tables import log_section
 
-__all__ = ["PROVENANCE_LEGEND", "Provenance", "format_provenance", "format_value", "log_config_overview"]
+__all__ = [
+    "PROVENANCE_LEGEND",
+    "Provenance",
+    "format_provenance",
+    "format_value",
+    "log_config_overview",
+]
 
 PROVENANCE_LEGEND: tuple[tuple[str, str], ...] = (
     ("default", "the schema's default value; nothing overrode it"),

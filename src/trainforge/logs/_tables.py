@@ -25,7 +25,9 @@ def _normalise(rows: Rows, headers: Sequence[str] | None) -> tuple[list[str], li
     return list(headers or [f"col{i}" for i in range(width)]), body
 
 
-def format_table(rows: Rows, headers: Sequence[str] | None = None, *, title: str | None = None) -> str:
+def format_table(
+    rows: Rows, headers: Sequence[str] | None = None, *, title: str | None = None
+) -> str:
     """Render rows as an aligned text table with one header line (and an optional title)."""
     head, body = _normalise(rows, headers)
     widths = [len(h) for h in head]
@@ -57,4 +59,6 @@ def log_section(
         return
     head, body = _normalise(rows, headers)
     section = {"section": title, "rows": [dict(zip(head, row)) for row in body]}
-    log.log(level, "%s", format_table(rows, headers, title=f"== {title}"), extra={"tf_section": section})
+    log.log(
+        level, "%s", format_table(rows, headers, title=f"== {title}"), extra={"tf_section": section}
+    )

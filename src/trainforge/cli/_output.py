@@ -1,0 +1,40 @@
+"""Shared printing for CLI commands: Rich tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["console", "print_json", "print_table"]
+
+
+def console(stderr: bool = False) -> Console:
+    """A console on the current stdout (or stderr); wide when not a terminal."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS", "200"))
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+
+
+def print_table(
+    title: str | None,
+    headers: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+) -> None:
+    """Print a Rich table; cells are rendered with ``str``."""
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    console().print(table)
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as indented JSON (stable key order)."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

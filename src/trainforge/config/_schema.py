@@ -1,0 +1,355 @@
+"""The ``TrainingConfig`` schema: every section, every field, every default.
+
+Defaults live here and only here; each field documents itself, and the CLI and docs read
+those descriptions. Sections forbid unknown keys; the free-form ``kwargs`` mappings of
+``model`` and ``data`` accept anything the user's class takes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "SECTION_MODELS",
+    "CallbacksConfig",
+    "CheckpointConfig",
+    "DataConfig",
+    "EarlyStoppingConfig",
+    "ExportConfig",
+    "GradientHealthConfig",
+    "LoggersConfig",
+    "LrMonitorConfig",
+    "ModelConfig",
+    "MonitoringConfig",
+    "OptimConfig",
+    "ProfilerConfig",
+    "ProfilerSchedule",
+    "RunConfig",
+    "SchemaBase",
+    "TaskConfig",
+    "TrackingConfig",
+    "TrainerConfig",
+]
+
+
+class SchemaBase(BaseModel):
+    """Base of every section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class RunConfig(SchemaBase):
+    """Identity and reproducibility of one run."""
+
+    name: str | None = Field(None, description="Run name; the run id is used when unset.")
+    seed: int = Field(42, ge=0, lt=2**32, description="Seed for python, numpy and torch.")
+    deterministic: bool = Field(
+        False, description="Use deterministic kernels (bit-exact resume; slower)."
+    )
+    output_dir: str = Field("outputs", description="Parent directory of every run's folder.")
+    tags: list[str] = Field(default_factory=list, description="Free-form labels of the run.")
+    notes: str | None = Field(None, description="Free-form notes stored with the run.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level of the trainforge logger."
+    )
+
+
+class TaskConfig(SchemaBase):
+    """What is learned: modality, task type and sizes."""
+
+    name: str = Field("digits", description="Task name (a built-in task or your own label).")
+    modality: Literal["text", "vision", "tabular", "heatmap"] = Field(
+        "tabular", description="Input modality."
+    )
+    task_type: str = Field(
+        "classification",
+        description="classification, language_modeling, segmentation, heatmap, regression.",
+    )
+    num_classes: int | None = Field(10, gt=0, description="Number of classes, if any.")
+    vocab_size: int | None = Field(None, gt=0, description="Vocabulary size for text tasks.")
+    max_seq_len: int | None = Field(None, gt=0, description="Maximum sequence length.")
+    image_size: list[int] | None = Field(None, description="Image size [height, width].")
+    input_dim: int | None = Field(None, gt=0, description="Input feature size (tabular).")
+
+
+class ModelConfig(SchemaBase):
+    """The network: a built-in name or an import path ``pkg.module:Class``."""
+
+    name: str = Field("mlp", description="Built-in model name or 'pkg.module:Class'.")
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments for the model constructor."
+    )
+
+
+class DataConfig(SchemaBase):
+    """The data: a built-in dataset or an import path, and how it is loaded."""
+
+    name: str = Field("digits", description="Built-in dataset name or 'pkg.module:factory'.")
+    kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments for the dataset factory."
+    )
+    batch_size: int = Field(64, gt=0, description="Training batch size (per device).")
+    val_batch_size: int | None = Field(
+        None, gt=0, description="Validation batch size; batch_size when unset."
+    )
+    val_split: float = Field(
+        0.2, gt=0, lt=1, description="Fraction held out for validation (built-in data)."
+    )
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes.")
+    pin_memory: bool = Field(False, description="Pin host memory (only used with CUDA).")
+    drop_last: bool = Field(False, description="Drop the last incomplete training batch.")
+    shuffle: bool = Field(True, description="Shuffle the training data every epoch.")
+    collator: str = Field("default", description="Collator name: default, text or vision.")
+
+
+class OptimConfig(SchemaBase):
+    """Optimizer and learning-rate schedule."""
+
+    name: Literal["adamw", "adam", "sgd", "rmsprop"] = Field("adamw", description="Optimizer.")
+    lr: float = Field(1e-3, gt=0, description="Peak learning rate.")
+    weight_decay: float = Field(0.01, ge=0, description="Weight decay.")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas.")
+    momentum: float = Field(0.9, ge=0, lt=1, description="Momentum (sgd, rmsprop).")
+    scheduler: Literal["none", "cosine", "linear", "step", "onecycle", "plateau"] = Field(
+        "cosine", description="Learning-rate schedule after warmup."
+    )
+    scheduler_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Extra keyword arguments for the scheduler."
+    )
+    warmup_steps: int = Field(0, ge=0, description="Linear warmup steps (optimizer steps).")
+    warmup_ratio: float = Field(
+        0.0, ge=0, lt=1, description="Warmup as a fraction of all steps (if warmup_steps=0)."
+    )
+
+
+class TrainerConfig(SchemaBase):
+    """How training is driven."""
+
+    engine: Literal["lightning", "plain"] = Field(
+        "lightning", description="Loop driver: Lightning (default) or trainforge's plain loop."
+    )
+    max_epochs: int | None = Field(10, gt=0, description="Stop after this many epochs.")
+    max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps.")
+    precision: Literal["32-true", "16-mixed", "bf16-mixed", "64-true"] = Field(
+        "32-true", description="Numerical precision (mixed precision needs a GPU for 16)."
+    )
+    accelerator: str = Field("auto", description="cpu, gpu, cuda, mps or auto.")
+    devices: int | str = Field("auto", description="Number of devices, a list, or auto.")
+    strategy: str = Field("auto", description="Lightning strategy: auto, ddp, fsdp, ...")
+    accumulate_grad_batches: int = Field(1, ge=1, description="Batches per optimizer step.")
+    gradient_clip_val: float | None = Field(None, gt=0, description="Clip the gradient norm.")
+    optimization: Literal["automatic", "manual"] = Field(
+        "automatic", description="Lightning optimization mode."
+    )
+    micro_batch_size: int | None = Field(
+        None, gt=0, description="Manual mode: split each batch into chunks of this size."
+    )
+    limit_train_batches: float | int | None = Field(
+        None, gt=0, description="Use only this many (int) or this fraction of training batches."
+    )
+    limit_val_batches: float | int | None = Field(
+        None, ge=0, description="Use only this many (int) or this fraction of val batches."
+    )
+    val_check_interval: float | int = Field(
+        1.0, gt=0, description="Validate every N batches (int) or fraction of an epoch."
+    )
+    log_every_n_steps: int = Field(10, gt=0, description="Logger write interval in steps.")
+    checkpoint_every_n_steps: int | None = Field(
+        None, gt=0, description="Also checkpoint every N optimizer steps (mid-epoch resume)."
+    )
+    enable_progress_bar: bool = Field(True, description="Show the Rich progress bar.")
+    compile: bool = Field(False, description="Wrap the model in torch.compile.")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainerConfig:
+        if self.max_epochs is None and self.max_steps is None:
+            raise ValueError("set trainer.max_epochs or trainer.max_steps (both are unset)")
+        if self.optimization == "manual" and self.accumulate_grad_batches > 1:
+            raise ValueError(
+                "trainer.accumulate_grad_batches > 1 conflicts with optimization=manual, which "
+                "accumulates micro-batches itself; set accumulate_grad_batches=1 or use "
+                "optimization=automatic"
+            )
+        if self.micro_batch_size is not None and self.optimization != "manual":
+            raise ValueError("trainer.micro_batch_size needs trainer.optimization=manual")
+        return self
+
+
+class MonitoringConfig(SchemaBase):
+    """Per-layer gradient and weight statistics (TrainingMonitor)."""
+
+    enabled: bool = Field(True, description="Log gradient and weight statistics.")
+    log_gradients: bool = Field(True, description="Per-layer gradient norms.")
+    log_weights: bool = Field(True, description="Per-layer weight norms and update ratios.")
+    log_frequency: int = Field(50, gt=0, description="Compute every N optimizer steps.")
+    histogram: bool = Field(False, description="Also log histograms (costly).")
+
+
+class GradientHealthConfig(SchemaBase):
+    """NaN/Inf, vanishing and exploding gradient detection."""
+
+    enabled: bool = Field(True, description="Check gradient health every step.")
+    vanishing_threshold: float = Field(1e-7, ge=0, description="Norm below this is vanishing.")
+    explosion_threshold: float = Field(1e3, gt=0, description="Norm above this is exploding.")
+    max_consecutive_failures: int = Field(
+        5, gt=0, description="Stop with a diagnosis after this many unhealthy steps in a row."
+    )
+    policy: Literal["stop", "skip", "warn"] = Field(
+        "stop", description="On an unhealthy step: stop after N, skip the step, or only warn."
+    )
+
+
+class ProfilerSchedule(SchemaBase):
+    """torch.profiler schedule: wait, warmup, active steps, repeated."""
+
+    wait: int = Field(1, ge=0, description="Steps skipped before warmup.")
+    warmup: int = Field(1, ge=0, description="Warmup steps (recorded, discarded).")
+    active: int = Field(3, gt=0, description="Recorded steps.")
+    repeat: int = Field(1, ge=0, description="Cycles (0 = until the end).")
+
+
+class ProfilerConfig(SchemaBase):
+    """Profiling with Lightning's profilers."""
+
+    enabled: bool = Field(False, description="Run a profiler.")
+    kind: Literal["simple", "advanced", "pytorch"] = Field("pytorch", description="Profiler.")
+    schedule: ProfilerSchedule = Field(default_factory=ProfilerSchedule)
+    trace_dir: str = Field("${run.output_dir}/profiler", description="Where traces go.")
+    memory: bool = Field(False, description="Record memory (pytorch profiler).")
+
+
+class EarlyStoppingConfig(SchemaBase):
+    """Stop when the monitored metric stops improving."""
+
+    enabled: bool = Field(False, description="Use early stopping.")
+    monitor: str = Field("val/loss", description="Metric to watch.")
+    mode: Literal["min", "max"] = Field("min", description="min or max.")
+    patience: int = Field(5, ge=0, description="Validations without improvement.")
+    min_delta: float = Field(0.0, ge=0, description="Smallest change that counts.")
+
+
+class LrMonitorConfig(SchemaBase):
+    """Log learning rates as ``lr/<group>``."""
+
+    enabled: bool = Field(True, description="Log learning rates.")
+    logging_interval: Literal["step", "epoch"] = Field("step", description="step or epoch.")
+
+
+class CallbacksConfig(SchemaBase):
+    """Monitoring, health checks, profiling, early stopping."""
+
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    gradient_health: GradientHealthConfig = Field(default_factory=GradientHealthConfig)
+    profiler: ProfilerConfig = Field(default_factory=ProfilerConfig)
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    lr_monitor: LrMonitorConfig = Field(default_factory=LrMonitorConfig)
+
+
+class CsvLoggerConfig(SchemaBase):
+    """CSV metrics file."""
+
+    enabled: bool = Field(True, description="Write metrics.csv.")
+    save_dir: str = Field("${run.output_dir}", description="Directory of the logs.")
+
+
+class TensorBoardLoggerConfig(SchemaBase):
+    """TensorBoard event files."""
+
+    enabled: bool = Field(True, description="Write TensorBoard event files.")
+    save_dir: str = Field("${run.output_dir}", description="Directory of the logs.")
+
+
+class WandbLoggerConfig(SchemaBase):
+    """Weights & Biases (pip install 'trainforge[wandb]')."""
+
+    enabled: bool = Field(False, description="Log to W&B.")
+    project: str = Field("trainforge", description="W&B project.")
+    entity: str | None = Field(None, description="W&B entity (team or user).")
+    offline: bool = Field(True, description="Write locally; sync later with 'wandb sync'.")
+    save_dir: str = Field("${run.output_dir}", description="Directory of the local files.")
+
+
+class MlflowLoggerConfig(SchemaBase):
+    """MLflow (pip install 'trainforge[mlflow]')."""
+
+    enabled: bool = Field(False, description="Log to MLflow.")
+    experiment_name: str = Field("trainforge", description="MLflow experiment.")
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI; a SQLite file in the run folder when unset."
+    )
+    save_dir: str = Field("${run.output_dir}", description="Directory of local artifacts.")
+
+
+class CometLoggerConfig(SchemaBase):
+    """Comet (pip install 'trainforge[comet]')."""
+
+    enabled: bool = Field(False, description="Log to Comet.")
+    project: str = Field("trainforge", description="Comet project.")
+    offline: bool = Field(True, description="Write an offline archive instead of uploading.")
+    save_dir: str = Field("${run.output_dir}", description="Directory of offline archives.")
+
+
+class LoggersConfig(SchemaBase):
+    """Experiment loggers; any combination may be enabled at once."""
+
+    csv: CsvLoggerConfig = Field(default_factory=CsvLoggerConfig)
+    tensorboard: TensorBoardLoggerConfig = Field(default_factory=TensorBoardLoggerConfig)
+    wandb: WandbLoggerConfig = Field(default_factory=WandbLoggerConfig)
+    mlflow: MlflowLoggerConfig = Field(default_factory=MlflowLoggerConfig)
+    comet: CometLoggerConfig = Field(default_factory=CometLoggerConfig)
+
+
+class CheckpointConfig(SchemaBase):
+    """Checkpoint saving, retention and resume validation."""
+
+    dirpath: str | None = Field(None, description="Checkpoint directory; <run>/checkpoints.")
+    monitor: str = Field("val/loss", description="Metric that ranks checkpoints.")
+    mode: Literal["min", "max"] = Field("min", description="min or max of the monitor.")
+    keep_best_k: int = Field(3, ge=0, description="Keep the k best by the monitor.")
+    keep_last_n: int = Field(2, ge=0, description="Keep the n most recent.")
+    keep_every_n_epochs: int | None = Field(None, gt=0, description="Also keep every Nth epoch.")
+    save_interval_epochs: int = Field(1, gt=0, description="Save every N epochs.")
+    storage: Literal["torch", "safetensors"] = Field("torch", description="Payload format.")
+    compression: Literal["gzip", "zstd"] | None = Field(None, description="Payload compression.")
+    verify_on_load: bool = Field(True, description="Check sha256 and size before loading.")
+    mirror: str | None = Field(None, description="fsspec URL to copy checkpoints to.")
+    resume_mode: Literal["strict", "warn"] = Field(
+        "strict", description="On config changes at resume: refuse breaking ones, or warn."
+    )
+
+
+class TrackingConfig(SchemaBase):
+    """Experiment tracking store."""
+
+    enabled: bool = Field(True, description="Record the run in the tracking store.")
+    database: str | None = Field(
+        None, description="Store URL or file; TRAINFORGE_DB, else <output_dir>/trainforge.db."
+    )
+    experiment_name: str = Field("default", description="Experiment the run belongs to.")
+    project_name: str = Field("trainforge", description="Project the experiment belongs to.")
+
+
+class ExportConfig(SchemaBase):
+    """Export after training."""
+
+    formats: list[Literal["onnx", "torchscript", "pytorch"]] = Field(
+        default_factory=lambda: ["pytorch"], description="Artifact formats."
+    )
+    bundle: bool = Field(False, description="Build a serving bundle after training.")
+
+
+SECTION_MODELS: dict[str, type[SchemaBase]] = {
+    "run": RunConfig,
+    "task": TaskConfig,
+    "model": ModelConfig,
+    "data": DataConfig,
+    "optim": OptimConfig,
+    "trainer": TrainerConfig,
+    "callbacks": CallbacksConfig,
+    "loggers": LoggersConfig,
+    "checkpoint": CheckpointConfig,
+    "tracking": TrackingConfig,
+    "export": ExportConfig,
+}
