@@ -1,0 +1,453 @@
+"""ExperimentDB: create runs, write single values, and query many runs at once.
+
+Queries that rank or compare runs read ``metric_summaries`` (one row per run and key), so
+their cost grows with the number of runs, not with the number of logged values.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from trainforge.errors import RunNotFoundError, TrackingError, did_you_mean
+from trainforge.tracking._filter import compile_filter, order_clause
+from trainforge.tracking._metric_writes import next_steps, write_metric_rows
+from trainforge.tracking._schema import (
+    RUN_STATUSES,
+    artifacts,
+    metric_summaries,
+    metrics,
+    run_params,
+    run_tags,
+    runs,
+)
+from trainforge.tracking._store import TrackingStore
+from trainforge.tracking._values import config_parts, dumps, flatten, loads, param_value, tag_items
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ExperimentDB"]
+
+_SUMMARY_COLUMNS = ("last", "step", "min", "max", "count")
+
+
+class ExperimentDB:
+    """Runs, metrics and multi-run queries over one tracking store.
+
+    Args:
+        database: A :class:`TrackingStore`, a SQLAlchemy URL, a plain file path, or ``None``
+            for the default (``$TRAINFORGE_DB``, else ``outputs/trainforge.db``).
+
+    Examples:
+        >>> db = ExperimentDB("runs.db")  # doctest: +SKIP
+        >>> run_id = db.log_run("baseline", {"optim": {"lr": 3e-4}})  # doctest: +SKIP
+        >>> db.log_metric(run_id, "val/loss", 0.38, epoch=5)  # doctest: +SKIP
+        >>> db.search_runs("metrics.val/loss < 0.4", order_by="metrics.val/loss")  # doctest: +SKIP
+    """
+
+    def __init__(self, database: TrackingStore | str | None = None) -> None:
+        self.store = database if isinstance(database, TrackingStore) else TrackingStore(database)
+
+    def __repr__(self) -> str:
+        return f"ExperimentDB({self.store.display_url!r})"
+
+    # -- writes ------------------------------------------------------------------------
+
+    def log_run(
+        self,
+        name: str,
+        config: Any = None,
+        *,
+        experiment: str = "default",
+        project: str = "default",
+        tags: Mapping[str, Any] | Iterable[str] | None = None,
+        notes: str | None = None,
+        git_commit: str | None = None,
+        host: str | None = None,
+        system: Mapping[str, Any] | None = None,
+        job_id: int | None = None,
+    ) -> int:
+        """Create a run in status ``running`` and return its id."""
+        data, config_hash, provenance = config_parts(config)
+        now = time.time()
+        row = {
+            "project": project,
+            "experiment": experiment,
+            "name": name,
+            "status": "running",
+            "config": dumps(data),
+            "config_hash": config_hash,
+            "provenance": dumps(provenance),
+            "system": dumps(dict(system) if system else None),
+            "git_commit": git_commit,
+            "host": host,
+            "notes": notes,
+            "start_time": now,
+            "heartbeat_at": now,
+            "job_id": job_id,
+        }
+
+        def write(conn: Connection) -> int:
+            run_id = int(conn.execute(insert(runs).values(row).returning(runs.c.id)).scalar_one())
+            _put(conn, run_tags, run_id, {k: {"value": v} for k, v in tag_items(tags).items()})
+            if data:
+                _put(conn, run_params, run_id, _param_rows(flatten(data)))
+            return run_id
+
+        return self.store.write(write)
+
+    def log_metric(
+        self, run_id: int, key: str, value: float, step: int | None = None, epoch: int | None = None
+    ) -> None:
+        """Append one value (step defaults to the key's next step)."""
+        value = float(value)
+
+        def write(conn: Connection) -> None:
+            self._require_run(conn, run_id)
+            at = step if step is not None else next_steps(conn, run_id, {key})[key]
+            write_metric_rows(conn, [(run_id, key, at, epoch, value, time.time())])
+
+        self.store.write(write)
+
+    def log_params(self, run_id: int, params: Mapping[str, Any]) -> None:
+        """Record params (nested mappings flattened to dotted keys), replacing old values."""
+
+        def write(conn: Connection) -> None:
+            self._require_run(conn, run_id)
+            _put(conn, run_params, run_id, _param_rows(flatten(params)))
+
+        self.store.write(write)
+
+    def set_tags(self, run_id: int, tags: Mapping[str, Any] | Iterable[str]) -> None:
+        """Set tags on a run; a list of names sets each to ``"true"``."""
+
+        def write(conn: Connection) -> None:
+            self._require_run(conn, run_id)
+            _put(conn, run_tags, run_id, {k: {"value": v} for k, v in tag_items(tags).items()})
+
+        self.store.write(write)
+
+    def update_run_status(self, run_id: int, status: str) -> None:
+        """Set a run's status; a final status also records the end time."""
+        if status not in RUN_STATUSES:
+            guess = did_you_mean(status, RUN_STATUSES)
+            raise TrackingError(
+                f"unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}",
+                hint=f"did you mean {guess!r}?" if guess else None,
+            )
+        now = time.time()
+        values: dict[str, Any] = {"status": status, "heartbeat_at": now}
+        values["end_time"] = None if status == "running" else now
+
+        def write(conn: Connection) -> None:
+            self._require_run(conn, run_id)
+            conn.execute(update(runs).where(runs.c.id == run_id).values(values))
+
+        self.store.write(write)
+
+    def heartbeat(self, run_id: int) -> None:
+        """Record that a run is alive now."""
+        self.store.write(
+            lambda c: c.execute(
+                update(runs).where(runs.c.id == run_id).values(heartbeat_at=time.time())
+            )
+        )
+
+    def mark_stale_runs(self, timeout_s: float = 300.0) -> list[int]:
+        """Mark ``running`` runs whose heartbeat is older than ``timeout_s`` as ``stale``."""
+        cutoff = time.time() - timeout_s
+        old = (runs.c.status == "running") & (runs.c.heartbeat_at < cutoff)
+
+        def write(conn: Connection) -> list[int]:
+            ids = list(conn.execute(select(runs.c.id).where(old)).scalars())
+            if ids:
+                conn.execute(update(runs).where(runs.c.id.in_(ids)).values(status="stale"))
+            return ids
+
+        return self.store.write(write)
+
+    # -- single run --------------------------------------------------------------------
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        """Everything about one run: attributes, config, tags, params, metrics, artifacts."""
+
+        def read(conn: Connection) -> dict[str, Any]:
+            row = self._require_run(conn, run_id)
+            run = _run_dict(row, full=True)
+            _attach(conn, [run], metrics_too=True)
+            run["artifacts"] = [
+                dict(a._mapping)
+                for a in conn.execute(
+                    select(artifacts.c.path, artifacts.c.sha256, artifacts.c.size_bytes)
+                    .where(artifacts.c.run_id == run_id)
+                    .order_by(artifacts.c.id)
+                )
+            ]
+            return run
+
+        return self.store.read(read)
+
+    def get_metric_history(self, run_id: int, key: str) -> pd.DataFrame:
+        """All values of one metric of a run, by step: columns step, epoch, value, timestamp."""
+        import pandas as pd
+
+        def read(conn: Connection) -> list[Any]:
+            self._require_run(conn, run_id)
+            query = (
+                select(metrics.c.step, metrics.c.epoch, metrics.c.value, metrics.c.timestamp)
+                .where(metrics.c.run_id == run_id, metrics.c.key == key)
+                .order_by(metrics.c.step, metrics.c.timestamp)
+            )
+            return conn.execute(query).all()
+
+        rows = self.store.read(read)
+        return pd.DataFrame(rows, columns=["step", "epoch", "value", "timestamp"])
+
+    def metric_keys(self, run_id: int) -> list[str]:
+        """The metric names a run has logged."""
+        query = select(metric_summaries.c.key).where(metric_summaries.c.run_id == run_id)
+        return sorted(self.store.read(lambda c: list(c.execute(query).scalars())))
+
+    # -- many runs ---------------------------------------------------------------------
+
+    def search_runs(
+        self,
+        filter: str | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int | None = 100,
+        *,
+        project: str | None = None,
+        experiment: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs matching a filter (see ``docs/tracking.md``), with tags, params, last metrics.
+
+        Raises:
+            FilterSyntaxError: The filter or an ``order_by`` term does not parse.
+        """
+        where = compile_filter(filter)
+        orders = [order_by] if isinstance(order_by, str) else list(order_by or [])
+        terms = [order_clause(spec) for spec in orders]
+        query = select(runs).where(where)
+        if project is not None:
+            query = query.where(runs.c.project == project)
+        if experiment is not None:
+            query = query.where(runs.c.experiment == experiment)
+        query = query.order_by(*terms, runs.c.start_time.desc(), runs.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            found = [_run_dict(row) for row in conn.execute(query)]
+            _attach(conn, found, metrics_too=True)
+            return found
+
+        return self.store.read(read)
+
+    def list_runs(
+        self,
+        *,
+        project: str | None = None,
+        experiment: str | None = None,
+        status: str | None = None,
+        limit: int | None = 100,
+    ) -> list[dict[str, Any]]:
+        """Newest runs first, optionally of one project, experiment or status."""
+        text = f"attributes.status = '{status}'" if status else None
+        return self.search_runs(text, limit=limit, project=project, experiment=experiment)
+
+    def best_run(
+        self,
+        metric: str,
+        mode: str = "min",
+        *,
+        project: str | None = None,
+        experiment: str | None = None,
+    ) -> dict[str, Any] | None:
+        """The run with the best value ever logged for ``metric`` (min or max), or None."""
+        if mode not in ("min", "max"):
+            raise TrackingError(f"best_run mode must be 'min' or 'max', got {mode!r}")
+        column = metric_summaries.c.min_value if mode == "min" else metric_summaries.c.max_value
+        query = (
+            select(metric_summaries.c.run_id, column)
+            .join(runs, runs.c.id == metric_summaries.c.run_id)
+            .where(metric_summaries.c.key == metric, column.is_not(None))
+            .order_by(column.asc() if mode == "min" else column.desc(), runs.c.id)
+            .limit(1)
+        )
+        if project is not None:
+            query = query.where(runs.c.project == project)
+        if experiment is not None:
+            query = query.where(runs.c.experiment == experiment)
+        found = self.store.read(lambda c: c.execute(query).first())
+        if found is None:
+            return None
+        run = self.get_run(found[0])
+        run["best_value"] = found[1]
+        return run
+
+    def compare_runs(
+        self, run_ids: Sequence[int], metrics: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """One row per run (index ``run_id``): attributes, ``params.*`` and last ``metrics.*``."""
+        import pandas as pd
+
+        ids = [int(i) for i in run_ids]
+
+        def read(conn: Connection) -> list[dict[str, Any]]:
+            rows = {
+                r.id: _run_dict(r) for r in conn.execute(select(runs).where(runs.c.id.in_(ids)))
+            }
+            missing = [i for i in ids if i not in rows]
+            if missing:
+                raise RunNotFoundError(
+                    f"no run with id {missing[0]} in {self.store.display_url}",
+                    hint="`trainforge runs list` shows the run ids",
+                )
+            ordered = [rows[i] for i in ids]
+            _attach(conn, ordered, metrics_too=True)
+            return ordered
+
+        records = []
+        for run in self.store.read(read):
+            record = {k: run[k] for k in ("run_id", "name", "experiment", "status", "duration_s")}
+            record.update({f"params.{k}": v for k, v in run["params"].items()})
+            chosen = metrics if metrics is not None else run["metrics"]
+            for key in chosen:
+                summary = run["metrics"].get(key)
+                record[f"metrics.{key}"] = summary["last"] if summary else None
+            records.append(record)
+        return (
+            pd.DataFrame.from_records(records).set_index("run_id")
+            if records
+            else (pd.DataFrame(columns=["name", "experiment", "status", "duration_s"]))
+        )
+
+    def statistics(self) -> dict[str, Any]:
+        """Counts by status, run durations, logged values and storage used."""
+
+        def read(conn: Connection) -> dict[str, Any]:
+            by_status = dict(
+                conn.execute(select(runs.c.status, func.count()).group_by(runs.c.status)).all()
+            )
+            duration = runs.c.end_time - runs.c.start_time
+            stats = conn.execute(
+                select(
+                    func.count(), func.avg(duration), func.max(duration), func.sum(duration)
+                ).where(runs.c.end_time.is_not(None))
+            ).one()
+            values, keys = conn.execute(
+                select(func.coalesce(func.sum(metric_summaries.c["count"]), 0), func.count())
+            ).one()
+            return {
+                "runs": sum(by_status.values()),
+                "by_status": {s: int(by_status.get(s, 0)) for s in RUN_STATUSES},
+                "finished_runs": int(stats[0]),
+                "mean_duration_s": stats[1],
+                "max_duration_s": stats[2],
+                "total_duration_s": stats[3] or 0.0,
+                "metric_values": int(values),
+                "metric_series": int(keys),
+            }
+
+        out = self.store.read(read)
+        out["storage_bytes"] = self.store.storage_bytes()
+        return out
+
+    def _require_run(self, conn: Connection, run_id: int) -> Any:
+        row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise RunNotFoundError(
+                f"no run with id {run_id!r} in {self.store.display_url}",
+                hint="`trainforge runs list` shows the run ids",
+            )
+        return row
+
+
+def _param_rows(params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    rows = {}
+    for key, value in params.items():
+        text, number = param_value(value)
+        rows[key] = {"value": text, "value_num": number}
+    return rows
+
+
+def _put(conn: Connection, table: Any, run_id: int, rows: Mapping[str, dict[str, Any]]) -> None:
+    """Replace the (run_id, key) rows of a tags/params table."""
+    if not rows:
+        return
+    conn.execute(delete(table).where(table.c.run_id == run_id, table.c.key.in_(list(rows))))
+    conn.execute(insert(table), [{"run_id": run_id, "key": k, **v} for k, v in rows.items()])
+
+
+def _run_dict(row: Any, *, full: bool = False) -> dict[str, Any]:
+    m = row._mapping
+    end = m["end_time"]
+    run = {
+        "run_id": m["id"],
+        "name": m["name"],
+        "project": m["project"],
+        "experiment": m["experiment"],
+        "status": m["status"],
+        "start_time": m["start_time"],
+        "end_time": end,
+        "heartbeat_at": m["heartbeat_at"],
+        "duration_s": (end - m["start_time"]) if end is not None else None,
+        "config_hash": m["config_hash"],
+        "git_commit": m["git_commit"],
+        "host": m["host"],
+    }
+    if full:
+        run.update(
+            config=loads(m["config"]),
+            provenance=loads(m["provenance"]),
+            system=loads(m["system"]),
+            notes=m["notes"],
+            job_id=m["job_id"],
+        )
+    return run
+
+
+def _attach(conn: Connection, found: list[dict[str, Any]], *, metrics_too: bool) -> None:
+    """Add tags, params and metric summaries to run dicts with three queries in all."""
+    by_id = {run["run_id"]: run for run in found}
+    for run in found:
+        run.update(tags={}, params={}, metrics={})
+    if not by_id:
+        return
+    ids = list(by_id)
+    for run_id, key, value in conn.execute(
+        select(run_tags.c.run_id, run_tags.c.key, run_tags.c.value).where(
+            run_tags.c.run_id.in_(ids)
+        )
+    ):
+        by_id[run_id]["tags"][key] = value
+    for run_id, key, value, number in conn.execute(
+        select(
+            run_params.c.run_id, run_params.c.key, run_params.c.value, run_params.c.value_num
+        ).where(run_params.c.run_id.in_(ids))
+    ):
+        by_id[run_id]["params"][key] = _param_out(value, number)
+    if metrics_too:
+        s = metric_summaries.c
+        for row in conn.execute(
+            select(
+                s.run_id, s.key, s.last_value, s.last_step, s.min_value, s.max_value, s["count"]
+            ).where(s.run_id.in_(ids))
+        ):
+            by_id[row[0]]["metrics"][row[1]] = dict(zip(_SUMMARY_COLUMNS, row[2:]))
+
+
+def _param_out(text: str, number: float | None) -> Any:
+    if number is not None:
+        return (
+            int(number) if number.is_integer() and "." not in text and "e" not in text else number
+        )
+    try:
+        return loads(text) if text in ("true", "false", "null") or text[:1] in "[{" else text
+    except ValueError:
+        return text

@@ -1,0 +1,238 @@
+"""The tracking store: one SQLAlchemy engine, SQLite (WAL) or PostgreSQL, migrated on open.
+
+SQLite: the pysqlite driver's own transaction handling is switched off
+(``isolation_level=None``) and every write transaction starts with ``BEGIN IMMEDIATE``, so a
+writer takes the write lock up front and waits ``busy_timeout`` for it, instead of failing
+half-way with "database is locked" when it upgrades a read lock. Readers use a plain
+``BEGIN`` and, with WAL, never block writers. PostgreSQL uses a connection pool and the
+database's own locking. Transient lock/serialization errors are retried with backoff, so
+they never reach the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine, event, exc, text
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from trainforge.errors import StoreUnavailableError
+from trainforge.tracking._schema import HEAD_REVISION, VERSION_TABLE
+from trainforge.tracking._url import display_url, resolve_database_url, sqlite_path
+
+__all__ = ["TrackingStore"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_READ_OPTION = "trainforge_read"
+_BUSY_TIMEOUT_MS = 30_000
+_RETRY_SECONDS = 120.0
+_MIGRATION_LOCK_KEY = 7_412_309_881  # PostgreSQL advisory lock for schema upgrades
+_TRANSIENT = ("database is locked", "database is busy", "deadlock detected", "could not serialize")
+
+
+class TrackingStore:
+    """Connection to one tracking database; applies pending migrations when opened.
+
+    Args:
+        url: SQLAlchemy URL or plain file path; ``None`` resolves the default (see
+            :func:`resolve_database_url`).
+        pool_size: PostgreSQL connection pool size.
+
+    Raises:
+        StoreUnavailableError: The database cannot be reached, created or upgraded.
+
+    Examples:
+        >>> store = TrackingStore("sqlite:///:memory:")  # doctest: +SKIP
+    """
+
+    def __init__(self, url: str | None = None, *, pool_size: int = 5) -> None:
+        self.url = resolve_database_url(url)
+        self.display_url = display_url(self.url)
+        self.engine = self._create_engine(pool_size)
+        self.dialect = self.engine.dialect.name
+        self._migrate()
+
+    def __repr__(self) -> str:
+        return f"TrackingStore({self.display_url!r})"
+
+    def _create_engine(self, pool_size: int) -> Engine:
+        try:
+            parsed = make_url(self.url)
+        except exc.ArgumentError as err:
+            raise StoreUnavailableError(
+                f"tracking database URL {self.url!r} is not a valid URL: {err}",
+                hint="use sqlite:///path/to/file.db, postgresql+psycopg://user@host/db "
+                "or a plain file path",
+            ) from err
+        if parsed.drivername.startswith("sqlite"):
+            path = sqlite_path(self.url)
+            if path is not None and "mode=ro" not in self.url:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            connect_args = {"check_same_thread": False, "timeout": _BUSY_TIMEOUT_MS / 1000}
+            if (parsed.database or "").startswith("file:"):
+                connect_args["uri"] = True
+            engine = create_engine(self.url, connect_args=connect_args)
+            event.listen(engine, "connect", _sqlite_on_connect)
+            event.listen(engine, "begin", _sqlite_on_begin)
+            return engine
+        try:
+            return create_engine(
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+        except (exc.NoSuchModuleError, ModuleNotFoundError) as err:
+            raise StoreUnavailableError(
+                f"no database driver for {self.display_url}: {err}",
+                hint="for PostgreSQL: pip install 'trainforge[postgres]' and use "
+                "postgresql+psycopg://",
+            ) from err
+
+    # -- transactions ------------------------------------------------------------------
+
+    def write(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` in one write transaction, retrying transient lock errors."""
+        return self._run(fn, read=False)
+
+    def read(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn(conn)`` in one read transaction (never blocks SQLite writers)."""
+        return self._run(fn, read=True)
+
+    def _run(self, fn: Callable[[Connection], T], *, read: bool) -> T:
+        deadline = time.monotonic() + _RETRY_SECONDS
+        delay = 0.005
+        while True:
+            try:
+                with self.engine.connect() as conn:
+                    if read:
+                        conn = conn.execution_options(**{_READ_OPTION: True})
+                    with conn.begin():
+                        return fn(conn)
+            except exc.DBAPIError as err:
+                if _is_transient(err) and time.monotonic() < deadline:
+                    time.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 0.5)
+                    continue
+                raise self.unavailable(err) from err
+
+    def unavailable(self, err: BaseException) -> StoreUnavailableError:
+        """Turn a driver error into a message naming the database and what to do."""
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        lowered = reason.lower()
+        if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
+            return StoreUnavailableError(
+                f"tracking database {self.display_url} is read-only: {reason}",
+                path=sqlite_path(self.url),
+                hint="point --db / TRAINFORGE_DB at a writable database, or fix the file's "
+                "permissions",
+            )
+        if "unable to open" in lowered:
+            return StoreUnavailableError(
+                f"cannot open tracking database {self.display_url}: {reason}",
+                path=sqlite_path(self.url),
+                hint="check that the directory exists and is writable",
+            )
+        return StoreUnavailableError(
+            f"tracking database {self.display_url} is unavailable: {reason}",
+            hint="check the URL (--db / TRAINFORGE_DB) and that the server is running",
+        )
+
+    # -- schema ------------------------------------------------------------------------
+
+    def current_revision(self) -> str | None:
+        """The schema revision recorded in the database (``None`` for an empty one)."""
+
+        def query(conn: Connection) -> str | None:
+            from sqlalchemy import inspect
+
+            if not inspect(conn).has_table(VERSION_TABLE):
+                return None
+            return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+
+        return self.read(query)
+
+    def _migrate(self) -> None:
+        if self.current_revision() == HEAD_REVISION:
+            return
+        self.write(self.upgrade)
+
+    def upgrade(self, conn: Connection, revision: str = "head") -> None:
+        """Apply migrations up to ``revision`` on ``conn`` (inside its transaction)."""
+        from alembic import command
+        from alembic.config import Config
+
+        if self.dialect == "postgresql":  # one upgrader at a time; others wait, then no-op
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+        config = Config()
+        config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+        config.attributes["connection"] = conn
+        log.info("upgrading tracking database %s to revision %s", self.display_url, revision)
+        command.upgrade(config, revision)
+
+    # -- sizes -------------------------------------------------------------------------
+
+    def storage_bytes(self) -> int:
+        """Bytes the database uses on disk (SQLite file + WAL, or the PostgreSQL database)."""
+        if self.dialect == "postgresql":
+            return int(
+                self.read(
+                    lambda c: c.execute(text("SELECT pg_database_size(current_database())"))
+                ).scalar()
+                or 0
+            )
+        path = sqlite_path(self.url)
+        if path is None:
+            return 0
+        return sum(
+            p.stat().st_size for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()
+        )
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _is_transient(err: exc.DBAPIError) -> bool:
+    message = str(err.orig if err.orig is not None else err).lower()
+    return any(marker in message for marker in _TRANSIENT)
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Take transactions away from pysqlite: we emit BEGIN / BEGIN IMMEDIATE ourselves.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        if cursor.execute("PRAGMA query_only").fetchone()[0] == 0:
+            try:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            except Exception:  # a read-only file keeps its journal mode; reads still work
+                log.debug("could not switch the tracking database to WAL", exc_info=True)
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    mode = "" if conn.get_execution_options().get(_READ_OPTION) else " IMMEDIATE"
+    conn.exec_driver_sql(f"BEGIN{mode}")
+
+
+# Re-exported for the tests that build an older revision by hand.
+def upgrade_to(store_url: str, revision: str) -> None:
+    """Create or upgrade the database at ``store_url`` to ``revision`` only (for tests)."""
+    store = TrackingStore.__new__(TrackingStore)
+    store.url = resolve_database_url(store_url)
+    store.display_url = display_url(store.url)
+    store.engine = store._create_engine(1)
+    store.dialect = store.engine.dialect.name
+    try:
+        store.write(lambda conn: store.upgrade(conn, revision))
+    finally:
+        store.dispose()
