@@ -6,6 +6,7 @@ No torch import: the tracker and the ``runs``/``registry`` commands start fast.
 
 from trainforge.tracking._experiment_db import ExperimentDB
 from trainforge.tracking._filter import parse_filter
+from trainforge.tracking._registry import ModelRegistry
 from trainforge.tracking._schema import MODEL_TAGS, RUN_STATUSES
 from trainforge.tracking._store import TrackingStore
 from trainforge.tracking._tracker import ExperimentTracker, system_info
@@ -17,6 +18,7 @@ __all__ = [
     "RUN_STATUSES",
     "ExperimentDB",
     "ExperimentTracker",
+    "ModelRegistry",
     "TrackingStore",
     "parse_filter",
     "resolve_database_url",
