@@ -1,0 +1,64 @@
+"""Checkpoints you can trust: atomic, verified, versioned, retained by policy.
+
+``CheckpointManager`` is the entry point; the other names are the parts it is built
+from, public so they can be tested, extended (retention policies, storage backends,
+migrations) and used by the CLI. Importing this package does not import torch.
+"""
+
+from trainforge.checkpoint._compression import COMPRESSIONS, Compression
+from trainforge.checkpoint._integrity import FileEntry, HashingWriter
+from trainforge.checkpoint._layout import FORMAT_VERSION, MANIFEST_NAME
+from trainforge.checkpoint._lightning import inspect_lightning_checkpoint, lightning_to_state
+from trainforge.checkpoint._lock import CheckpointLocks
+from trainforge.checkpoint._manager import CheckpointManager
+from trainforge.checkpoint._manifest import Manifest, read_manifest
+from trainforge.checkpoint._metadata import CheckpointMetadata, TTLCache
+from trainforge.checkpoint._migration import MIGRATIONS, Migration
+from trainforge.checkpoint._mirror import Mirror, MirrorFailure
+from trainforge.checkpoint._reader import VerifyReport, read_checkpoint, verify_checkpoint
+from trainforge.checkpoint._resume import ResumeResult, compare_state_dicts
+from trainforge.checkpoint._retention import (
+    AnyOf,
+    KeepBestK,
+    KeepEveryNEpochs,
+    KeepLastN,
+    KeepProtected,
+    RetentionPolicy,
+    plan_retention,
+)
+from trainforge.checkpoint.storage import STORAGE_BACKENDS, StorageBackend
+
+__all__ = [
+    "COMPRESSIONS",
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "MIGRATIONS",
+    "STORAGE_BACKENDS",
+    "AnyOf",
+    "CheckpointLocks",
+    "CheckpointManager",
+    "CheckpointMetadata",
+    "Compression",
+    "FileEntry",
+    "HashingWriter",
+    "KeepBestK",
+    "KeepEveryNEpochs",
+    "KeepLastN",
+    "KeepProtected",
+    "Manifest",
+    "Migration",
+    "Mirror",
+    "MirrorFailure",
+    "ResumeResult",
+    "RetentionPolicy",
+    "StorageBackend",
+    "TTLCache",
+    "VerifyReport",
+    "compare_state_dicts",
+    "inspect_lightning_checkpoint",
+    "lightning_to_state",
+    "plan_retention",
+    "read_checkpoint",
+    "read_manifest",
+    "verify_checkpoint",
+]

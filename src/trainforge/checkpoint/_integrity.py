@@ -1,0 +1,177 @@
+"""Integrity: hash while writing, verify before deserialising, durable renames.
+
+Saving hashes bytes as they go through :class:`HashingWriter` (no second read of the
+file). Loading maps the file once, checks size and SHA256 over the mapping, and hands
+the same mapping to the deserialiser, so verification costs one pass of hashing and no
+extra copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from trainforge.errors import CheckpointCorruptedError
+
+__all__ = [
+    "FileEntry",
+    "HashingWriter",
+    "fsync_dir",
+    "hash_file",
+    "hash_file_and_fsync",
+    "open_payload",
+]
+
+_CHUNK = 8 << 20
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """What the manifest records for one payload file."""
+
+    sha256: str
+    size: int
+    compression: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the JSON manifest."""
+        return {"sha256": self.sha256, "size": self.size, "compression": self.compression}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileEntry:
+        """Inverse of :meth:`to_dict`."""
+        return cls(str(data["sha256"]), int(data["size"]), data.get("compression"))
+
+
+class HashingWriter:
+    """A write-only file wrapper that updates SHA256 and a byte count as bytes go through."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.size = 0
+        self._hash = hashlib.sha256()
+
+    def write(self, data: Any) -> int:
+        """Write ``data`` to the file and feed it to the hash (hashlib releases the GIL)."""
+        view = memoryview(data)
+        self._hash.update(view)
+        self.size += view.nbytes
+        self.raw.write(view)
+        return view.nbytes
+
+    def flush(self) -> None:
+        """Flush the underlying file."""
+        self.raw.flush()
+
+    def hexdigest(self) -> str:
+        """SHA256 of everything written so far."""
+        return self._hash.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or unlink inside ``path`` durable (no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on directories; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """SHA256 and size of a file, read in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def hash_file_and_fsync(path: Path) -> tuple[str, int]:
+    """Hash a just-written file while its fsync runs, hiding the hash behind the disk flush.
+
+    Used for writers that only accept a path (safetensors): the bytes are still in the
+    page cache, so the hash reads memory, not disk.
+    """
+    errors: list[BaseException] = []
+
+    def sync() -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=sync, name="trainforge-fsync")
+    thread.start()
+    try:
+        result = hash_file(path)
+    finally:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return result
+
+
+def open_payload(path: Path, entry: FileEntry, *, verify: bool) -> Any:
+    """Map ``path`` read-only after checking its size and (with ``verify``) its SHA256.
+
+    Returns:
+        A read-only buffer (``mmap`` or ``b""``); the caller closes it when done.
+
+    Raises:
+        CheckpointCorruptedError: The file is missing, has the wrong size or hash.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise CheckpointCorruptedError(
+            f"checkpoint file {path} is missing (listed in the manifest)", path=path
+        ) from None
+    try:
+        size = os.fstat(fd).st_size
+        if size != entry.size:
+            raise CheckpointCorruptedError(
+                f"checkpoint file {path} has {size} bytes, the manifest says {entry.size} "
+                "(truncated or overwritten)",
+                path=path,
+                expected=entry.sha256,
+                actual=_digest_fd(fd) if size < (1 << 30) else "(not computed: size differs)",
+            )
+        buffer: Any = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if size else b""
+    finally:
+        os.close(fd)
+    if verify:
+        actual = hashlib.sha256(buffer).hexdigest()
+        if actual != entry.sha256:
+            if isinstance(buffer, mmap.mmap):
+                buffer.close()
+            raise CheckpointCorruptedError(
+                f"checkpoint file {path} does not match its manifest (sha256 differs)",
+                path=path,
+                expected=entry.sha256,
+                actual=actual,
+            )
+    return buffer
+
+
+def _digest_fd(fd: int) -> str:
+    digest = hashlib.sha256()
+    os.lseek(fd, 0, os.SEEK_SET)
+    while chunk := os.read(fd, _CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()

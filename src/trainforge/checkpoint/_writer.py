@@ -1,0 +1,151 @@
+"""Write one checkpoint directory atomically and describe it in its manifest.
+
+The payload and the manifest are written into ``.tmp-<name>-<token>/``, fsynced, and the
+directory is renamed to its final name under the directory lock, then the parent is
+fsynced. A process killed at any moment leaves either a complete checkpoint or a hidden
+temporary directory that listing ignores and pruning removes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from trainforge._version import __version__
+from trainforge.checkpoint._compression import compression_for
+from trainforge.checkpoint._integrity import fsync_dir
+from trainforge.checkpoint._layout import (
+    TEMP_PREFIX,
+    TRASH_PREFIX,
+    checkpoint_name,
+    parse_checkpoint_name,
+)
+from trainforge.checkpoint._lock import CheckpointLocks
+from trainforge.checkpoint._manifest import Manifest, write_manifest
+from trainforge.checkpoint.storage import get_storage
+from trainforge.config import config_hash
+from trainforge.errors import CheckpointSaveError
+
+__all__ = ["config_fields", "environment_info", "next_index", "write_checkpoint"]
+
+
+def config_fields(config: Any) -> dict[str, Any]:
+    """Config, its hash and its provenance as plain data (mapping or config object)."""
+    if config is None:
+        return {"config": None, "config_hash": None, "config_provenance": None}
+    if isinstance(config, Mapping):
+        return {
+            "config": dict(config),
+            "config_hash": config_hash(config),
+            "config_provenance": None,
+        }
+    to_dict = getattr(config, "to_dict", None)
+    if not callable(to_dict):
+        raise TypeError(f"config must be a mapping or have to_dict(); got {type(config).__name__}")
+    hasher = getattr(config, "config_hash", None)
+    provenance = getattr(config, "provenance_dict", None)
+    return {
+        "config": to_dict(),
+        "config_hash": hasher() if callable(hasher) else config_hash(to_dict()),
+        "config_provenance": provenance() if callable(provenance) else None,
+    }
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def environment_info() -> dict[str, Any]:
+    """Git commit + dirty flag of the working directory and library versions."""
+    commit = _git("rev-parse", "HEAD")
+    dirty = None
+    if commit:
+        status = _git("status", "--porcelain", "--untracked-files=no")
+        dirty = bool(status) if status is not None else None
+    torch = sys.modules.get("torch")
+    return {
+        "git": {"commit": commit, "dirty": dirty},
+        "versions": {
+            "trainforge": __version__,
+            "torch": getattr(torch, "__version__", None),
+            "python": platform.python_version(),
+        },
+        "hostname": platform.node(),
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+    }
+
+
+def next_index(root: Path) -> int:
+    """One more than the highest checkpoint number in ``root`` (complete or not)."""
+    highest = 0
+    for entry in os.scandir(root):
+        parsed = parse_checkpoint_name(entry.name)
+        if parsed is not None:
+            highest = max(highest, parsed[0])
+    return highest + 1
+
+
+def write_checkpoint(
+    root: Path,
+    state: dict[str, Any],
+    metadata: dict[str, Any],
+    *,
+    storage: str,
+    compression: str | None,
+    locks: CheckpointLocks,
+    replace: Path | None = None,
+) -> Path:
+    """Write ``state`` + manifest atomically under ``root``; return the final directory.
+
+    With ``replace``, the new checkpoint takes that directory's name and the old one is
+    removed (used by format migration); otherwise it gets the next free number.
+
+    Raises:
+        CheckpointSaveError: The disk is full, a permission is missing, or another OS
+            error; the temporary directory is removed and existing checkpoints are intact.
+    """
+    backend = get_storage(storage)
+    codec = compression_for(compression)
+    epoch, step = int(metadata["epoch"]), int(metadata["global_step"])
+    temp = root / f"{TEMP_PREFIX}epoch{epoch:04d}-step{step:06d}-{uuid.uuid4().hex[:12]}"
+    try:
+        with locks.writing(temp.name):
+            temp.mkdir()
+            files = backend.write(state, temp, compression=codec)
+            manifest = Manifest(storage=backend.name, files=files, metadata=metadata)
+            write_manifest(temp, manifest)
+            fsync_dir(temp)
+            with locks.exclusive():
+                if replace is None:
+                    final = root / checkpoint_name(next_index(root), epoch, step)
+                else:
+                    final, old = replace, root / f"{TRASH_PREFIX}{replace.name}-{temp.name[-12:]}"
+                    os.rename(replace, old)
+                os.rename(temp, final)
+                fsync_dir(root)
+            if replace is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(temp, ignore_errors=True)
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise CheckpointSaveError(
+            f"could not write checkpoint epoch {epoch} step {step} to {root}: {reason}",
+            path=root,
+            hint="free disk space or fix permissions; earlier checkpoints are untouched",
+        ) from exc
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return final
