@@ -1,0 +1,112 @@
+"""TrackingStore: URL resolution, migrations (old databases upgrade), unavailable stores."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from trainforge.errors import StoreUnavailableError
+from trainforge.tracking import DATABASE_ENV_VAR, ExperimentDB, TrackingStore, resolve_database_url
+from trainforge.tracking._schema import HEAD_REVISION
+from trainforge.tracking._store import upgrade_to
+
+
+@pytest.mark.parametrize(
+    ("database", "env", "output_dir", "expected_tail"),
+    [
+        ("postgresql+psycopg://u@h/db", "sqlite:///env.db", "out", "postgresql+psycopg://u@h/db"),
+        (None, "sqlite:////tmp/env.db", "out", "sqlite:////tmp/env.db"),
+        (None, None, "out", "/out/trainforge.db"),
+        ("", None, "runs", "/runs/trainforge.db"),
+        ("plain/file.db", None, "out", "/plain/file.db"),
+    ],
+)
+def test_resolve_database_url(database, env, output_dir, expected_tail, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    if env is None:
+        monkeypatch.delenv(DATABASE_ENV_VAR, raising=False)
+    else:
+        monkeypatch.setenv(DATABASE_ENV_VAR, env)
+    url = resolve_database_url(database, output_dir)
+    assert url.endswith(expected_tail)
+    if "://" not in (database or env or ""):
+        assert url == f"sqlite:///{tmp_path}{expected_tail}"
+
+
+def test_open_migrates_to_head(store_url):
+    store = TrackingStore(store_url)
+    assert store.current_revision() == HEAD_REVISION
+    assert {"runs", "metrics", "metric_summaries", "models", "jobs", "schedules"} <= set(
+        sa.inspect(store.engine).get_table_names()
+    )
+    store.dispose()
+
+
+def test_plain_path_opens_sqlite_in_wal_mode(tmp_path):
+    db = ExperimentDB(str(tmp_path / "nested" / "runs.db"))
+    db.log_run("a")
+    with sqlite3.connect(tmp_path / "nested" / "runs.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _check_upgrade_from_first_revision(url: str) -> None:
+    upgrade_to(url, "0001")
+    engine = sa.create_engine(url, poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        assert "jobs" not in sa.inspect(conn).get_table_names()
+        conn.execute(
+            sa.text(
+                "INSERT INTO runs (project, experiment, name, status, start_time) "
+                "VALUES ('p', 'e', 'old-run', 'completed', :t)"
+            ),
+            {"t": time.time()},
+        )
+    engine.dispose()
+    db = ExperimentDB(url)  # opening applies revision 0002
+    assert db.store.current_revision() == HEAD_REVISION
+    run = db.list_runs()[0]
+    assert run["name"] == "old-run"
+    assert db.get_run(run["run_id"])["job_id"] is None
+    assert "jobs" in sa.inspect(db.store.engine).get_table_names()
+    db.store.dispose()
+
+
+def test_database_from_first_revision_upgrades_sqlite(tmp_path):
+    _check_upgrade_from_first_revision(f"sqlite:///{tmp_path / 'old.db'}")
+
+
+@pytest.mark.postgres
+def test_database_from_first_revision_upgrades_postgres(fresh_pg_url):
+    _check_upgrade_from_first_revision(fresh_pg_url)
+
+
+def test_unreachable_postgres_is_a_clear_error():
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
+    with pytest.raises(StoreUnavailableError, match=r"127\.0\.0\.1:1/nowhere"):
+        TrackingStore(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [("bogus://host/db", "no database driver"), ("postgresql+psycopg://[bad", r"\[bad")],
+)
+def test_invalid_url_is_a_clear_error(url, message):
+    with pytest.raises(StoreUnavailableError, match=message):
+        TrackingStore(url)
+
+
+def test_read_only_database_file(tmp_path):
+    path = tmp_path / "runs.db"
+    db = ExperimentDB(str(path))
+    run_id = db.log_run("kept")
+    db.store.dispose()
+    # Tests run as root, which ignores file modes: SQLite's read-only open mode is the
+    # dependable way to get a database that refuses writes.
+    read_only = ExperimentDB(f"sqlite:///file:{path}?mode=ro&uri=true")
+    assert read_only.get_run(run_id)["name"] == "kept"
+    with pytest.raises(StoreUnavailableError, match="read-only") as caught:
+        read_only.log_run("refused")
+    assert str(path) in str(caught.value)
