@@ -56,6 +56,10 @@ class ExperimentDB:
     def __repr__(self) -> str:
         return f"ExperimentDB({self.store.display_url!r})"
 
+    def close(self) -> None:
+        """Close the store's pooled connections."""
+        self.store.dispose()
+
     # -- writes ------------------------------------------------------------------------
 
     def log_run(

@@ -48,6 +48,10 @@ class ModelRegistry:
     def __repr__(self) -> str:
         return f"ModelRegistry({self.store.display_url!r})"
 
+    def close(self) -> None:
+        """Close the store's pooled connections."""
+        self.store.dispose()
+
     def register_model(
         self,
         name: str,

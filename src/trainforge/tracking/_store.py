@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -56,6 +57,8 @@ class TrackingStore:
         self.url = resolve_database_url(url)
         self.display_url = display_url(self.url)
         self.engine = self._create_engine(pool_size)
+        # Close pooled connections when the store is dropped without dispose().
+        weakref.finalize(self, self.engine.dispose)
         self.dialect = self.engine.dialect.name
         self._migrate()
 

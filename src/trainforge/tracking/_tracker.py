@@ -80,6 +80,7 @@ class ExperimentTracker:
         heartbeat_interval_s: float = 10.0,
         handle_sigterm: bool = True,
     ) -> None:
+        self._owns_store = store is None
         if store is None:
             store = TrackingStore(_database_from(config, database))
         self.store = store
@@ -243,6 +244,8 @@ class ExperimentTracker:
         self.db.update_run_status(self.run_id, status)
         self.status = status
         atexit.unregister(self._at_exit)
+        if self._owns_store:
+            self.store.dispose()
         if (
             self._previous_sigterm is not None
             and signal.getsignal(signal.SIGTERM) == self._on_sigterm
