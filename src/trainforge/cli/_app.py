@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-import click
 import typer
 
 from trainforge._version import __version__
@@ -48,23 +47,17 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return (and, as a script, exit with) 0, 1 or 2."""
+    """Run the CLI and return its exit code: 0, 1 (user error) or 2 (usage error)."""
     try:
-        app(args=argv, prog_name="trainforge", standalone_mode=False)
+        # standalone mode: Typer prints usage errors itself and exits with code 2
+        app(args=argv, prog_name="trainforge", standalone_mode=True)
+    except SystemExit as exc:
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else 1
     except TrainforgeError as exc:
         typer.echo(f"error: {exc.user_message()}", err=True)
         return 1
-    except click.exceptions.UsageError as exc:
-        exc.show()
-        return 2
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        typer.echo("aborted", err=True)
-        return 1
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        return exc.exit_code
     return 0
 
 

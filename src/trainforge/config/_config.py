@@ -226,7 +226,7 @@ def derive_values(data: dict[str, Any]) -> list[str]:
     section = data.get("data")
     if isinstance(section, dict) and section.get("val_batch_size") is None:
         batch = section.get("batch_size")
-        if isinstance(batch, int) and not isinstance(batch, bool):
+        if isinstance(batch, int) and not isinstance(batch, bool) and batch > 0:
             section["val_batch_size"] = batch
             derived.append("data.val_batch_size")
     return derived

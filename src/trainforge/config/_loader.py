@@ -74,7 +74,7 @@ def _file_source(name: str) -> Callable[[str], str]:
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigFileError(
-            f"config file not found: {path}",
+            f"config file not found: {_display(path)}",
             file=path,
             hint="check the path; config files are YAML (.yaml/.yml)",
         )
@@ -218,8 +218,13 @@ def split_cli_args(args: Iterable[str]) -> tuple[list[str], list[str]]:
                 )
         elif "=" in word and not Path(word).exists():
             overrides.append(word)
-        else:
+        elif Path(word).suffix in (".yaml", ".yml") or Path(word).exists():
             files.append(word)
+        else:
+            raise ConfigError(
+                f"override '{word}' is not of the form key=value (and no such config file exists)",
+                hint="write overrides as section.key=value, e.g. optim.lr=3e-4",
+            )
         i += 1
     return files, overrides
 
@@ -277,6 +282,14 @@ def schema_paths() -> list[str]:
     return _SCHEMA_PATHS
 
 
+def _add_unknown(unknown: list[str], path: str, value: Any) -> None:
+    # report full leaf paths ("optm.lr", not "optm") so the suggestion can be exact
+    if isinstance(value, Mapping) and value:
+        unknown.extend(flatten(value, path))
+    else:
+        unknown.append(path)
+
+
 def _unknown_keys(data: Mapping[str, Any]) -> list[str]:
     unknown: list[str] = []
 
@@ -287,7 +300,7 @@ def _unknown_keys(data: Mapping[str, Any]) -> list[str]:
             path = f"{prefix}.{key}" if prefix else str(key)
             field = model.model_fields.get(str(key))
             if field is None:
-                unknown.append(path)
+                _add_unknown(unknown, path, value)
                 continue
             annotation = field.annotation
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -296,7 +309,7 @@ def _unknown_keys(data: Mapping[str, Any]) -> list[str]:
     for key, value in data.items():
         model = SECTION_MODELS.get(str(key))
         if model is None:
-            unknown.append(str(key))
+            _add_unknown(unknown, str(key), value)
         else:
             walk(value, model, str(key))
     return unknown
@@ -391,6 +404,8 @@ def _validation_issues(
 ) -> list[ConfigIssue]:
     issues = []
     for error in exc.errors(include_url=False):
+        if error["type"] == "extra_forbidden":
+            continue  # unknown keys are reported (with suggestions) before validation
         loc = [str(p) for p in error["loc"]]
         # pydantic appends the union member / validator name for some errors; drop those
         while loc and loc[-1] not in _known_tail(loc):
@@ -481,8 +496,8 @@ def load_config(
         cli_files, cli_items = split_cli_args(cli)
         if cli_files:
             raise ConfigError(
-                f"not an override: {cli_files[0]!r}",
-                hint="overrides are key=value, e.g. optim.lr=3e-4",
+                f"override '{cli_files[0]}' is not of the form key=value",
+                hint="pass config files as positional files, overrides as key=value",
             )
         layers.append(Layer(parse_overrides(cli_items), "cli"))
     if overrides:

@@ -1,0 +1,123 @@
+"""Every kind of bad input gets a clear error naming what, where and how to fix it."""
+
+from pathlib import Path
+
+import pytest
+
+from trainforge.config import TrainingConfig, load_config
+from trainforge.errors import ConfigError, ConfigFileError
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_unknown_key_names_path_file_and_suggestion(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "train.yaml", "optim:\n  lrr: 0.1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config("train.yaml", environ={})
+    text = str(info.value)
+    assert "optim.lrr: unknown key; did you mean optim.lr?" in text
+    assert "(set by config:train.yaml:optim)" in text
+
+
+def test_unknown_section_is_reported():
+    with pytest.raises(ConfigError, match=r"optm\.lr: unknown key; did you mean optim\.lr\?"):
+        load_config(cli=["optm.lr=1"], environ={})
+
+
+def test_wrong_type_and_range_name_key_value_and_layer(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "train.yaml", "trainer:\n  max_epochs: many\n")
+    with pytest.raises(ConfigError) as info:
+        load_config("train.yaml", cli=["optim.lr=-1"], environ={})
+    text = str(info.value)
+    assert "2 problems" in text
+    assert "trainer.max_epochs" in text and "'many'" in text
+    assert "(set by config:train.yaml:trainer)" in text
+    assert "optim.lr: Input should be greater than 0 (got -1) (set by cli)" in text
+
+
+def test_all_problems_reported_at_once():
+    with pytest.raises(ConfigError) as info:
+        load_config(cli=["optim.lrr=1", "data.batch_size=0", "optim.name=lion"], environ={})
+    keys = {issue.key for issue in info.value.issues}
+    assert keys == {"optim.lrr", "data.batch_size", "optim.name"}
+
+
+def test_malformed_yaml_gives_file_line_and_column(tmp_path):
+    bad = write(tmp_path / "bad.yaml", "optim:\n  lr: 0.1\n  betas: [0.9, 0.99\nrun:\n  seed: 1\n")
+    with pytest.raises(ConfigFileError) as info:
+        load_config(bad, environ={})
+    assert f"malformed YAML in {bad} at line 4, column " in str(info.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigFileError, match="config file not found: .*nope.yaml"):
+        load_config(tmp_path / "nope.yaml", environ={})
+
+
+def test_dotlist_item_without_equals():
+    with pytest.raises(ConfigError, match="'optim.lr' is not of the form key=value"):
+        load_config(cli=["optim.lr"], environ={})
+
+
+def test_interpolation_to_a_missing_key(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "t.yaml", "run:\n  notes: ${run.missing_key}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config("t.yaml", environ={})
+    text = str(info.value)
+    assert "run.notes: Interpolation key 'run.missing_key' not found" in text
+    assert "config:t.yaml:run" in text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"preset": "tiny"}, "unknown preset 'tiny'.*valid presets: small, medium, large"),
+        ({"template": "digitz"}, "unknown template 'digitz'; did you mean 'digits'\\?.*digits"),
+        ({"env": "prod"}, "unknown environment 'prod'.*valid environments"),
+    ],
+)
+def test_unknown_preset_template_environment_list_valid_names(kwargs, message):
+    with pytest.raises(ConfigError, match=f"(?s){message}"):
+        load_config(environ={}, **kwargs)
+
+
+def test_unknown_environment_lists_those_defined(tmp_path):
+    cfg = write(tmp_path / "t.yaml", "environments:\n  dev: {}\n  test: {}\n")
+    with pytest.raises(ConfigError, match="valid environments: dev, test"):
+        load_config(cfg, env="staging", environ={})
+
+
+def test_include_cycle_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "a.yaml", "defaults: [b.yaml]\n")
+    write(tmp_path / "b.yaml", "defaults: [a.yaml]\n")
+    with pytest.raises(ConfigFileError, match=r"include cycle: a.yaml -> b.yaml -> a.yaml"):
+        load_config("a.yaml", environ={})
+
+
+def test_missing_include(tmp_path):
+    cfg = write(tmp_path / "a.yaml", "defaults: [nowhere.yaml]\n")
+    with pytest.raises(ConfigFileError, match="'nowhere.yaml' included by .*a.yaml"):
+        load_config(cfg, environ={})
+
+
+def test_cross_field_rule_fails_before_training():
+    with pytest.raises(ConfigError, match="conflicts with optimization=manual"):
+        load_config(
+            cli=["trainer.optimization=manual", "trainer.accumulate_grad_batches=4"], environ={}
+        )
+
+
+def test_update_rejects_unknown_key_and_invalid_value():
+    cfg = TrainingConfig()
+    with pytest.raises(ConfigError, match="did you mean optim.lr"):
+        cfg.update("optim.lrr", 0.1)
+    with pytest.raises(ConfigError, match="optim.lr"):
+        cfg.update("optim.lr", -5)
+    assert cfg.optim.lr == TrainingConfig().optim.lr
