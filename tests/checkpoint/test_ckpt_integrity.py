@@ -76,9 +76,10 @@ def test_damage_is_detected_named_and_isolated(
     assert error.alternative == str(first)
     assert "newest valid alternative" in str(error)
     if damage == "flipped byte":
-        assert error.expected == json.loads((second / MANIFEST_NAME).read_text())["files"][
-            "state.pt"
-        ]["sha256"]
+        assert (
+            error.expected
+            == json.loads((second / MANIFEST_NAME).read_text())["files"]["state.pt"]["sha256"]
+        )
         assert error.actual == hash_file(second / "state.pt")[0]
 
     reports = {r.path.name: r for r in manager.verify()}

@@ -30,7 +30,7 @@ from trainforge.checkpoint._compression import compression_for
 from trainforge.checkpoint._integrity import fsync_dir
 from trainforge.checkpoint._lightning import lightning_to_state, read_lightning_checkpoint
 from trainforge.checkpoint._lock import CheckpointLocks
-from trainforge.checkpoint._manifest import read_manifest, write_json_atomic
+from trainforge.checkpoint._manifest import read_manifest, write_bytes_atomic
 from trainforge.checkpoint._metadata import CheckpointMetadata, TTLCache
 from trainforge.checkpoint._mirror import Mirror, MirrorFailure
 from trainforge.checkpoint._reader import VerifyReport, read_checkpoint, verify_checkpoint
@@ -207,7 +207,7 @@ class CheckpointManager:
             pointers[L.BEST_POINTER] = best.name
         with self.locks.exclusive():
             for name, target in pointers.items():
-                write_json_atomic(self.root / name, target)
+                write_bytes_atomic(self.root / name, f"{target}\n".encode())
         if best is not None and best.path == path:
             self.hooks.fire(HookEvent.ON_BEST_CHECKPOINT, path=path, metric=best.metric)
         self.apply_retention(just_written=path.name)

@@ -18,7 +18,13 @@ from trainforge.checkpoint._layout import FORMAT_VERSION, MANIFEST_NAME
 from trainforge.checkpoint._migration import upgrade_manifest
 from trainforge.errors import CheckpointCorruptedError
 
-__all__ = ["Manifest", "read_manifest", "write_json_atomic", "write_manifest"]
+__all__ = [
+    "Manifest",
+    "read_manifest",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_manifest",
+]
 
 
 @dataclass
@@ -49,9 +55,14 @@ class Manifest:
 
 def write_json_atomic(path: Path, data: Any) -> str:
     """Write JSON to ``path`` via a temporary name + fsync + rename; return its sha256."""
+    payload = json.dumps(data, indent=2, sort_keys=True, allow_nan=True).encode("utf-8")
+    return write_bytes_atomic(path, payload)
+
+
+def write_bytes_atomic(path: Path, payload: bytes) -> str:
+    """Write ``payload`` to ``path`` via a temporary name + fsync + rename; return its sha256."""
     import hashlib
 
-    payload = json.dumps(data, indent=2, sort_keys=True, allow_nan=True).encode("utf-8")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
         f.write(payload)
