@@ -1,5 +1,37 @@
 """The training engine's torch components, usable with or without Lightning."""
 
+from trainforge.engine._batch import as_batch_dict
 from trainforge.engine._task import Modality, TaskSpec, TaskType
+from trainforge.engine.losses import (
+    ClassificationLoss,
+    HeatmapLoss,
+    LanguageModelingLoss,
+    LossInputs,
+    LossStrategy,
+    LossStrategyRegistry,
+    PEFTAwareLoss,
+    QuantizationSafeLoss,
+    RegressionLoss,
+    VisionLoss,
+    extract_logits,
+    get_loss_strategy,
+)
 
-__all__ = ["Modality", "TaskSpec", "TaskType"]
+__all__ = [
+    "ClassificationLoss",
+    "HeatmapLoss",
+    "LanguageModelingLoss",
+    "LossInputs",
+    "LossStrategy",
+    "LossStrategyRegistry",
+    "Modality",
+    "PEFTAwareLoss",
+    "QuantizationSafeLoss",
+    "RegressionLoss",
+    "TaskSpec",
+    "TaskType",
+    "VisionLoss",
+    "as_batch_dict",
+    "extract_logits",
+    "get_loss_strategy",
+]

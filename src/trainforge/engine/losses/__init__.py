@@ -1,0 +1,34 @@
+"""Loss strategies: one protocol, one registry, an implementation per task family.
+
+Importing this package registers every built-in strategy in ``LossStrategyRegistry``.
+"""
+
+from trainforge.engine.losses.base import (
+    LossInputs,
+    LossStrategy,
+    LossStrategyRegistry,
+    extract_logits,
+    get_loss_strategy,
+)
+from trainforge.engine.losses.classification import (
+    ClassificationLoss,
+    LanguageModelingLoss,
+    RegressionLoss,
+)
+from trainforge.engine.losses.vision import HeatmapLoss, VisionLoss
+from trainforge.engine.losses.wrappers import PEFTAwareLoss, QuantizationSafeLoss
+
+__all__ = [
+    "ClassificationLoss",
+    "HeatmapLoss",
+    "LanguageModelingLoss",
+    "LossInputs",
+    "LossStrategy",
+    "LossStrategyRegistry",
+    "PEFTAwareLoss",
+    "QuantizationSafeLoss",
+    "RegressionLoss",
+    "VisionLoss",
+    "extract_logits",
+    "get_loss_strategy",
+]
