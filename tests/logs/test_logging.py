@@ -25,7 +25,8 @@ def _restore_trainforge_logger():
 def test_configure_logging_is_idempotent(capsys):
     configure_logging("INFO")
     logger = configure_logging("INFO")
-    assert len(logger.handlers) == 1
+    ours = [h for h in logger.handlers if getattr(h, "_trainforge_handler", False)]
+    assert len(ours) == 1
     logging.getLogger("trainforge.engine").info("hello once")
     assert capsys.readouterr().err.count("hello once") == 1
 

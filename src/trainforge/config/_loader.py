@@ -11,14 +11,14 @@ with the layer that set the offending value.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 from pydantic import BaseModel, ValidationError
 
@@ -26,6 +26,7 @@ from trainforge.config._compat import flatten
 from trainforge.config._presets import PRESETS
 from trainforge.config._schema import SECTION_MODELS
 from trainforge.config._templates import list_templates, load_template
+from trainforge.config._yaml import parse_dotlist, read_yaml_file
 from trainforge.errors import ConfigError, ConfigFileError, ConfigIssue, did_you_mean
 from trainforge.logs import Provenance
 
@@ -72,33 +73,7 @@ def _file_source(name: str) -> Callable[[str], str]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise ConfigFileError(
-            f"config file not found: {_display(path)}",
-            file=path,
-            hint="check the path; config files are YAML (.yaml/.yml)",
-        )
-    if path.is_dir():
-        raise ConfigFileError(f"config path is a directory, not a file: {path}", file=path)
-    try:
-        loaded = OmegaConf.load(path)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigFileError(
-            f"malformed YAML in {path} at {where}: {problem}",
-            file=path,
-            hint="fix the YAML syntax at that line (indentation, brackets, quotes, duplicates)",
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigFileError(f"cannot read config file {path}: {exc}", file=path) from None
-    if not isinstance(loaded, DictConfig):
-        raise ConfigFileError(
-            f"config file {path} must hold a mapping of sections, not a {type(loaded).__name__}",
-            file=path,
-        )
-    return OmegaConf.to_container(loaded, resolve=False)  # type: ignore[return-value]
+    return read_yaml_file(path, _display(path))
 
 
 @dataclass
@@ -230,19 +205,8 @@ def split_cli_args(args: Iterable[str]) -> tuple[list[str], list[str]]:
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
-    """Parse ``key=value`` items (YAML values) into nested data."""
-    items = list(items)
-    for item in items:
-        key = item.split("=", 1)[0]
-        if "=" not in item or not key.strip():
-            raise ConfigError(
-                f"override '{item}' is not of the form key=value",
-                hint="write overrides as section.key=value, e.g. optim.lr=3e-4",
-            )
-    try:
-        return OmegaConf.to_container(OmegaConf.from_dotlist(items), resolve=False)  # type: ignore[return-value]
-    except (OmegaConfBaseException, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot parse overrides {items}: {exc}") from None
+    """Parse ``key=value`` items (values read as YAML) into nested data."""
+    return parse_dotlist(list(items))
 
 
 def _env_var_layers(environ: Mapping[str, str]) -> list[Layer]:
@@ -325,17 +289,45 @@ def _drop(data: dict[str, Any], key: str) -> None:
 
 
 def _source_for(key: str, provenance: Mapping[str, Provenance]) -> str | None:
+    """The layer(s) that set ``key``; for a whole section, every non-default layer in it."""
     if key in provenance:
         return provenance[key].source
-    prefix = key + "."
-    for candidate, prov in provenance.items():
-        if candidate.startswith(prefix):
-            return prov.source
-    return None
+    prefix = key + "." if key else ""
+    sources = sorted(
+        {p.source for k, p in provenance.items() if k.startswith(prefix) and not p.is_default}
+    )
+    if sources:
+        return ", ".join(sources)
+    return "default" if any(k.startswith(prefix) for k in provenance) else None
+
+
+# Common names from other tools, mapped to ours: checked before fuzzy matching.
+_SYNONYMS = {
+    "learning_rate": "lr",
+    "learning_rat": "lr",
+    "lr_rate": "lr",
+    "wd": "weight_decay",
+    "epochs": "max_epochs",
+    "num_epochs": "max_epochs",
+    "steps": "max_steps",
+    "batchsize": "batch_size",
+    "bs": "batch_size",
+    "optimizer": "name",
+    "grad_clip": "gradient_clip_val",
+    "clip_grad_norm": "gradient_clip_val",
+    "accumulate": "accumulate_grad_batches",
+    "gradient_accumulation_steps": "accumulate_grad_batches",
+    "workers": "num_workers",
+}
 
 
 def _suggest(key: str) -> str | None:
     paths = schema_paths()
+    if "." in key:
+        section, leaf = key.rsplit(".", 1)
+        synonym = _SYNONYMS.get(leaf.lower())
+        if synonym and f"{section}.{synonym}" in paths:
+            return f"{section}.{synonym}"
     sections = list(SECTION_MODELS)
     guess = did_you_mean(key, [*paths, *sections])
     if guess is None and "." in key:
@@ -347,27 +339,56 @@ def _suggest(key: str) -> str | None:
     return guess
 
 
+def _merge_into(base: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    """Deep-merge ``layer`` into ``base`` in place (mappings merge, anything else replaces)."""
+    for key, value in layer.items():
+        current = base.get(key)
+        if isinstance(value, Mapping) and isinstance(current, dict):
+            _merge_into(current, value)
+        elif isinstance(value, Mapping):
+            base[key] = copy.deepcopy(dict(value))
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def _has_interpolation(node: Any) -> bool:
+    if isinstance(node, str):
+        return "${" in node
+    if isinstance(node, dict):
+        return any(_has_interpolation(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_has_interpolation(v) for v in node)
+    return False
+
+
 def _assemble(
     layers: Sequence[Layer],
 ) -> tuple[dict[str, Any], dict[str, Provenance], list[ConfigIssue]]:
-    """Merge ``layers`` over the schema defaults; return data, provenance and issues."""
+    """Merge ``layers`` over the schema defaults; return data, provenance and issues.
+
+    Layers are merged as plain data (cheap); OmegaConf is used once, to resolve
+    ``${...}`` interpolations over the merged tree.
+    """
     from trainforge.config._config import default_data
 
     provenance: dict[str, Provenance] = {}
+    data = copy.deepcopy(default_data())
     for layer in layers:
         for key in flatten(layer.data):
             provenance[key] = Provenance(layer.source_of(key))
-    merged = OmegaConf.merge(default_data(), *(layer.data for layer in layers))
+        _merge_into(data, layer.data)
     issues: list[ConfigIssue] = []
-    try:
-        data = OmegaConf.to_container(merged, resolve=True)
-    except InterpolationResolutionError as exc:
-        key = getattr(exc, "full_key", "") or ""
-        first = str(exc).splitlines()[0]
-        issues.append(ConfigIssue(key, first, _source_for(key, provenance)))
-        data = OmegaConf.to_container(merged, resolve=False)
-    final = {key: provenance.get(key, _DEFAULT) for key in flatten(data)}  # type: ignore[arg-type]
-    return data, final, issues  # type: ignore[return-value]
+    if _has_interpolation(data):
+        try:
+            data = OmegaConf.to_container(OmegaConf.create(data), resolve=True)  # type: ignore[assignment]
+        except InterpolationResolutionError as exc:
+            key = getattr(exc, "full_key", "") or ""
+            first = str(exc).splitlines()[0]
+            issues.append(ConfigIssue(key, first, _source_for(key, provenance)))
+        except OmegaConfBaseException as exc:
+            issues.append(ConfigIssue(getattr(exc, "full_key", "") or "", str(exc).splitlines()[0]))
+    final = {key: provenance.get(key, _DEFAULT) for key in flatten(data)}
+    return data, final, issues
 
 
 def build_config(layers: Sequence[Layer], *, file: Path | None = None) -> Any:
@@ -501,18 +522,29 @@ def load_config(
             )
         layers.append(Layer(parse_overrides(cli_items), "cli"))
     if overrides:
-        nested = OmegaConf.to_container(_nest(overrides), resolve=False)
-        layers.append(Layer(nested, "override"))  # type: ignore[arg-type]
+        layers.append(Layer(_nest(overrides), "override"))
     return build_config(layers, file=Path(files[-1]) if files else None)
 
 
-def _nest(values: Mapping[str, Any]) -> DictConfig:
-    """Dotted-or-nested mapping to a DictConfig, without parsing values as YAML."""
-    root = OmegaConf.create({})
+def _nest(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted-or-nested mapping to nested plain data; values are taken as given."""
+    root: dict[str, Any] = {}
     for key, value in values.items():
+        *parents, leaf = str(key).split(".")
+        node = root
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
         if isinstance(value, Mapping):
-            value = OmegaConf.to_container(OmegaConf.create(dict(value)))
-        OmegaConf.update(root, str(key), value, force_add=True, merge=True)
+            value = _nest(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        if isinstance(value, dict) and isinstance(node.get(leaf), dict):
+            _merge_into(node[leaf], value)
+        else:
+            node[leaf] = value
     return root
 
 

@@ -136,7 +136,7 @@ class TrainerConfig(SchemaBase):
         "32-true", description="Numerical precision (mixed precision needs a GPU for 16)."
     )
     accelerator: str = Field("auto", description="cpu, gpu, cuda, mps or auto.")
-    devices: int | str = Field("auto", description="Number of devices, a list, or auto.")
+    devices: int | str = Field("auto", description="Number of devices, or auto.")
     strategy: str = Field("auto", description="Lightning strategy: auto, ddp, fsdp, ...")
     accumulate_grad_batches: int = Field(1, ge=1, description="Batches per optimizer step.")
     gradient_clip_val: float | None = Field(None, gt=0, description="Clip the gradient norm.")

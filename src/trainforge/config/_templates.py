@@ -10,8 +10,8 @@ from importlib import resources
 from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
 
+from trainforge.config._yaml import _Loader
 from trainforge.errors import ConfigError, did_you_mean
 
 __all__ = ["describe_template", "list_templates", "load_template", "template_path"]
@@ -48,8 +48,7 @@ def template_path(name: str) -> Any:
 
 def load_template(name: str) -> dict[str, Any]:
     """The template's values as plain nested data (interpolations left unresolved)."""
-    text = template_path(name).read_text(encoding="utf-8")
-    data = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
+    data = yaml.load(template_path(name).read_text(encoding="utf-8"), Loader=_Loader)
     if not isinstance(data, dict):
         raise ConfigError(f"template '{name}' is not a mapping")
     return data

@@ -1,0 +1,120 @@
+"""Reading YAML fast and strictly: libyaml's parser, OmegaConf's number rules, no duplicates.
+
+``OmegaConf.load`` builds a DictConfig per file that the loader immediately turns back
+into plain data; parsing straight to plain data with libyaml is ~10x cheaper. The loader
+below keeps the two behaviours users rely on from OmegaConf: ``1e-3`` is a float (YAML 1.1
+would make it a string) and a duplicated key is an error, not a silent overwrite.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainforge.errors import ConfigError, ConfigFileError
+
+__all__ = ["parse_dotlist", "parse_value", "read_yaml_file"]
+
+_Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    """Safe loader: floats like ``1e-3``, errors on duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Build a mapping, refusing a key that appears twice."""
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key}",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.2-style floats (1e-3, -2E+5, .5), as OmegaConf reads them.
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def read_yaml_file(path: Path, display: str) -> dict[str, Any]:
+    """Parse ``path`` to plain data; errors name the file, line and column."""
+    if not path.exists():
+        raise ConfigFileError(
+            f"config file not found: {display}",
+            file=path,
+            hint="check the path; config files are YAML (.yaml/.yml)",
+        )
+    if path.is_dir():
+        raise ConfigFileError(f"config path is a directory, not a file: {display}", file=path)
+    try:
+        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigFileError(
+            f"malformed YAML in {path} at {where}: {problem}",
+            file=path,
+            hint="fix the YAML syntax at that line (indentation, brackets, quotes, duplicates)",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(f"cannot read config file {display}: {exc}", file=path) from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigFileError(
+            f"config file {display} must hold a mapping of sections, not a {type(loaded).__name__}",
+            file=path,
+        )
+    return loaded
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value, read as YAML (``3e-4`` -> float, ``[1,2]`` -> list)."""
+    if text == "":
+        return ""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return text  # not YAML: keep the literal string
+
+
+def parse_dotlist(items: list[str]) -> dict[str, Any]:
+    """``["optim.lr=3e-4", ...]`` to nested data (later items win)."""
+    root: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(
+                f"override '{item}' is not of the form key=value",
+                hint="write overrides as section.key=value, e.g. optim.lr=3e-4",
+            )
+        *parents, leaf = key.split(".")
+        node = root
+        for part in parents:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[leaf] = parse_value(value)
+    return root
