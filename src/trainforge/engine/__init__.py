@@ -1,6 +1,7 @@
 """The training engine's torch components, usable with or without Lightning."""
 
 from trainforge.engine._batch import as_batch_dict
+from trainforge.engine._gradient_monitor import GradientHealth, GradientMonitor
 from trainforge.engine._task import Modality, TaskSpec, TaskType
 from trainforge.engine.losses import (
     ClassificationLoss,
@@ -19,6 +20,8 @@ from trainforge.engine.losses import (
 
 __all__ = [
     "ClassificationLoss",
+    "GradientHealth",
+    "GradientMonitor",
     "HeatmapLoss",
     "LanguageModelingLoss",
     "LossInputs",

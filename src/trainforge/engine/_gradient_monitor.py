@@ -1,0 +1,302 @@
+"""Gradient health checks that cost one fused kernel and one host-device sync per step.
+
+Per-parameter L2 norms come from a single ``torch._foreach_norm`` over every gradient.
+NaN and infinity show up in those norms (a NaN element makes its norm NaN, an infinite
+one makes it infinite), so the check never scans gradients element-wise a second time.
+The norms, the NaN / inf flags and the global norm are packed into one tensor and copied
+to the host once; everything after that is numpy on a handful of floats.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from trainforge.errors import GradientHealthError
+from trainforge.hooks import HookEvent, HookManager
+
+__all__ = ["GradientHealth", "GradientMonitor", "MetricsSink"]
+
+logger = logging.getLogger(__name__)
+
+
+class MetricsSink(Protocol):
+    """Anything that takes scalar metrics: a tracker, a Lightning logger, the MetricsEngine."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = ...) -> Any:
+        """Record ``metrics`` at ``step``."""
+        ...
+
+
+@dataclass(frozen=True)
+class GradientHealth:
+    """The outcome of one gradient check.
+
+    ``is_healthy`` is False when any gradient is NaN or infinite, or a layer's norm is
+    above the explosion threshold. Vanishing layers are reported but do not make a step
+    unhealthy: frozen-in-practice layers (unused embeddings) are normal.
+    """
+
+    has_nan: bool
+    has_inf: bool
+    max_norm: float
+    min_norm: float
+    global_norm: float
+    affected_layers: list[str] = field(default_factory=list)
+    vanishing_layers: list[str] = field(default_factory=list)
+    exploding_layers: list[str] = field(default_factory=list)
+    num_parameters: int = 0
+
+    @property
+    def is_healthy(self) -> bool:
+        """True when no gradient is NaN/inf and none explodes."""
+        return not (self.has_nan or self.has_inf or self.exploding_layers)
+
+    def __str__(self) -> str:
+        if self.num_parameters == 0:
+            return "no gradients (backward has not run, or every parameter is frozen)"
+        status = "healthy" if self.is_healthy else "UNHEALTHY"
+        lines = [
+            f"gradients {status}: global norm {self.global_norm:.3e}, "
+            f"per-parameter norms {self.min_norm:.3e} .. {self.max_norm:.3e} "
+            f"over {self.num_parameters} parameters"
+        ]
+        for label, layers in (
+            ("NaN/inf in", self.affected_layers),
+            ("exploding", self.exploding_layers),
+            ("vanishing", self.vanishing_layers),
+        ):
+            if layers:
+                shown = ", ".join(layers[:5]) + (
+                    f", ... (+{len(layers) - 5})" if len(layers) > 5 else ""
+                )
+                lines.append(f"  {label} {len(layers)} layer(s): {shown}")
+        return "\n".join(lines)
+
+
+_REMEDIATION = """\
+Remediation steps:
+  1. Lower the learning rate (try 0.1x the current optim.lr).
+  2. Enable gradient clipping: trainer.gradient_clip_val=1.0.
+  3. Check the data for NaN/inf and extreme values (normalise the inputs).
+  4. Check the loss for log(0) or division by zero.
+  5. With fp16 mixed precision, use bf16 (trainer.precision=bf16-mixed) or fp32.
+  6. Raise callbacks.gradient_health.max_consecutive_failures only if the spikes are
+     known to be transient."""
+
+
+class GradientMonitor:
+    """Checks gradients after ``backward()``: NaN, inf, exploding and vanishing layers.
+
+    Args:
+        vanishing_threshold: A parameter whose gradient norm is below this is vanishing.
+        explosion_threshold: A parameter whose gradient norm is above this is exploding.
+        max_consecutive_failures: Raise :class:`GradientHealthError` after this many
+            unhealthy checks in a row.
+        log_histogram: Add gradient-value distribution statistics (and a histogram, when
+            the tracker has ``log_histogram``) in :meth:`log_gradient_distribution`.
+        max_histogram_samples: Gradient values sampled for the distribution.
+        hooks: Fires ``ON_GRADIENT_ANOMALY`` on every unhealthy check.
+
+    Examples:
+        >>> model = nn.Linear(3, 1)
+        >>> model(torch.ones(2, 3)).sum().backward()
+        >>> GradientMonitor().check_gradients(model).is_healthy
+        True
+    """
+
+    def __init__(
+        self,
+        vanishing_threshold: float = 1e-7,
+        explosion_threshold: float = 1e3,
+        max_consecutive_failures: int = 5,
+        log_histogram: bool = False,
+        max_histogram_samples: int = 10_000,
+        *,
+        hooks: HookManager | None = None,
+    ) -> None:
+        if max_consecutive_failures < 1:
+            raise ValueError(
+                f"max_consecutive_failures must be >= 1, got {max_consecutive_failures}"
+            )
+        if not 0 <= vanishing_threshold < explosion_threshold:
+            raise ValueError(
+                "need 0 <= vanishing_threshold < explosion_threshold, got "
+                f"{vanishing_threshold} and {explosion_threshold}"
+            )
+        self.vanishing_threshold = vanishing_threshold
+        self.explosion_threshold = explosion_threshold
+        self.max_consecutive_failures = max_consecutive_failures
+        self.log_histogram = log_histogram
+        self.max_histogram_samples = max_histogram_samples
+        self.hooks = hooks
+        self.consecutive_failures = 0
+        self.total_failures = 0
+
+    def check_gradients(self, model: nn.Module, *, step: int | None = None) -> GradientHealth:
+        """Check every gradient of ``model``; raise after too many unhealthy checks in a row.
+
+        Args:
+            model: The model, after ``backward()``.
+            step: The optimizer step, passed to the ``ON_GRADIENT_ANOMALY`` hook.
+
+        Returns:
+            The :class:`GradientHealth` of this check.
+
+        Raises:
+            GradientHealthError: ``max_consecutive_failures`` unhealthy checks in a row;
+                the message lists the affected layers and the remediation steps.
+        """
+        names, norms, stats = self._measure(model)
+        health = self._assess(names, norms, stats)
+        if health.is_healthy:
+            self.consecutive_failures = 0
+            return health
+        self.consecutive_failures += 1
+        self.total_failures += 1
+        logger.warning("gradient anomaly (step %s):\n%s", step, health)
+        if self.hooks is not None:
+            self.hooks.fire(
+                HookEvent.ON_GRADIENT_ANOMALY,
+                health=health,
+                step=step,
+                consecutive_failures=self.consecutive_failures,
+            )
+        if self.consecutive_failures >= self.max_consecutive_failures:
+            raise GradientHealthError(
+                f"training is unstable: {self.consecutive_failures} consecutive unhealthy "
+                f"gradient checks (limit callbacks.gradient_health.max_consecutive_failures="
+                f"{self.max_consecutive_failures})\n{health}\n{_REMEDIATION}"
+            )
+        return health
+
+    def compute_gradient_norm(self, model: nn.Module) -> float:
+        """Global L2 norm of all gradients (0.0 when there are none); one sync."""
+        _, norms = _per_parameter_norms(model)
+        if norms is None:
+            return 0.0
+        return float(torch.linalg.vector_norm(norms))  # host-device sync
+
+    def layer_norms(self, model: nn.Module) -> dict[str, float]:
+        """``{"grad/<param>/norm": ..., "grad/global_norm": ...}``, SPEC metric names."""
+        names, norms, stats = self._measure(model)
+        metrics = {f"grad/{name}/norm": float(v) for name, v in zip(names, norms)}
+        metrics["grad/global_norm"] = float(stats[2]) if names else 0.0
+        return metrics
+
+    def log_gradient_distribution(self, model: nn.Module, tracker: MetricsSink, step: int) -> None:
+        """Log per-layer norms (and distribution statistics if ``log_histogram``) at ``step``."""
+        metrics = self.layer_norms(model)
+        if self.log_histogram:
+            sample = self._sample_gradients(model)
+            if sample is not None and sample.numel():
+                q = torch.quantile(sample, torch.tensor([0.01, 0.5, 0.99], dtype=sample.dtype))
+                values = torch.cat(
+                    [torch.stack([sample.mean(), sample.std(), sample.abs().max()]), q]
+                )
+                mean, std, absmax, p01, p50, p99 = values.tolist()  # one sync
+                metrics.update(
+                    {
+                        "grad/distribution/mean": mean,
+                        "grad/distribution/std": std,
+                        "grad/distribution/absmax": absmax,
+                        "grad/distribution/p01": p01,
+                        "grad/distribution/p50": p50,
+                        "grad/distribution/p99": p99,
+                    }
+                )
+                log_histogram = getattr(tracker, "log_histogram", None)
+                if callable(log_histogram):
+                    log_histogram("grad/distribution", sample.numpy(), step)
+        tracker.log_metrics(metrics, step=step)
+
+    def reset_failure_counts(self) -> None:
+        """Forget earlier failures (after lowering the lr, or on resume)."""
+        self.consecutive_failures = 0
+        self.total_failures = 0
+
+    def state_dict(self) -> dict[str, int]:
+        """Failure counters as plain data."""
+        return {
+            "consecutive_failures": self.consecutive_failures,
+            "total_failures": self.total_failures,
+        }
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        """Restore counters saved by :meth:`state_dict`."""
+        self.consecutive_failures = int(state["consecutive_failures"])
+        self.total_failures = int(state["total_failures"])
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _measure(self, model: nn.Module) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Per-parameter norms and [has_nan, has_inf, global_norm], after one sync."""
+        names, norms = _per_parameter_norms(model)
+        if norms is None:
+            return [], np.zeros(0), np.array([0.0, 0.0, 0.0])
+        flags = torch.stack(
+            [norms.isnan().any(), norms.isinf().any(), torch.linalg.vector_norm(norms)]
+        ).to(norms.dtype)
+        # The one host-device sync of a check: norms and flags travel together.
+        packed = torch.cat([norms, flags]).cpu().numpy()
+        return names, packed[: len(names)], packed[len(names) :]
+
+    def _assess(self, names: list[str], norms: np.ndarray, stats: np.ndarray) -> GradientHealth:
+        if not names:
+            return GradientHealth(False, False, 0.0, 0.0, 0.0)
+        has_nan, has_inf = bool(stats[0]), bool(stats[1])
+        affected: list[str] = []
+        if has_nan or has_inf:
+            affected = [
+                f"{n} ({'NaN' if np.isnan(v) else 'inf'})"
+                for n, v in zip(names, norms)
+                if not np.isfinite(v)
+            ]
+        finite = norms[np.isfinite(norms)]
+        return GradientHealth(
+            has_nan=has_nan,
+            has_inf=has_inf,
+            max_norm=float(finite.max()) if finite.size else float("nan"),
+            min_norm=float(finite.min()) if finite.size else float("nan"),
+            global_norm=float(stats[2]),
+            affected_layers=affected,
+            vanishing_layers=_select(names, norms < self.vanishing_threshold),
+            exploding_layers=_select(names, norms > self.explosion_threshold),
+            num_parameters=len(names),
+        )
+
+    def _sample_gradients(self, model: nn.Module) -> Tensor | None:
+        grads = [p.grad.detach().reshape(-1) for p in model.parameters() if p.grad is not None]
+        if not grads:
+            return None
+        flat = torch.cat(grads).float().cpu()
+        # a fixed stride, not a random draw: sampling must not consume the global RNG
+        stride = max(1, flat.numel() // self.max_histogram_samples)
+        return flat[::stride][: self.max_histogram_samples]
+
+
+def _select(names: Sequence[str], mask: np.ndarray) -> list[str]:
+    return [names[i] for i in np.flatnonzero(mask)]
+
+
+def _per_parameter_norms(model: nn.Module) -> tuple[list[str], Tensor | None]:
+    """Names and stacked L2 norms of every gradient, from one fused foreach kernel."""
+    names: list[str] = []
+    grads: list[Tensor] = []
+    for name, param in model.named_parameters():
+        if param.grad is not None:
+            names.append(name)
+            grads.append(param.grad.detach())
+    if not grads:
+        return names, None
+    if any(g.dtype == torch.float64 for g in grads):
+        norms = [n.double() for n in torch._foreach_norm(grads, 2)]
+        return names, torch.stack(norms)
+    # dtype=float32: fp16/bf16 norms would overflow or lose precision
+    return names, torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float32))

@@ -1,0 +1,138 @@
+"""GradientMonitor on real models with NaN, inf, tiny and huge gradients."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from trainforge.engine import GradientHealth, GradientMonitor
+from trainforge.errors import GradientHealthError
+from trainforge.hooks import HookEvent, HookManager
+
+
+def _model_with_grads(scale: float = 1.0) -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    (model(torch.randn(5, 4)).sum() * scale).backward()
+    return model
+
+
+def _set(model: nn.Module, name: str, value: float) -> None:
+    dict(model.named_parameters())[name].grad.view(-1)[0] = value
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[dict, int]] = []
+
+    def log_metrics(self, metrics, step=None):
+        self.calls.append((dict(metrics), step))
+
+
+def test_healthy_model():
+    health = GradientMonitor().check_gradients(_model_with_grads())
+    assert health.is_healthy and not health.has_nan and not health.has_inf
+    assert health.num_parameters == 4
+    assert "healthy" in str(health)
+
+
+@pytest.mark.parametrize(("value", "flag"), [(float("nan"), "has_nan"), (float("inf"), "has_inf")])
+def test_nan_and_inf_are_located(value, flag):
+    model = _model_with_grads()
+    _set(model, "2.weight", value)
+    health = GradientMonitor().check_gradients(model)
+    assert getattr(health, flag)
+    assert not health.is_healthy
+    assert health.affected_layers == [f"2.weight ({'NaN' if math.isnan(value) else 'inf'})"]
+    text = str(health)
+    assert "UNHEALTHY" in text and "2.weight" in text and "\n" in text
+
+
+def test_tiny_and_huge_gradients():
+    model = _model_with_grads()
+    dict(model.named_parameters())["0.bias"].grad.mul_(1e-12)
+    dict(model.named_parameters())["2.weight"].grad.mul_(1e6)
+    health = GradientMonitor(vanishing_threshold=1e-7, explosion_threshold=1e3).check_gradients(
+        model
+    )
+    assert health.vanishing_layers == ["0.bias"]
+    assert health.exploding_layers == ["2.weight"]
+    assert not health.is_healthy
+
+
+def test_matches_slow_per_parameter_reference():
+    model = _model_with_grads()
+    monitor = GradientMonitor()
+    health = monitor.check_gradients(model)
+    reference = {n: p.grad.norm().item() for n, p in model.named_parameters()}
+    ref_global = math.sqrt(sum(v * v for v in reference.values()))
+    assert health.max_norm == pytest.approx(max(reference.values()), rel=1e-6)
+    assert health.min_norm == pytest.approx(min(reference.values()), rel=1e-6)
+    assert health.global_norm == pytest.approx(ref_global, rel=1e-6)
+    assert monitor.compute_gradient_norm(model) == pytest.approx(ref_global, rel=1e-6)
+    clip_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf")).item()
+    assert health.global_norm == pytest.approx(clip_norm, rel=1e-6)
+    norms = monitor.layer_norms(model)
+    assert norms["grad/global_norm"] == pytest.approx(ref_global, rel=1e-6)
+    for name, value in reference.items():
+        assert norms[f"grad/{name}/norm"] == pytest.approx(value, rel=1e-6)
+
+
+def test_half_precision_gradients_do_not_overflow():
+    model = nn.Linear(4, 4).half()
+    model.weight.grad = torch.full((4, 4), 100.0, dtype=torch.float16)
+    health = GradientMonitor(explosion_threshold=1e6).check_gradients(model)
+    assert health.is_healthy
+    assert health.max_norm == pytest.approx(400.0)
+
+
+def test_remediation_error_after_consecutive_failures_and_reset():
+    hooks = HookManager()
+    seen = []
+    hooks.register(HookEvent.ON_GRADIENT_ANOMALY, lambda ctx: seen.append(ctx["step"]))
+    monitor = GradientMonitor(max_consecutive_failures=3, hooks=hooks)
+    bad = _model_with_grads()
+    _set(bad, "0.weight", float("nan"))
+    good = _model_with_grads()
+    monitor.check_gradients(bad, step=1)
+    monitor.check_gradients(bad, step=2)
+    monitor.check_gradients(good, step=3)  # a healthy step breaks the streak
+    assert monitor.consecutive_failures == 0
+    monitor.check_gradients(bad, step=4)
+    monitor.check_gradients(bad, step=5)
+    with pytest.raises(GradientHealthError) as info:
+        monitor.check_gradients(bad, step=6)
+    message = str(info.value)
+    assert "3 consecutive" in message
+    assert "0.weight (NaN)" in message
+    assert "trainer.gradient_clip_val" in message and "learning rate" in message
+    assert "bf16" in message
+    assert isinstance(info.value, RuntimeError)
+    assert seen == [1, 2, 4, 5, 6]
+    monitor.reset_failure_counts()
+    assert monitor.consecutive_failures == 0
+    monitor.check_gradients(bad)  # counting starts again: no error
+    assert monitor.state_dict() == {"consecutive_failures": 1, "total_failures": 1}
+
+
+def test_no_gradients():
+    health = GradientMonitor().check_gradients(nn.Linear(2, 2))
+    assert isinstance(health, GradientHealth)
+    assert health.num_parameters == 0 and "no gradients" in str(health)
+    assert GradientMonitor().compute_gradient_norm(nn.Linear(2, 2)) == 0.0
+
+
+def test_log_gradient_distribution_to_a_tracker():
+    model = _model_with_grads()
+    tracker = Recorder()
+    GradientMonitor(log_histogram=True, max_histogram_samples=10).log_gradient_distribution(
+        model, tracker, step=7
+    )
+    ((metrics, step),) = tracker.calls
+    assert step == 7
+    assert "grad/global_norm" in metrics and "grad/0.weight/norm" in metrics
+    assert "grad/distribution/std" in metrics
+    assert all(isinstance(v, float) for v in metrics.values())
