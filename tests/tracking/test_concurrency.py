@@ -1,0 +1,60 @@
+"""Eight writer processes and a reader on one store: nothing lost, no lock errors surface."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from trainforge.tracking import ExperimentDB
+
+WRITERS = 8
+VALUES = 20_000
+
+_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from trainforge.tracking import ExperimentTracker
+    url, index = sys.argv[1], int(sys.argv[2])
+    tracker = ExperimentTracker("load", database=url, run_name=f"w{index}", flush_interval_s=0.02)
+    for chunk in range(20):
+        for step in range(chunk * 1000, (chunk + 1) * 1000):
+            tracker.log_metric("loss", float(step), step=step)
+        time.sleep(0.01)
+    tracker.finish()
+    """
+)
+
+
+@pytest.mark.slow
+def test_parallel_writers_and_reader(store_url):
+    db = ExperimentDB(store_url)  # migrate once up front, so writers race on data, not DDL
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, store_url, str(i)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(WRITERS)
+    ]
+    searches = 0
+    while any(p.poll() is None for p in procs) or searches == 0:
+        db.search_runs("metrics.loss >= 0 and attributes.experiment = 'load'", limit=None)
+        searches += 1
+        time.sleep(0.02)  # a busy reader, not a CPU hog on a two-core machine
+    errors = [p.communicate()[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * WRITERS, errors
+    assert not any("locked" in e for e in errors), errors
+    runs = db.search_runs("attributes.experiment = 'load'", limit=None)
+    assert len(runs) == WRITERS
+    assert {r["status"] for r in runs} == {"completed"}
+    assert [r["metrics"]["loss"]["count"] for r in runs] == [VALUES] * WRITERS
+    assert db.statistics()["metric_values"] == WRITERS * VALUES
+    for run in runs:
+        history = db.get_metric_history(run["run_id"], "loss")
+        assert history["step"].tolist() == list(range(VALUES))
+    db.close()
