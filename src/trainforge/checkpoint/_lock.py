@@ -92,7 +92,7 @@ class CheckpointLocks:
     def writing(self, temp_name: str) -> Iterator[None]:
         """Hold the lock that says temporary directory ``temp_name`` has a live writer."""
         lock = FileLock(self.root / f"{temp_name}.lock")
-        lock.acquire(timeout=0)
+        lock.acquire(timeout=10)  # only a pruner probing it can hold it, and only briefly
         try:
             yield
         finally:

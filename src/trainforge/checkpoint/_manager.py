@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
@@ -51,6 +52,15 @@ from trainforge.seeding import capture_rng_state, restore_rng_state
 __all__ = ["CheckpointManager"]
 
 logger = logging.getLogger(__name__)
+
+_STALE_LOCK_S = 60.0
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _state_of(obj: Any) -> Any:
@@ -407,7 +417,7 @@ class CheckpointManager:
             if not dry_run:
                 trash.extend(self._leftovers())
         for path in trash:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove(path)
         if not dry_run:
             self.cache.invalidate()
             for meta in deleted:
@@ -426,16 +436,23 @@ class CheckpointManager:
         return trash
 
     def _leftovers(self) -> list[Path]:
-        """Trash of interrupted deletes and temporary dirs of dead writers (hold the lock)."""
+        """Trash of interrupted deletes, temporary dirs and lock files of dead writers."""
         found = []
+        now = time.time()
         for entry in self.root.iterdir():
             name = entry.name
-            if not entry.is_dir():
-                continue
-            if name.startswith(L.TRASH_PREFIX) or (
-                name.startswith(L.TEMP_PREFIX) and not self.locks.has_writer(name)
-            ):
+            if name.startswith(L.TRASH_PREFIX):
                 found.append(entry)
+            elif name.startswith(L.TEMP_PREFIX) and entry.is_dir():
+                if not self.locks.has_writer(name):
+                    found.append(entry)
+            elif name.startswith(L.TEMP_PREFIX) and name.endswith(".lock"):
+                # an old, unheld lock whose directory is gone: its writer died before mkdir
+                stale = now - entry.stat().st_mtime > _STALE_LOCK_S
+                temp = name[: -len(".lock")]
+                gone = not (self.root / temp).exists()
+                if stale and gone and not self.locks.has_writer(temp):
+                    found.append(entry)
         return found
 
     def prune(self, *, dry_run: bool = False) -> dict[str, list[str]]:
@@ -460,7 +477,7 @@ class CheckpointManager:
                 if not dry_run:
                     trash.append(entry)
         for path in trash:
-            shutil.rmtree(path, ignore_errors=True)
+            _remove(path)
         self.cache.invalidate()
         deleted = self.apply_retention(dry_run=dry_run)
         return {

@@ -137,9 +137,12 @@ def write_checkpoint(
                 fsync_dir(root)
             if replace is not None:
                 shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         shutil.rmtree(temp, ignore_errors=True)
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        os_error = _os_error(exc)
+        if os_error is None:
+            raise
+        reason = os.strerror(os_error.errno) if os_error.errno else str(os_error)
         raise CheckpointSaveError(
             f"could not write checkpoint epoch {epoch} step {step} to {root}: {reason}",
             path=root,
@@ -149,3 +152,14 @@ def write_checkpoint(
         shutil.rmtree(temp, ignore_errors=True)
         raise
     return final
+
+
+def _os_error(exc: BaseException | None) -> OSError | None:
+    """The OSError behind ``exc`` (torch wraps write errors in a RuntimeError)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
