@@ -1,5 +1,10 @@
 """The training engine's torch components, usable with or without Lightning."""
 
+from trainforge.engine._accumulator import (
+    AccumulationConflictError,
+    AccumulationStats,
+    GradientAccumulator,
+)
 from trainforge.engine._batch import as_batch_dict
 from trainforge.engine._gradient_monitor import GradientHealth, GradientMonitor
 from trainforge.engine._task import Modality, TaskSpec, TaskType
@@ -19,7 +24,10 @@ from trainforge.engine.losses import (
 )
 
 __all__ = [
+    "AccumulationConflictError",
+    "AccumulationStats",
     "ClassificationLoss",
+    "GradientAccumulator",
     "GradientHealth",
     "GradientMonitor",
     "HeatmapLoss",
