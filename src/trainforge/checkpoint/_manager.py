@@ -461,8 +461,12 @@ class CheckpointManager:
         Returns:
             ``{"incomplete": [...], "leftovers": [...], "retention": [...]}`` (names).
         """
-        incomplete, leftovers, trash = [], [], []
+        incomplete: list[str] = []
         with self.locks.exclusive():
+            trash = self._leftovers()
+            leftovers = sorted(p.name for p in trash)
+            if dry_run:
+                trash = []
             for entry in sorted(self.root.iterdir()):
                 name = entry.name
                 if L.parse_checkpoint_name(name) and entry.is_dir():
@@ -472,10 +476,6 @@ class CheckpointManager:
                         incomplete.append(name)
                         if not dry_run:
                             trash.append(self._to_trash(entry))
-            for entry in self._leftovers():
-                leftovers.append(entry.name)
-                if not dry_run:
-                    trash.append(entry)
         for path in trash:
             _remove(path)
         self.cache.invalidate()
