@@ -1,0 +1,184 @@
+"""``trainforge registry``: register, promote, list, compare and trace models."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from trainforge.cli._output import print_json, print_table
+
+app = typer.Typer(help="Register, promote, list, compare and trace models.", no_args_is_help=True)
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Tracking store URL or file (default: $TRAINFORGE_DB, else outputs/trainforge.db).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _registry(url: str | None) -> Any:
+    from trainforge.tracking import ModelRegistry, resolve_database_url
+
+    return ModelRegistry(resolve_database_url(url))
+
+
+def _parse_metrics(items: list[str]) -> dict[str, float]:
+    from trainforge.errors import TrackingError
+
+    parsed = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            parsed[key] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not key:
+            raise TrackingError(f"--metric {item!r} is not KEY=NUMBER (e.g. val_loss=0.38)")
+    return parsed
+
+
+def _print_models(models: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print_json(models)
+        return
+    print_table(
+        "models",
+        ["id", "name", "version", "tags", "aliases", "run", "checkpoint"],
+        [
+            (
+                m["id"],
+                m["name"],
+                m["version"],
+                ",".join(m["tags"]),
+                ",".join(m["aliases"]),
+                m["training_run_id"],
+                m["checkpoint_path"],
+            )
+            for m in models
+        ],
+    )
+
+
+@app.command("register")
+def register(
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    checkpoint: Annotated[str, typer.Option("--checkpoint", help="Checkpoint path or URL.")],
+    version: Annotated[int | None, typer.Option(help="Version (default: next).")] = None,
+    task_type: Annotated[str | None, typer.Option("--task-type", help="Task type.")] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", "-m", help="KEY=NUMBER (repeatable).")
+    ] = None,
+    config_hash: Annotated[str | None, typer.Option("--config-hash")] = None,
+    run_id: Annotated[int | None, typer.Option("--run-id", help="Training run id.")] = None,
+    parent_id: Annotated[int | None, typer.Option("--parent-id", help="Parent model id.")] = None,
+    export_format: Annotated[
+        list[str] | None, typer.Option("--export-format", help="e.g. onnx (repeatable).")
+    ] = None,
+    size_mb: Annotated[float | None, typer.Option("--size-mb", help="Model size in MB.")] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a new model version."""
+    registry = _registry(db)
+    model_id = registry.register_model(
+        name,
+        version=version,
+        checkpoint_path=checkpoint,
+        task_type=task_type,
+        metrics=_parse_metrics(metric or []),
+        config_hash=config_hash,
+        training_run_id=run_id,
+        parent_model_id=parent_id,
+        export_formats=export_format or [],
+        model_size_mb=size_mb,
+    )
+    model = registry.get_model(model_id)
+    if as_json:
+        print_json(model)
+    else:
+        typer.echo(f"registered {name} version {model['version']} as model {model_id}")
+
+
+@app.command("promote")
+def promote(
+    model_id: Annotated[int, typer.Argument(help="Model id.")],
+    tag: Annotated[str, typer.Argument(help="production, staging, experimental or retired.")],
+    alias: Annotated[
+        bool, typer.Option("--alias", help="Treat TAG as a user-defined alias.")
+    ] = False,
+    db: DbOpt = None,
+) -> None:
+    """Move a lifecycle tag (or, with --alias, an alias) to a model version."""
+    registry = _registry(db)
+    if alias:
+        registry.set_alias(model_id, tag)
+    else:
+        registry.promote_model(model_id, tag)
+    model = registry.get_model(model_id)
+    typer.echo(f"{model['name']} version {model['version']} (model {model_id}) is now {tag}")
+
+
+@app.command("list")
+def list_models(
+    name: Annotated[str | None, typer.Option(help="Only this model name.")] = None,
+    tag: Annotated[
+        str | None, typer.Option(help="Only versions holding this tag or alias.")
+    ] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List registered model versions."""
+    _print_models(_registry(db).list_models(name=name, tag=tag), as_json)
+
+
+@app.command("compare")
+def compare(
+    model_ids: Annotated[list[int], typer.Argument(help="Model ids.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare model versions side by side."""
+    frame = _registry(db).compare_models(model_ids)
+    if as_json:
+        print_json(frame.reset_index().to_dict(orient="records"))
+        return
+    table = frame.T
+    print_table(
+        "models",
+        ["field", *[f"model {i}" for i in table.columns]],
+        [(field, *values) for field, values in zip(table.index, table.itertuples(index=False))],
+    )
+
+
+@app.command("lineage")
+def lineage(
+    model_id: Annotated[int, typer.Argument(help="Model id.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a model's ancestors and the runs that trained them."""
+    chain = _registry(db).get_lineage(model_id)
+    if as_json:
+        print_json(chain)
+        return
+    print_table(
+        f"lineage of model {model_id}",
+        ["generation", "model", "name", "version", "run", "run status", "config hash"],
+        [
+            (
+                depth,
+                e["model"]["id"],
+                e["model"]["name"],
+                e["model"]["version"],
+                e["run"]["id"] if e["run"] else "",
+                e["run"]["status"] if e["run"] else "",
+                (e["model"]["config_hash"] or "")[:12],
+            )
+            for depth, e in enumerate(chain)
+        ],
+    )

@@ -1,0 +1,198 @@
+"""``trainforge runs``: list, show, compare, search and plot tracked runs.
+
+The store, pandas and matplotlib are imported inside the commands, so ``--help`` and the
+other command groups start fast.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from trainforge.cli._output import print_json, print_table
+
+app = typer.Typer(
+    help="List, inspect, compare, search and plot tracked runs.", no_args_is_help=True
+)
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Tracking store URL or file (default: $TRAINFORGE_DB, else outputs/trainforge.db).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="At most this many runs.")]
+
+
+def _db(url: str | None) -> Any:
+    from trainforge.tracking import ExperimentDB, resolve_database_url
+
+    return ExperimentDB(resolve_database_url(url))
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return ""
+    return _dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}s"
+
+
+def _print_runs(found: list[dict[str, Any]], title: str, as_json: bool) -> None:
+    if as_json:
+        print_json(found)
+        return
+    print_table(
+        title,
+        ["id", "name", "experiment", "status", "started", "duration", "last metrics"],
+        [
+            (
+                r["run_id"],
+                r["name"],
+                r["experiment"],
+                r["status"],
+                _when(r["start_time"]),
+                _seconds(r["duration_s"]),
+                ", ".join(f"{k}={m['last']:.4g}" for k, m in sorted(r["metrics"].items())[:4]),
+            )
+            for r in found
+        ],
+    )
+
+
+@app.command("list")
+def list_runs(
+    db: DbOpt = None,
+    experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
+    project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only runs in this status.")] = None,
+    limit: LimitOpt = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the newest runs."""
+    found = _db(db).list_runs(project=project, experiment=experiment, status=status, limit=limit)
+    _print_runs(found, "runs", as_json)
+
+
+@app.command("show")
+def show(
+    run_id: Annotated[int, typer.Argument(help="Run id.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one run: attributes, tags, params, metric summaries, artifacts."""
+    run = _db(db).get_run(run_id)
+    if as_json:
+        print_json(run)
+        return
+    attributes = ("name", "project", "experiment", "status", "config_hash", "git_commit", "host")
+    rows: list[tuple[str, Any]] = [(key, run[key]) for key in attributes]
+    rows += [("started", _when(run["start_time"])), ("duration", _seconds(run["duration_s"]))]
+    rows += [(f"tags.{k}", v) for k, v in sorted(run["tags"].items())]
+    rows += [(f"params.{k}", v) for k, v in sorted(run["params"].items())]
+    print_table(f"run {run_id}", ["field", "value"], rows)
+    print_table(
+        "metrics",
+        ["key", "last", "step", "min", "max", "count"],
+        [
+            (k, m["last"], m["step"], m["min"], m["max"], m["count"])
+            for k, m in sorted(run["metrics"].items())
+        ],
+    )
+    if run["artifacts"]:
+        print_table(
+            "artifacts",
+            ["path", "sha256", "bytes"],
+            [(a["path"], a["sha256"][:16], a["size_bytes"]) for a in run["artifacts"]],
+        )
+
+
+@app.command("compare")
+def compare(
+    run_ids: Annotated[list[int], typer.Argument(help="Run ids to put side by side.")],
+    db: DbOpt = None,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", "-m", help="Only these metrics.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare runs: attributes, params and last metric values side by side."""
+    frame = _db(db).compare_runs(run_ids, metrics=metric or None)
+    if as_json:
+        print_json(frame.reset_index().to_dict(orient="records"))
+        return
+    table = frame.T  # one column per run reads better than one wide row each
+    print_table(
+        "comparison",
+        ["field", *[f"run {i}" for i in table.columns]],
+        [(field, *values) for field, values in zip(table.index, table.itertuples(index=False))],
+    )
+
+
+@app.command("search")
+def search(
+    filter: Annotated[str, typer.Argument(help='e.g. "metrics.val/loss < 0.4 and tags.baseline".')],
+    db: DbOpt = None,
+    order_by: Annotated[
+        list[str] | None,
+        typer.Option("--order-by", "-o", help="e.g. 'metrics.val/loss asc' (repeatable)."),
+    ] = None,
+    limit: LimitOpt = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search runs with the filter language (see docs/tracking.md)."""
+    found = _db(db).search_runs(filter, order_by=order_by or None, limit=limit)
+    _print_runs(found, f"runs matching {filter!r}", as_json)
+
+
+@app.command("plot")
+def plot(
+    run_ids: Annotated[list[int], typer.Argument(help="Run ids to plot.")],
+    metric: Annotated[
+        list[str], typer.Option("--metric", "-m", help="Metric to plot (repeatable).")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path(
+        "runs.png"
+    ),
+    db: DbOpt = None,
+) -> None:
+    """Plot metrics of runs against step and write a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from trainforge.errors import TrackingError
+
+    store = _db(db)
+    figure, axes = plt.subplots(len(metric), 1, figsize=(8, 3 * len(metric)), squeeze=False)
+    plotted = 0
+    try:
+        for axis, key in zip(axes[:, 0], metric):
+            for run_id in run_ids:
+                history = store.get_metric_history(run_id, key)
+                if not history.empty:
+                    axis.plot(history["step"], history["value"], label=f"run {run_id}")
+                    plotted += 1
+            axis.set_title(key)
+            axis.set_xlabel("step")
+            axis.legend(loc="best")
+        if plotted == 0:
+            raise TrackingError(
+                f"none of the runs {run_ids} logged {', '.join(metric)}",
+                hint="`trainforge runs show RUN_ID` lists a run's metrics",
+            )
+        output.parent.mkdir(parents=True, exist_ok=True)
+        figure.tight_layout()
+        figure.savefig(output, dpi=100)
+    finally:
+        plt.close(figure)
+    typer.echo(f"wrote {output}")
