@@ -8,6 +8,13 @@ from trainforge.engine._accumulator import (
 from trainforge.engine._batch import as_batch_dict
 from trainforge.engine._gradient_monitor import GradientHealth, GradientMonitor
 from trainforge.engine._task import Modality, TaskSpec, TaskType
+from trainforge.engine.data import (
+    CollatorRegistry,
+    DataLoaderFactory,
+    ResumableSampler,
+    TextCollator,
+    VisionCollator,
+)
 from trainforge.engine.losses import (
     ClassificationLoss,
     HeatmapLoss,
@@ -27,6 +34,8 @@ __all__ = [
     "AccumulationConflictError",
     "AccumulationStats",
     "ClassificationLoss",
+    "CollatorRegistry",
+    "DataLoaderFactory",
     "GradientAccumulator",
     "GradientHealth",
     "GradientMonitor",
@@ -39,8 +48,11 @@ __all__ = [
     "PEFTAwareLoss",
     "QuantizationSafeLoss",
     "RegressionLoss",
+    "ResumableSampler",
     "TaskSpec",
     "TaskType",
+    "TextCollator",
+    "VisionCollator",
     "VisionLoss",
     "as_batch_dict",
     "extract_logits",

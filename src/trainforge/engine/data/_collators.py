@@ -1,0 +1,222 @@
+"""Collators: turn a list of samples into one batch, per modality, behind one registry.
+
+Samples are dicts (``{"inputs": ..., "labels": ...}``, ``input_ids`` accepted for text)
+or ``(inputs, labels)`` tuples; the text and vision collators return dict batches (see
+:mod:`trainforge.engine._batch`), the default collator keeps the sample structure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import default_collate
+
+from trainforge.engine._batch import as_batch_dict
+from trainforge.engine._task import TaskSpec
+from trainforge.registry import Registry
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "CollatorRegistry",
+    "TextCollator",
+    "VisionCollator",
+]
+
+Collator = Callable[[list[Any]], Any]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class _CollatorRegistry(Registry[Callable[..., Collator]]):
+    """Collator factories by name, with the default collator of each modality."""
+
+    def __init__(self) -> None:
+        super().__init__("collator")
+        self.modalities: dict[str, str] = {}
+        self.descriptions: dict[str, str] = {}
+
+    def add(
+        self, name: str, *, modalities: Sequence[str] = (), description: str = ""
+    ) -> Callable[[Callable[..., Collator]], Callable[..., Collator]]:
+        """Decorator: register a collator factory, the default for ``modalities``."""
+
+        def decorator(factory: Callable[..., Collator]) -> Callable[..., Collator]:
+            self.register(name, factory)
+            for modality in modalities:
+                self.modalities[modality] = name
+            self.descriptions[name] = description or (factory.__doc__ or "").split("\n")[0]
+            return factory
+
+        return decorator
+
+    def get_collator(self, task_or_name: TaskSpec | str | None = None, **kwargs: Any) -> Collator:
+        """Build a collator by name, or the one a TaskSpec's modality needs.
+
+        A TaskSpec passes its ``pad_token_id`` / ``ignore_index`` to the text collator
+        and may name a collator in ``extra["collator"]``; ``kwargs`` win.
+        """
+        if isinstance(task_or_name, TaskSpec):
+            spec = task_or_name
+            name = spec.extra.get("collator") or self.modalities.get(spec.modality, "default")
+            if name == "text":
+                kwargs = {
+                    "pad_token_id": spec.pad_token_id,
+                    "ignore_index": spec.ignore_index,
+                    **kwargs,
+                }
+        else:
+            name = task_or_name or "default"
+        return self.get(name)(**kwargs)
+
+    def list_collators(self) -> list[dict[str, str]]:
+        """One ``{"name", "modalities", "description"}`` row per collator."""
+        rows = []
+        for name in self.list():
+            mods = sorted(m for m, n in self.modalities.items() if n == name)
+            rows.append(
+                {
+                    "name": name,
+                    "modalities": ", ".join(mods) or "-",
+                    "description": self.descriptions.get(name, ""),
+                }
+            )
+        return rows
+
+
+CollatorRegistry = _CollatorRegistry()
+"""Every collator by name; add yours with ``@CollatorRegistry.add("name")``."""
+
+
+class TextCollator:
+    """Pads token sequences to the longest in the batch, with a mask and padded labels.
+
+    Each sample holds 1-D token ids (``inputs`` or ``input_ids``; a tuple's first
+    element) and optionally ``labels``: a sequence as long as the tokens (padded with
+    ``ignore_index``) or one class id (stacked). Without labels, no ``labels`` key is
+    produced; the language-modeling loss then reads ``inputs`` and the mask.
+
+    Args:
+        pad_token_id: Token id used for padding ``inputs``.
+        ignore_index: Value used for padding sequence labels.
+        padding_side: ``right`` (default) or ``left``.
+        max_length: Truncate longer sequences (None: no limit).
+
+    Examples:
+        >>> batch = TextCollator()([{"inputs": [5, 6, 7]}, {"inputs": [8]}])
+        >>> batch["inputs"].tolist(), batch["attention_mask"].tolist()
+        ([[5, 6, 7], [8, 0, 0]], [[1, 1, 1], [1, 0, 0]])
+    """
+
+    def __init__(
+        self,
+        pad_token_id: int = 0,
+        ignore_index: int = -100,
+        padding_side: str = "right",
+        max_length: int | None = None,
+    ) -> None:
+        if padding_side not in ("right", "left"):
+            raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
+        self.pad_token_id = pad_token_id
+        self.ignore_index = ignore_index
+        self.padding_side = padding_side
+        self.max_length = max_length
+
+    def __call__(self, samples: list[Any]) -> dict[str, Tensor]:
+        """Collate ``samples`` into ``{"inputs", "attention_mask"[, "labels"]}``."""
+        rows = [as_batch_dict(s) for s in samples]
+        ids = [self._tokens(r.get("inputs", r.get("input_ids"))) for r in rows]
+        length = max(len(t) for t in ids)
+        batch = {
+            "inputs": self._pad(ids, length, self.pad_token_id),
+            "attention_mask": self._pad([torch.ones_like(t) for t in ids], length, 0),
+        }
+        labels = [r.get("labels") for r in rows]
+        if all(lab is not None for lab in labels):
+            tensors = [torch.as_tensor(lab) for lab in labels]
+            if all(t.dim() == 0 for t in tensors):
+                batch["labels"] = torch.stack(tensors)
+            else:
+                tensors = [self._tokens(t) for t in tensors]
+                batch["labels"] = self._pad(tensors, length, self.ignore_index)
+        return batch
+
+    def _tokens(self, value: Any) -> Tensor:
+        if value is None:
+            raise KeyError("a text sample needs 'inputs' (or 'input_ids') holding token ids")
+        tokens = torch.as_tensor(value, dtype=torch.long).reshape(-1)
+        return tokens[: self.max_length] if self.max_length else tokens
+
+    def _pad(self, tensors: list[Tensor], length: int, value: int) -> Tensor:
+        out = torch.full((len(tensors), length), value, dtype=torch.long)
+        for i, t in enumerate(tensors):
+            if self.padding_side == "right":
+                out[i, : len(t)] = t
+            else:
+                out[i, length - len(t) :] = t
+        return out
+
+
+class VisionCollator:
+    """Stacks images and normalises them per channel: ``(x - mean) / std``.
+
+    ``uint8`` images are first scaled to ``[0, 1]``. ``mean`` / ``std`` of length 1 apply
+    to every channel; the default ``(0.5,)`` maps ``[0, 1]`` to ``[-1, 1]`` for any
+    channel count (``IMAGENET_MEAN`` / ``IMAGENET_STD`` are provided for RGB models).
+    Labels (class ids, masks, heatmaps) are stacked unchanged.
+
+    Args:
+        mean: Per-channel mean.
+        std: Per-channel standard deviation.
+
+    Examples:
+        >>> batch = VisionCollator(mean=(0.5,), std=(0.25,))([(torch.ones(1, 2, 2), 3)])
+        >>> batch["inputs"].flatten().tolist(), batch["labels"].tolist()
+        ([2.0, 2.0, 2.0, 2.0], [3])
+    """
+
+    def __init__(self, mean: Sequence[float] = (0.5,), std: Sequence[float] = (0.5,)) -> None:
+        if any(s <= 0 for s in std):
+            raise ValueError(f"std must be positive, got {tuple(std)}")
+        self.mean = torch.tensor(mean, dtype=torch.float32)
+        self.std = torch.tensor(std, dtype=torch.float32)
+
+    def __call__(self, samples: list[Any]) -> dict[str, Tensor]:
+        """Collate ``samples`` into ``{"inputs"[, "labels"]}`` with normalised images."""
+        rows = [as_batch_dict(s) for s in samples]
+        images = torch.stack([torch.as_tensor(r["inputs"]) for r in rows])
+        if images.dtype == torch.uint8:
+            images = images.float().div_(255.0)
+        images = images.float()
+        channels = images.size(1)
+        if len(self.mean) not in (1, channels) or len(self.std) not in (1, channels):
+            raise ValueError(
+                f"images have {channels} channels but mean/std have {len(self.mean)}/"
+                f"{len(self.std)} values; pass one value per channel (or a single value)"
+            )
+        shape = (1, -1) + (1,) * (images.dim() - 2)
+        batch = {"inputs": (images - self.mean.view(shape)) / self.std.view(shape)}
+        if all("labels" in r for r in rows):
+            batch["labels"] = torch.stack([torch.as_tensor(r["labels"]) for r in rows])
+        return batch
+
+
+@CollatorRegistry.add("text", modalities=("text",), description="dynamic padding + mask")
+def _text(**kwargs: Any) -> Collator:
+    return TextCollator(**kwargs)
+
+
+@CollatorRegistry.add(
+    "vision", modalities=("vision", "heatmap"), description="stack + per-channel normalisation"
+)
+def _vision(**kwargs: Any) -> Collator:
+    return VisionCollator(**kwargs)
+
+
+@CollatorRegistry.add("default", modalities=("tabular",), description="torch default_collate")
+def _default() -> Collator:
+    return default_collate

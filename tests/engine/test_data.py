@@ -1,0 +1,169 @@
+"""Resumable sampling, loader determinism, collators and the collator registry."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from trainforge.engine import (
+    CollatorRegistry,
+    DataLoaderFactory,
+    ResumableSampler,
+    TaskSpec,
+    TextCollator,
+    VisionCollator,
+    as_batch_dict,
+)
+from trainforge.errors import ConfigError, RegistryError
+
+
+def _dataset(n: int = 23) -> TensorDataset:
+    return TensorDataset(torch.arange(n, dtype=torch.float32), torch.arange(n))
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("cut", [0, 1, 7, 22, 23])
+def test_resumable_sampler_continues_exactly(shuffle, cut):
+    full = ResumableSampler(23, shuffle=shuffle, seed=11)
+    full.set_epoch(2)
+    expected = list(full)
+    sampler = ResumableSampler(23, shuffle=shuffle, seed=11)
+    sampler.set_epoch(2)
+    it = iter(sampler)
+    seen = [next(it) for _ in range(cut)]
+    state = sampler.state_dict()
+    assert state == {"epoch": 2, "seed": 11, "position": cut}
+    resumed = ResumableSampler(23, shuffle=shuffle, seed=11)
+    resumed.load_state_dict(state)
+    resumed.set_epoch(2)  # a resumed loop re-announces the epoch: the position stays
+    assert seen + list(resumed) == expected
+    assert resumed.epoch == 3 and resumed.position == 0
+
+
+def test_sampler_orders_differ_per_epoch_and_seed():
+    s = ResumableSampler(50, seed=0)
+    first, second = list(s), list(s)  # iteration advances the epoch
+    assert sorted(first) == list(range(50)) and first != second
+    assert list(ResumableSampler(50, seed=1)) != first
+    state = random.getstate(), torch.random.get_rng_state()
+    list(ResumableSampler(50, seed=0))
+    assert torch.equal(torch.random.get_rng_state(), state[1])
+
+
+def test_sampler_rejects_a_foreign_state():
+    with pytest.raises(ValueError, match="same run.seed"):
+        ResumableSampler(5, seed=1).load_state_dict({"epoch": 0, "seed": 2, "position": 0})
+    with pytest.raises(ValueError, match="did the dataset change"):
+        ResumableSampler(5, seed=1).load_state_dict({"epoch": 0, "seed": 1, "position": 9})
+
+
+def test_loader_is_deterministic_and_resumes_mid_epoch_at_a_random_position():
+    def order(loader):
+        return [x.tolist() for x, _ in loader]
+
+    a = DataLoaderFactory.create(_dataset(), batch_size=4, random_seed=5)
+    b = DataLoaderFactory.create(_dataset(), batch_size=4, random_seed=5)
+    assert order(a) == order(b)
+    assert order(a) == order(b)  # second epoch too, and different from the first
+    assert order(DataLoaderFactory.create(_dataset(), batch_size=4, random_seed=6)) != order(
+        DataLoaderFactory.create(_dataset(), batch_size=4, random_seed=5)
+    )
+
+    reference = order(DataLoaderFactory.create(_dataset(), batch_size=4, random_seed=5))
+    cut = random.Random(3).randrange(1, len(reference))
+    loader = DataLoaderFactory.create(_dataset(), batch_size=4, random_seed=5)
+    it = iter(loader)
+    head = [next(it)[0].tolist() for _ in range(cut)]
+    state = loader.sampler.state_dict()
+    resumed = DataLoaderFactory.create(_dataset(), batch_size=4, random_seed=5, sampler_state=state)
+    assert head + order(resumed) == reference
+
+
+def test_loader_with_workers_matches_single_process():
+    single = DataLoaderFactory.create(_dataset(), batch_size=5, random_seed=2)
+    multi = DataLoaderFactory.create(
+        _dataset(), batch_size=5, random_seed=2, num_workers=2, prefetch_factor=2
+    )
+    assert [x.tolist() for x, _ in single] == [x.tolist() for x, _ in multi]
+
+
+def test_prefetch_factor_dropped_and_pin_memory_only_with_cuda():
+    loader = DataLoaderFactory.create(_dataset(), batch_size=4, pin_memory=True, prefetch_factor=4)
+    assert loader.prefetch_factor is None
+    assert loader.pin_memory == torch.cuda.is_available()
+
+
+def test_batch_larger_than_dataset_with_drop_last_names_the_keys():
+    with pytest.raises(ConfigError, match=r"data\.batch_size=64.*data\.drop_last"):
+        DataLoaderFactory.create(_dataset(10), batch_size=64, drop_last=True)
+
+
+def test_text_collator_pads_to_longest_with_mask_and_ignore_index():
+    collate = TextCollator(pad_token_id=0, ignore_index=-100)
+    batch = collate(
+        [
+            {"input_ids": [5, 6, 7], "labels": [5, 6, 7]},
+            {"input_ids": [8], "labels": [8]},
+        ]
+    )
+    assert batch["inputs"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["labels"].tolist() == [[5, 6, 7], [8, -100, -100]]
+    left = TextCollator(padding_side="left", pad_token_id=9)([([1, 2], 0), ([3], 1)])
+    assert left["inputs"].tolist() == [[1, 2], [9, 3]]
+    assert left["labels"].tolist() == [0, 1]
+
+
+def test_vision_collator_normalises_per_channel():
+    images = [
+        torch.full((3, 2, 2), 255, dtype=torch.uint8),
+        torch.zeros(3, 2, 2, dtype=torch.uint8),
+    ]
+    collate = VisionCollator(mean=(0.5, 0.25, 0.0), std=(0.5, 0.25, 1.0))
+    batch = collate([{"inputs": img, "labels": i} for i, img in enumerate(images)])
+    assert batch["inputs"].shape == (2, 3, 2, 2)
+    assert batch["inputs"][0, :, 0, 0].tolist() == [1.0, 3.0, 1.0]
+    assert batch["inputs"][1, :, 0, 0].tolist() == [-1.0, -1.0, 0.0]
+    assert batch["labels"].tolist() == [0, 1]
+    with pytest.raises(ValueError, match="3 channels"):
+        VisionCollator(mean=(0.1, 0.2), std=(1.0, 1.0))([(images[0], 0)])
+
+
+def test_collator_registry_by_task_spec_and_name():
+    assert {row["name"] for row in CollatorRegistry.list_collators()} >= {
+        "text",
+        "vision",
+        "default",
+    }
+    text = CollatorRegistry.get_collator(TaskSpec.language_modeling_tiny())
+    assert isinstance(text, TextCollator) and text.ignore_index == -100
+    assert isinstance(CollatorRegistry.get_collator(TaskSpec.vision_tiny()), VisionCollator)
+    default = CollatorRegistry.get_collator(TaskSpec.classification_tiny())
+    x, y = default([(torch.zeros(2), 1), (torch.ones(2), 0)])
+    assert x.shape == (2, 2) and y.tolist() == [1, 0]
+    with pytest.raises(RegistryError, match="did you mean 'vision'"):
+        CollatorRegistry.get_collator("visoin")
+
+
+def test_custom_collator_and_factory_selection():
+    @CollatorRegistry.add("doubling_test", description="test")
+    def _factory():
+        return lambda samples: [2 * s for s in samples]
+
+    try:
+        loader = DataLoaderFactory.create(
+            [1, 2, 3], batch_size=3, shuffle=False, collator_name="doubling_test"
+        )
+        assert next(iter(loader)) == [2, 4, 6]
+    finally:
+        CollatorRegistry.unregister("doubling_test")
+
+
+def test_batch_convention():
+    assert as_batch_dict((1, 2)) == {"inputs": 1, "labels": 2}
+    assert as_batch_dict({"inputs": 1}) == {"inputs": 1}
+    with pytest.raises(ValueError, match="return a dict"):
+        as_batch_dict((1, 2, 3))
