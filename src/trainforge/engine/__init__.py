@@ -29,13 +29,27 @@ from trainforge.engine.losses import (
     extract_logits,
     get_loss_strategy,
 )
+from trainforge.engine.metrics import (
+    Alert,
+    AlertConfig,
+    ConfidenceMetrics,
+    DatasetProfile,
+    DriftMetrics,
+    MetricsEngine,
+    profile_dataset,
+)
 
 __all__ = [
     "AccumulationConflictError",
     "AccumulationStats",
+    "Alert",
+    "AlertConfig",
     "ClassificationLoss",
     "CollatorRegistry",
+    "ConfidenceMetrics",
     "DataLoaderFactory",
+    "DatasetProfile",
+    "DriftMetrics",
     "GradientAccumulator",
     "GradientHealth",
     "GradientMonitor",
@@ -44,6 +58,7 @@ __all__ = [
     "LossInputs",
     "LossStrategy",
     "LossStrategyRegistry",
+    "MetricsEngine",
     "Modality",
     "PEFTAwareLoss",
     "QuantizationSafeLoss",
@@ -57,4 +72,5 @@ __all__ = [
     "as_batch_dict",
     "extract_logits",
     "get_loss_strategy",
+    "profile_dataset",
 ]

@@ -85,7 +85,9 @@ def _linear(step: int, total: int, min_factor: float = 0.0, **_: Any) -> float:
     return 1.0 - (1.0 - min_factor) * progress
 
 
-def _step_decay(step: int, total: int, step_size: int = 1000, gamma: float = 0.1, **_: Any) -> float:
+def _step_decay(
+    step: int, total: int, step_size: int = 1000, gamma: float = 0.1, **_: Any
+) -> float:
     return gamma ** (step // max(step_size, 1))
 
 

@@ -1,0 +1,238 @@
+"""The plain loop driver: one training epoch, one validation pass, nothing hidden.
+
+``TrainingLoop.run_epoch`` runs forward, loss, and ``GradientAccumulator.accumulate``
+(backward, clip, health check, step on the window boundary) for each batch, steps the LR
+schedule once per optimizer step, and calls ``on_step`` after every optimizer step so the
+caller can log, checkpoint or stop. Losses are summed on the device; the loop itself
+never syncs with the host except where a comment says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from trainforge.engine._accumulator import GradientAccumulator
+from trainforge.engine._batch import as_batch_dict
+
+__all__ = ["EpochResult", "StepInfo", "TrainingLoop", "ValidationLoop", "move_to_device"]
+
+
+@dataclass
+class EpochResult:
+    """What one pass over the data produced."""
+
+    epoch: int
+    metrics: dict[str, float]
+    batches: int
+    samples: int
+    global_step: int
+    duration_s: float
+    completed: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def throughput(self) -> float:
+        """Samples per second."""
+        return self.samples / self.duration_s if self.duration_s > 0 else 0.0
+
+
+@dataclass
+class StepInfo:
+    """Passed to ``on_step`` after every optimizer step."""
+
+    global_step: int
+    epoch: int
+    batches_done: int
+    samples_done: int
+    loss: Tensor
+    scheduler: Any
+
+
+def move_to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """Move every tensor of a dict batch to ``device`` (non-blocking where possible)."""
+    non_blocking = device.type == "cuda"
+    return {
+        k: v.to(device, non_blocking=non_blocking) if isinstance(v, Tensor) else v
+        for k, v in batch.items()
+    }
+
+
+def _batch_size(batch: Mapping[str, Any]) -> int:
+    inputs = batch.get("inputs")
+    return int(inputs.shape[0]) if isinstance(inputs, Tensor) and inputs.ndim > 0 else 1
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+LossFn = Callable[[Any, Mapping[str, Any]], Tensor]
+
+
+class TrainingLoop:
+    """Runs training epochs over a model with a loss strategy and an accumulator.
+
+    Args:
+        model: The network; called as ``model(batch["inputs"])``.
+        loss_fn: A loss strategy: ``loss_fn(outputs, batch) -> scalar tensor``.
+        accumulator: Does backward, clipping, the health check and the optimizer step.
+        device: Where batches go.
+        autocast_dtype: ``torch.float16`` / ``torch.bfloat16`` for mixed precision.
+        on_step: Called after each optimizer step; returning True stops the epoch.
+        max_steps: Stop once the accumulator has taken this many optimizer steps.
+        progress: Anything with ``advance(samples, loss)``; a progress bar.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        accumulator: GradientAccumulator,
+        *,
+        device: torch.device | str = "cpu",
+        autocast_dtype: torch.dtype | None = None,
+        on_step: Callable[[StepInfo], bool | None] | None = None,
+        max_steps: int | None = None,
+        progress: Any = None,
+    ) -> None:
+        self.model = model
+        self.loss_fn = loss_fn
+        self.accumulator = accumulator
+        self.device = torch.device(device)
+        self.autocast_dtype = autocast_dtype
+        self.on_step = on_step
+        self.max_steps = max_steps
+        self.progress = progress
+
+    def run_epoch(
+        self,
+        dataloader: Iterable[Any],
+        epoch: int,
+        scheduler: Any = None,
+        *,
+        samples_before: int = 0,
+    ) -> EpochResult:
+        """Train on every (remaining) batch of ``dataloader``.
+
+        Args:
+            dataloader: Yields batches (dicts or ``(inputs, labels)`` tuples).
+            epoch: The epoch number (passed to ``on_step``).
+            scheduler: Stepped once per optimizer step.
+            samples_before: Samples of this epoch already trained on before a resume.
+
+        Returns:
+            The epoch's mean ``train/loss`` (one host sync, at the end) and counters.
+        """
+        self.model.train()
+        start = time.perf_counter()
+        total = len(dataloader)  # type: ignore[arg-type]
+        loss_sum = torch.zeros((), device=self.device)
+        samples = 0
+        batches = 0
+        completed = True
+        for index, raw in enumerate(dataloader):
+            batch = move_to_device(as_batch_dict(raw), self.device)
+            size = _batch_size(batch)
+            with _autocast(self.device, self.autocast_dtype):
+                outputs = self.model(batch["inputs"])
+                loss = self.loss_fn(outputs, batch)
+            stepped = self.accumulator.accumulate(
+                loss, self.model, is_final_batch=index == total - 1, num_samples=size
+            )
+            loss_sum += loss.detach().float() * size
+            samples += size
+            batches += 1
+            if self.progress is not None:
+                self.progress.advance(size, loss)
+            if not stepped:
+                continue
+            if scheduler is not None:
+                scheduler.step()
+            step = self.accumulator.effective_step
+            info = StepInfo(
+                step, epoch, batches, samples_before + samples, loss.detach(), scheduler
+            )
+            stop = self.on_step(info) if self.on_step is not None else False
+            if stop or (self.max_steps is not None and step >= self.max_steps):
+                completed = index == total - 1
+                break
+        mean = (loss_sum / max(samples, 1)).item()  # the epoch's one host-device sync
+        return EpochResult(
+            epoch,
+            {"train/loss": mean},
+            batches,
+            samples,
+            self.accumulator.effective_step,
+            time.perf_counter() - start,
+            completed,
+        )
+
+
+class ValidationLoop:
+    """Evaluates a model: mean loss and task metrics, weighted by batch size.
+
+    Args:
+        model: The network.
+        loss_fn: The same loss strategy as training.
+        metric_fn: ``metric_fn(outputs, batch) -> {"acc": ...}`` (e.g. the zoo's
+            ``task_metrics``); names are prefixed with ``val/``.
+        device: Where batches go.
+        autocast_dtype: Mixed-precision dtype, as in training.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        *,
+        metric_fn: Callable[[Any, Mapping[str, Any]], Mapping[str, float]] | None = None,
+        device: torch.device | str = "cpu",
+        autocast_dtype: torch.dtype | None = None,
+        prefix: str = "val",
+    ) -> None:
+        self.model = model
+        self.loss_fn = loss_fn
+        self.metric_fn = metric_fn
+        self.device = torch.device(device)
+        self.autocast_dtype = autocast_dtype
+        self.prefix = prefix
+
+    @torch.no_grad()
+    def run_epoch(
+        self, dataloader: Iterable[Any], epoch: int, scheduler: Any = None
+    ) -> EpochResult:
+        """Evaluate on every batch; ``scheduler`` is accepted for symmetry and ignored."""
+        was_training = self.model.training
+        self.model.eval()
+        start = time.perf_counter()
+        loss_sum = torch.zeros((), device=self.device)
+        sums: dict[str, float] = {}
+        samples = batches = 0
+        try:
+            for raw in dataloader:
+                batch = move_to_device(as_batch_dict(raw), self.device)
+                size = _batch_size(batch)
+                with _autocast(self.device, self.autocast_dtype):
+                    outputs = self.model(batch["inputs"])
+                    loss = self.loss_fn(outputs, batch)
+                loss_sum += loss.float() * size
+                if self.metric_fn is not None:
+                    for name, value in self.metric_fn(outputs, batch).items():
+                        sums[name] = sums.get(name, 0.0) + float(value) * size
+                samples += size
+                batches += 1
+        finally:
+            self.model.train(was_training)
+        count = max(samples, 1)
+        metrics = {f"{self.prefix}/loss": (loss_sum / count).item()}  # one host sync
+        metrics.update({f"{self.prefix}/{k}": v / count for k, v in sums.items()})
+        return EpochResult(epoch, metrics, batches, samples, 0, time.perf_counter() - start)
