@@ -92,10 +92,11 @@ def bench_mlflow(tmp: Path, calls: int, batches: int) -> tuple[float, float, int
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     import logging
 
-    for name in ("alembic", "mlflow"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
+
+    for name in ("alembic", "mlflow"):  # after the import: mlflow configures its loggers
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
     experiment = client.create_experiment("bench", artifact_location=(tmp / "art").as_uri())

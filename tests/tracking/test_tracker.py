@@ -212,3 +212,16 @@ def test_tracker_does_not_import_torch(tmp_path):
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_auto_steps_continue_after_explicit_steps(tmp_path):
+    tracker = ExperimentTracker("e", database=str(tmp_path / "t.db"), flush_interval_s=3600)
+    tracker.log_metric("loss", 1.0)
+    tracker.log_metric("loss", 2.0)
+    tracker.flush()
+    tracker.log_metric("loss", 3.0, step=10)
+    tracker.flush()
+    tracker.log_metric("loss", 4.0)
+    tracker.finish()
+    history = ExperimentDB(str(tmp_path / "t.db")).get_metric_history(tracker.run_id, "loss")
+    assert history["step"].tolist() == [0, 1, 10, 11]
