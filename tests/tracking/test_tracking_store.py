@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from trainforge.errors import StoreUnavailableError
 from trainforge.tracking import DATABASE_ENV_VAR, ExperimentDB, TrackingStore, resolve_database_url
 from trainforge.tracking._schema import HEAD_REVISION
-from trainforge.tracking._store import upgrade_to
 
 
 @pytest.mark.parametrize(
@@ -53,7 +52,7 @@ def test_plain_path_opens_sqlite_in_wal_mode(tmp_path):
 
 
 def _check_upgrade_from_first_revision(url: str) -> None:
-    upgrade_to(url, "0001")
+    TrackingStore(url, revision="0001").dispose()
     engine = sa.create_engine(url, poolclass=sa.NullPool)
     with engine.begin() as conn:
         assert "jobs" not in sa.inspect(conn).get_table_names()

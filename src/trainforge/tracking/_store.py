@@ -45,6 +45,8 @@ class TrackingStore:
         url: SQLAlchemy URL or plain file path; ``None`` resolves the default (see
             :func:`resolve_database_url`).
         pool_size: PostgreSQL connection pool size.
+        revision: Schema revision to upgrade to on open; ``"head"`` (the default) is the
+            only one the rest of trainforge works with.
 
     Raises:
         StoreUnavailableError: The database cannot be reached, created or upgraded.
@@ -53,14 +55,16 @@ class TrackingStore:
         >>> store = TrackingStore("sqlite:///:memory:")  # doctest: +SKIP
     """
 
-    def __init__(self, url: str | None = None, *, pool_size: int = 5) -> None:
+    def __init__(
+        self, url: str | None = None, *, pool_size: int = 5, revision: str = "head"
+    ) -> None:
         self.url = resolve_database_url(url)
         self.display_url = display_url(self.url)
         self.engine = self._create_engine(pool_size)
         # Close pooled connections when the store is dropped without dispose().
         weakref.finalize(self, self.engine.dispose)
         self.dialect = self.engine.dialect.name
-        self._migrate()
+        self._migrate(revision)
 
     def __repr__(self) -> str:
         return f"TrackingStore({self.display_url!r})"
@@ -159,10 +163,10 @@ class TrackingStore:
 
         return self.read(query)
 
-    def _migrate(self) -> None:
-        if self.current_revision() == HEAD_REVISION:
+    def _migrate(self, revision: str) -> None:
+        if self.current_revision() in (HEAD_REVISION, revision):
             return
-        self.write(self.upgrade)
+        self.write(lambda conn: self.upgrade(conn, revision))
 
     def upgrade(self, conn: Connection, revision: str = "head") -> None:
         """Apply migrations up to ``revision`` on ``conn`` (inside its transaction)."""
@@ -225,17 +229,3 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
 def _sqlite_on_begin(conn: Connection) -> None:
     mode = "" if conn.get_execution_options().get(_READ_OPTION) else " IMMEDIATE"
     conn.exec_driver_sql(f"BEGIN{mode}")
-
-
-# Re-exported for the tests that build an older revision by hand.
-def upgrade_to(store_url: str, revision: str) -> None:
-    """Create or upgrade the database at ``store_url`` to ``revision`` only (for tests)."""
-    store = TrackingStore.__new__(TrackingStore)
-    store.url = resolve_database_url(store_url)
-    store.display_url = display_url(store.url)
-    store.engine = store._create_engine(1)
-    store.dialect = store.engine.dialect.name
-    try:
-        store.write(lambda conn: store.upgrade(conn, revision))
-    finally:
-        store.dispose()
