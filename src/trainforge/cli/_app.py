@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from trainforge._version import __version__
-from trainforge.cli import _ckpt_cmd, _config_cmd, _registry_cmd, _runs_cmd
+from trainforge.cli import _ckpt_cmd, _config_cmd, _registry_cmd, _runs_cmd, _train_cmd
 from trainforge.errors import TrainforgeError
 from trainforge.logs import configure_logging
 
@@ -20,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+app.command("train", context_settings=_train_cmd.CONTEXT)(_train_cmd.train)
 app.add_typer(_config_cmd.app, name="config")
 app.add_typer(_ckpt_cmd.app, name="ckpt")
 app.add_typer(_runs_cmd.app, name="runs")
@@ -41,12 +42,21 @@ def _root(
         ),
     ] = False,
     log_level: Annotated[
-        str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")
-    ] = "WARNING",
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="DEBUG, INFO, WARNING or ERROR (default WARNING; train uses run.log_level).",
+        ),
+    ] = None,
     log_format: Annotated[str, typer.Option("--log-format", help="text, json or rich.")] = "text",
+    ctx: typer.Context = typer.Option(None, hidden=True),
 ) -> None:
     """Global options, applied before any command runs."""
-    configure_logging(level=log_level, fmt=log_format)
+    try:
+        configure_logging(level=log_level or "WARNING", fmt=log_format)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    ctx.obj = {"log_level_given": log_level is not None, "log_format": log_format}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,9 +25,11 @@ def print_table(
     title: str | None,
     headers: Sequence[str],
     rows: Iterable[Sequence[Any]],
+    *,
+    show_header: bool = True,
 ) -> None:
     """Print a Rich table; cells are rendered with ``str``."""
-    table = Table(title=title, title_justify="left", show_lines=False)
+    table = Table(title=title, title_justify="left", show_lines=False, show_header=show_header)
     for header in headers:
         table.add_column(header, overflow="fold")
     for row in rows:

@@ -127,8 +127,8 @@ class OptimConfig(SchemaBase):
 class TrainerConfig(SchemaBase):
     """How training is driven."""
 
-    engine: Literal["lightning", "plain"] = Field(
-        "lightning", description="Loop driver: Lightning (default) or trainforge's plain loop."
+    engine: Literal["plain"] = Field(
+        "plain", description="Loop driver: trainforge's plain single-device loop."
     )
     max_epochs: int | None = Field(10, gt=0, description="Stop after this many epochs.")
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps.")

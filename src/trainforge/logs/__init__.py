@@ -4,6 +4,7 @@ Library code logs through ``logging.getLogger(__name__)``; only the CLI prints.
 """
 
 from trainforge.logs._config import configure_logging, get_logger, rank_zero_only
+from trainforge.logs._progress import TrainingProgress
 from trainforge.logs._provenance import (
     PROVENANCE_LEGEND,
     Provenance,
@@ -16,6 +17,7 @@ from trainforge.logs._tables import format_table, log_section
 __all__ = [
     "PROVENANCE_LEGEND",
     "Provenance",
+    "TrainingProgress",
     "configure_logging",
     "format_provenance",
     "format_table",

@@ -1,0 +1,127 @@
+"""``trainforge train``: resolve the config, show where each value came from, train."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from trainforge.cli._output import console, print_table
+
+CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
+DEFAULT_TEMPLATE = "digits"
+
+
+def train(
+    ctx: typer.Context,
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Config files and key=value overrides (or --key value).", show_default=False
+        ),
+    ] = None,
+    template: Annotated[
+        str | None, typer.Option("--template", help="Task template (default: digits).")
+    ] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="small, medium or large.")] = None,
+    env: Annotated[str | None, typer.Option("--env", help="Environment overlay.")] = None,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Checkpoint to resume: PATH, last or best.")
+    ] = None,
+    allow_change: Annotated[
+        list[str] | None,
+        typer.Option("--allow-config-change", help="Accept a breaking change on resume (key)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build model and data, print the plan, stop.")
+    ] = False,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the resolved config as YAML, stop.")
+    ] = False,
+) -> None:
+    """Train a model: `trainforge train` alone trains the built-in digits task."""
+    from trainforge.config import load_config, split_cli_args
+    from trainforge.logs import configure_logging, format_value
+
+    files, overrides = split_cli_args([*(args or []), *ctx.args])
+    if template is None and not files:
+        template = DEFAULT_TEMPLATE
+    config = load_config(*files, cli=overrides, preset=preset, template=template, env=env)
+    if print_config:
+        typer.echo(config.to_yaml(), nl=False)
+        return
+    if not (ctx.obj or {}).get("log_level_given"):
+        configure_logging(config.run.log_level if not dry_run else "WARNING")
+    print_table(
+        "configuration (non-default values)",
+        ("key", "value", "provenance"),
+        [(k, format_value(v), p.render()) for k, v, p in config.overview_rows()],
+    )
+    if dry_run:
+        _dry_run(config)
+        return
+    from trainforge.train import Trainer
+
+    results = Trainer(
+        training_config=config,
+        allow_config_changes=allow_change or (),
+        command=["trainforge", *sys.argv[1:]],
+    ).train(resume_from=resume)
+    best = "n/a" if results.best_metric is None else f"{results.best_metric:.4f}"
+    rows = [
+        ("run", results.run_id),
+        ("run folder", str(results.run_dir)),
+        (f"best {results.monitor}", f"{best} (epoch {results.best_epoch})"),
+        ("final train/loss", f"{results.final_loss:.4f}"),
+        ("best checkpoint", str(results.best_checkpoint_path or "-")),
+        ("last checkpoint", str(results.checkpoint_path or "-")),
+        *_log_rows(config, results.run_id),
+        ("time", f"{results.training_time:.1f} s, {results.global_step} optimizer steps"),
+    ]
+    print_table("training finished", ("", ""), rows, show_header=False)
+    run_number = results.run_id.removeprefix("run-").lstrip("0") or "0"
+    console().print(
+        f"compare runs: trainforge runs compare {run_number} <other run id>   "
+        f"(trainforge runs list)"
+    )
+
+
+def _log_rows(config, run_id: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    from trainforge.lightning import logger_dir
+
+    rows = []
+    for kind, section in config.loggers:
+        if section.enabled:
+            where = logger_dir(section.save_dir, run_id, kind)
+            if kind == "tensorboard":
+                rows.append((kind, f"tensorboard --logdir {where}"))
+            else:
+                rows.append((f"{kind} logs", str(where)))
+    return rows
+
+
+def _dry_run(config) -> None:  # type: ignore[no-untyped-def]
+    from trainforge.train._build import (
+        build_datasets_for,
+        build_model_for,
+        task_spec_from_config,
+        total_optimizer_steps,
+    )
+
+    spec = task_spec_from_config(config)
+    model = build_model_for(config, spec)
+    train_data, val_data = build_datasets_for(config, spec)
+    batches = -(-len(train_data) // config.data.batch_size)
+    params = sum(p.numel() for p in model.parameters())
+    print_table(
+        "dry run: nothing was trained",
+        ("", ""),
+        [
+            ("task", f"{spec.name} ({spec.task_type}, {spec.modality})"),
+            ("model", f"{type(model).__name__}, {params:,} parameters"),
+            ("data", f"{len(train_data)} train / {len(val_data)} validation samples"),
+            ("optimizer steps", str(total_optimizer_steps(config, batches))),
+        ],
+        show_header=False,
+    )

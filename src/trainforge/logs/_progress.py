@@ -1,0 +1,85 @@
+"""A Rich progress bar for training: loss, learning rate, throughput and ETA.
+
+Drawn only on an interactive terminal; elsewhere (CI, files, notebooks piping output)
+the same object is silent and the epoch summaries in the log say the same thing.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+__all__ = ["TrainingProgress"]
+
+
+class TrainingProgress:
+    """Progress over optimizer steps (or samples) with live loss and throughput.
+
+    Args:
+        total: Total units of work (samples over all epochs).
+        enabled: Draw the bar (it is also skipped when stderr is not a terminal).
+        refresh_s: Seconds between loss reads; each read is one host-device sync.
+    """
+
+    def __init__(self, total: int | None, *, enabled: bool = True, refresh_s: float = 0.5):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.total = total
+        self.refresh_s = refresh_s
+        self._progress: Any = None
+        self._task: Any = None
+        self._last = 0.0
+        self._lr: float | None = None
+
+    def __enter__(self) -> TrainingProgress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("train", total=self.total, status="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def set_lr(self, lr: float) -> None:
+        """The learning rate shown next to the loss."""
+        self._lr = lr
+
+    def advance(self, samples: int, loss: Any = None) -> None:
+        """Count ``samples`` done; now and then show ``loss`` (reading it syncs)."""
+        if self._progress is None:
+            return
+        now = time.perf_counter()
+        if loss is not None and now - self._last >= self.refresh_s:
+            self._last = now
+            value = float(loss)  # host-device sync, at most every refresh_s seconds
+            task = self._progress.tasks[0]
+            speed = task.speed or 0.0
+            status = f"loss {value:.4f}"
+            if self._lr is not None:
+                status += f"  lr {self._lr:.2e}"
+            status += f"  {speed:,.0f} samples/s"
+            self._progress.update(self._task, advance=samples, status=status)
+        else:
+            self._progress.update(self._task, advance=samples)

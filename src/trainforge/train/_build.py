@@ -1,0 +1,337 @@
+"""The composition root: the one place where config sections meet component constructors.
+
+Every component below takes plain typed arguments; this module reads a
+``TrainingConfig`` and passes them. Nothing else in trainforge reads the config tree.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainforge.checkpoint import CheckpointManager
+from trainforge.config import TrainingConfig
+from trainforge.engine import GradientAccumulator, GradientMonitor, TaskSpec, get_loss_strategy
+from trainforge.engine._optim import build_optimizer, build_scheduler
+from trainforge.engine.data import DataLoaderFactory
+from trainforge.errors import CheckpointNotFoundError, ConfigError
+from trainforge.hooks import HookManager
+from trainforge.lightning import create_logger
+from trainforge.tracking import ExperimentTracker, resolve_database_url
+from trainforge.zoo import TASKS, build_datasets, build_model
+
+__all__ = [
+    "autocast_dtype",
+    "build_accumulator",
+    "build_checkpoint_manager",
+    "build_dataloader",
+    "build_loggers",
+    "build_loss",
+    "build_model_for",
+    "build_optimizer_for",
+    "build_scheduler_for",
+    "build_tracker",
+    "find_resume_checkpoint",
+    "pick_device",
+    "task_spec_from_config",
+]
+
+logger = logging.getLogger(__name__)
+
+_SPEC_FIELDS = {f.name for f in fields(TaskSpec)}
+
+
+def task_spec_from_config(config: TrainingConfig) -> TaskSpec:
+    """The TaskSpec of ``task``: a built-in task's spec, with values the config sets on top."""
+    section = config.task.model_dump()
+    values = {k: v for k, v in section.items() if k in _SPEC_FIELDS and v is not None}
+    if config.task.name in TASKS:
+        base = TASKS.get(config.task.name).spec.to_dict()
+        base.update(
+            {
+                k: v
+                for k, v in values.items()
+                if config.provenance_of(f"task.{k}").source != "default"
+            }
+        )
+        return TaskSpec.from_dict(base)
+    try:
+        return TaskSpec.from_dict(values)
+    except ValueError as exc:
+        raise ConfigError(f"invalid task section: {exc}", key="task") from None
+
+
+def pick_device(accelerator: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``gpu``/``cuda`` require CUDA."""
+    if accelerator in ("auto",):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if accelerator in ("gpu", "cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"trainer.accelerator={accelerator} but no CUDA device is available",
+                key="trainer.accelerator",
+                hint="use trainer.accelerator=cpu or auto",
+            )
+        return torch.device("cuda")
+    if accelerator == "mps":
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``trainer.precision`` (None = full precision)."""
+    if precision == "bf16-mixed":
+        return torch.bfloat16
+    if precision == "16-mixed":
+        if device.type != "cuda":
+            raise ConfigError(
+                "trainer.precision=16-mixed needs a CUDA device",
+                key="trainer.precision",
+                hint="use bf16-mixed or 32-true on the CPU",
+            )
+        return torch.float16
+    return None
+
+
+def build_model_for(config: TrainingConfig, spec: TaskSpec) -> nn.Module:
+    """``model.name`` (built-in or import path) with ``model.kwargs``."""
+    return build_model(config.model.name, spec, **config.model.kwargs)
+
+
+def build_datasets_for(config: TrainingConfig, spec: TaskSpec) -> tuple[Any, Any]:
+    """``data.name`` (built-in or import path) split with ``data.val_split``."""
+    return build_datasets(
+        config.data.name,
+        spec,
+        val_split=config.data.val_split,
+        seed=config.run.seed,
+        **config.data.kwargs,
+    )
+
+
+def build_dataloader(
+    config: TrainingConfig,
+    dataset: Any,
+    spec: TaskSpec,
+    *,
+    train: bool,
+    sampler_state: dict[str, Any] | None = None,
+) -> Any:
+    """A seeded, resumable DataLoader for the training or validation split."""
+    data = config.data
+    return DataLoaderFactory.create(
+        dataset,
+        data.batch_size if train else (data.val_batch_size or data.batch_size),
+        shuffle=data.shuffle and train,
+        task_spec=spec,
+        collator_name=data.collator,
+        num_workers=data.num_workers,
+        pin_memory=data.pin_memory,
+        drop_last=data.drop_last and train,
+        random_seed=config.run.seed,
+        sampler_state=sampler_state,
+    )
+
+
+def build_loss(spec: TaskSpec) -> Any:
+    """The loss strategy for the task."""
+    return get_loss_strategy(spec)
+
+
+def build_optimizer_for(config: TrainingConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """``optim.*`` -> optimizer."""
+    optim = config.optim
+    return build_optimizer(
+        optim.name,
+        model,
+        lr=optim.lr,
+        weight_decay=optim.weight_decay,
+        betas=optim.betas,
+        momentum=optim.momentum,
+    )
+
+
+def total_optimizer_steps(config: TrainingConfig, batches_per_epoch: int) -> int:
+    """Optimizer steps of the whole run (for the schedule)."""
+    trainer = config.trainer
+    per_epoch = math.ceil(batches_per_epoch / trainer.accumulate_grad_batches)
+    if trainer.max_steps is not None:
+        if trainer.max_epochs is not None:
+            return min(trainer.max_steps, per_epoch * trainer.max_epochs)
+        return trainer.max_steps
+    assert trainer.max_epochs is not None  # the schema requires one of the two
+    return per_epoch * trainer.max_epochs
+
+
+def build_scheduler_for(config: TrainingConfig, optimizer: Any, total_steps: int) -> Any:
+    """``optim.scheduler`` with warmup, stepped once per optimizer step."""
+    optim = config.optim
+    try:
+        return build_scheduler(
+            optim.scheduler,
+            optimizer,
+            total_steps=total_steps,
+            warmup_steps=optim.warmup_steps,
+            warmup_ratio=optim.warmup_ratio,
+            kwargs=optim.scheduler_kwargs,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot build optim.scheduler={optim.scheduler}: {exc}", key="optim.scheduler"
+        ) from None
+
+
+def build_monitor(config: TrainingConfig, hooks: HookManager) -> GradientMonitor | None:
+    """``callbacks.gradient_health`` -> GradientMonitor (None when disabled)."""
+    health = config.callbacks.gradient_health
+    if not health.enabled:
+        return None
+    return GradientMonitor(
+        vanishing_threshold=health.vanishing_threshold,
+        explosion_threshold=health.explosion_threshold,
+        max_consecutive_failures=(
+            health.max_consecutive_failures if health.policy == "stop" else 2**31 - 1
+        ),
+        log_histogram=config.callbacks.monitoring.histogram,
+        hooks=hooks,
+    )
+
+
+def build_accumulator(
+    config: TrainingConfig,
+    optimizer: Any,
+    monitor: GradientMonitor | None,
+    device: torch.device,
+) -> GradientAccumulator:
+    """``trainer.accumulate_grad_batches`` / ``gradient_clip_val`` -> GradientAccumulator."""
+    scaler = None
+    if config.trainer.precision == "16-mixed" and device.type == "cuda":
+        scaler = torch.amp.GradScaler("cuda")
+    return GradientAccumulator(
+        optimizer,
+        accumulation_steps=config.trainer.accumulate_grad_batches,
+        max_grad_norm=config.trainer.gradient_clip_val,
+        scaler=scaler,
+        batch_size=config.data.batch_size,
+        monitor=monitor,
+    )
+
+
+def build_tracker(config: TrainingConfig) -> ExperimentTracker | None:
+    """``tracking.*`` -> ExperimentTracker (None when disabled)."""
+    tracking = config.tracking
+    if not tracking.enabled:
+        return None
+    url = resolve_database_url(tracking.database, config.run.output_dir)
+    tracker = ExperimentTracker(
+        tracking.experiment_name,
+        tracking.project_name,
+        tags=config.run.tags,
+        config=config,
+        database=url,
+        run_name=config.run.name,
+        notes=config.run.notes,
+    )
+    tracker.log_params(config.to_dict())
+    return tracker
+
+
+def run_folder_name(tracker: ExperimentTracker | None) -> str:
+    """``run-<id>`` for a tracked run, else ``run-<timestamp>-<pid>``."""
+    if tracker is not None:
+        return f"run-{int(tracker.run_id):06d}"
+    return f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+def build_loggers(config: TrainingConfig, run_id: str) -> list[Any]:
+    """Every enabled logger of ``loggers.*``, writing under ``<save_dir>/<run_id>/``."""
+    built = []
+    for kind, section in config.loggers:
+        if not section.enabled:
+            continue
+        options = section.model_dump(exclude={"enabled", "save_dir"})
+        built.append(
+            create_logger(
+                kind, save_dir=section.save_dir, run_id=run_id, run_name=config.run.name, **options
+            )
+        )
+    return built
+
+
+def build_checkpoint_manager(
+    config: TrainingConfig, run_dir: Path, hooks: HookManager, tracker: Any
+) -> CheckpointManager:
+    """``checkpoint.*`` -> CheckpointManager in ``<run>/checkpoints`` (or ``dirpath``)."""
+    ckpt = config.checkpoint
+    directory = Path(ckpt.dirpath) if ckpt.dirpath else run_dir / "checkpoints"
+    policies = None
+    if ckpt.keep_every_n_epochs:
+        from trainforge.checkpoint import (
+            AnyOf,
+            KeepBestK,
+            KeepEveryNEpochs,
+            KeepLastN,
+            KeepProtected,
+        )
+
+        policies = [
+            AnyOf(
+                [
+                    KeepBestK(ckpt.keep_best_k),
+                    KeepLastN(ckpt.keep_last_n),
+                    KeepEveryNEpochs(ckpt.keep_every_n_epochs),
+                    KeepProtected(),
+                ]
+            )
+        ]
+    return CheckpointManager(
+        directory,
+        keep_best_k=ckpt.keep_best_k,
+        keep_last_n=ckpt.keep_last_n,
+        monitor=ckpt.monitor,
+        mode=ckpt.mode,
+        save_interval_epochs=ckpt.save_interval_epochs,
+        storage=ckpt.storage,
+        compression=ckpt.compression,
+        verify_on_load=ckpt.verify_on_load,
+        mirror=ckpt.mirror,
+        hooks=hooks,
+        tracker=tracker,
+        policies=policies,
+    )
+
+
+def find_resume_checkpoint(target: str | Path, output_dir: str | Path) -> tuple[Path, str]:
+    """Where ``--resume`` points: (checkpoint directory of a manager, target inside it).
+
+    ``last`` / ``best`` mean: of the most recent run under ``output_dir`` that has one.
+    A path may be one checkpoint, or a directory of checkpoints (its ``last``).
+    """
+    target = str(target)
+    if target in ("last", "best"):
+        candidates = sorted(
+            Path(output_dir).glob(f"*/checkpoints/{target}"),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        if not candidates:
+            raise CheckpointNotFoundError(
+                f"no '{target}' checkpoint under {output_dir}/*/checkpoints",
+                path=output_dir,
+                hint="train once first, or pass --resume PATH to a checkpoint directory",
+            )
+        return candidates[0].parent, target
+    path = Path(target)
+    if not path.exists():
+        raise CheckpointNotFoundError(f"checkpoint not found: {path}", path=path)
+    if (path / "last").exists():
+        return path, "last"
+    return path.parent, str(path)
