@@ -14,6 +14,12 @@ from trainforge.checkpoint import MANIFEST_NAME, CheckpointManager
 from trainforge.cli import main
 
 
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rich folds long cells to the terminal width; keep names on one line."""
+    monkeypatch.setenv("COLUMNS", "300")
+
+
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()

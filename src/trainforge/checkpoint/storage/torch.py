@@ -9,7 +9,6 @@ storage without another copy.
 from __future__ import annotations
 
 import io
-import os
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
@@ -77,8 +76,7 @@ class TorchStorage:
             else:
                 with compression.open_writer(writer) as stream:
                     torch.save(state, stream)
-            raw.flush()
-            os.fsync(raw.fileno())  # the disk flush: most of the save time for large states
+            writer.finish()  # the disk flush: most of the save time for large states
         codec = compression.name if compression else None
         return {name: FileEntry(writer.hexdigest(), writer.size, codec)}
 
