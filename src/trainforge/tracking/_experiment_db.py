@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from trainforge.errors import RunNotFoundError, TrackingError, did_you_mean
@@ -301,35 +301,62 @@ class ExperimentDB:
         import pandas as pd
 
         ids = [int(i) for i in run_ids]
-
-        def read(conn: Connection) -> list[dict[str, Any]]:
-            rows = {
-                r.id: _run_dict(r) for r in conn.execute(select(runs).where(runs.c.id.in_(ids)))
-            }
-            missing = [i for i in ids if i not in rows]
-            if missing:
-                raise RunNotFoundError(
-                    f"no run with id {missing[0]} in {self.store.display_url}",
-                    hint="`trainforge runs list` shows the run ids",
-                )
-            ordered = [rows[i] for i in ids]
-            _attach(conn, ordered, metrics_too=True)
-            return ordered
-
-        records = []
-        for run in self.store.read(read):
-            record = {k: run[k] for k in ("run_id", "name", "experiment", "status", "duration_s")}
-            record.update({f"params.{k}": v for k, v in run["params"].items()})
-            chosen = metrics if metrics is not None else run["metrics"]
-            for key in chosen:
-                summary = run["metrics"].get(key)
-                record[f"metrics.{key}"] = summary["last"] if summary else None
-            records.append(record)
-        return (
-            pd.DataFrame.from_records(records).set_index("run_id")
-            if records
-            else (pd.DataFrame(columns=["name", "experiment", "status", "duration_s"]))
+        wanted = set(metrics) if metrics is not None else None
+        s, p = metric_summaries.c, run_params.c
+        # Three flat queries; the id list is inlined as integers, which SQLAlchemy would
+        # otherwise expand parameter by parameter for each statement.
+        in_ids = ",".join(map(str, ids)) or "NULL"
+        run_query = select(
+            runs.c.id,
+            runs.c.name,
+            runs.c.experiment,
+            runs.c.status,
+            runs.c.start_time,
+            runs.c.end_time,
+        ).where(text(f"runs.id IN ({in_ids})"))
+        param_query = select(p.run_id, p.key, p.value, p.value_num).where(
+            text(f"run_params.run_id IN ({in_ids})")
         )
+        metric_query = select(s.run_id, s.key, s.last_value).where(
+            text(f"metric_summaries.run_id IN ({in_ids})")
+        )
+
+        def read(conn: Connection) -> tuple[list[Any], list[Any], list[Any]]:
+            return (
+                conn.execute(run_query).all(),
+                conn.execute(param_query).all(),
+                conn.execute(metric_query).all(),
+            )
+
+        run_rows, param_rows, metric_rows = self.store.read(read)
+        records: dict[int, dict[str, Any]] = {}
+        for run_id, name, experiment, status, start, end in run_rows:
+            duration = end - start if end is not None else None
+            records[run_id] = {
+                "run_id": run_id,
+                "name": name,
+                "experiment": experiment,
+                "status": status,
+                "duration_s": duration,
+            }
+        missing = [i for i in ids if i not in records]
+        if missing:
+            raise RunNotFoundError(
+                f"no run with id {missing[0]} in {self.store.display_url}",
+                hint="`trainforge runs list` shows the run ids",
+            )
+        for run_id, key, value, number in param_rows:
+            records[run_id][f"params.{key}"] = _param_out(value, number)
+        for run_id, key, last in metric_rows:
+            if wanted is None or key in wanted:
+                records[run_id][f"metrics.{key}"] = last
+        for key in sorted(wanted or ()):
+            for record in records.values():
+                record.setdefault(f"metrics.{key}", None)
+        ordered = [records[i] for i in ids]
+        if not ordered:
+            return pd.DataFrame(columns=["name", "experiment", "status", "duration_s"])
+        return pd.DataFrame.from_records(ordered).set_index("run_id")
 
     def statistics(self) -> dict[str, Any]:
         """Counts by status, run durations, logged values and storage used."""
