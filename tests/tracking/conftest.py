@@ -78,3 +78,9 @@ def fresh_pg_url() -> Iterator[str]:
     """An empty PostgreSQL database (no schema yet) for this test only."""
     with fresh_pg_database() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def pg_databases():
+    """The ``fresh_pg_database`` context manager, for fixtures of wider scope."""
+    return fresh_pg_database

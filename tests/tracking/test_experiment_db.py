@@ -18,6 +18,24 @@ def db(store_url):
     db.store.dispose()
 
 
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def searchable(request, tmp_path_factory):
+    """A store holding the three runs of ``_populate``, shared by the read-only tests."""
+    if request.param == "sqlite":
+        db = ExperimentDB(str(tmp_path_factory.mktemp("search") / "search.db"))
+        _populate(db)
+        yield db
+        db.close()
+        return
+    with request.getfixturevalue("pg_databases")() as url:
+        db = ExperimentDB(url)
+        _populate(db)
+        yield db
+        db.close()
+
+
 def _populate(db: ExperimentDB) -> dict[str, int]:
     """Three runs with known metrics, params and tags."""
     spec = {
@@ -86,13 +104,12 @@ def test_metric_history_and_summary(db):
         ("", {"a", "b", "c"}),
     ],
 )
-def test_search_runs_filter(db, text, expected):
-    _populate(db)
-    assert {run["name"] for run in db.search_runs(text)} == expected
+def test_search_runs_filter(searchable, text, expected):
+    assert {run["name"] for run in searchable.search_runs(text)} == expected
 
 
-def test_search_runs_order_and_limit(db):
-    _populate(db)
+def test_search_runs_order_and_limit(searchable):
+    db = searchable
     ordered = db.search_runs(None, order_by="metrics.val_loss desc")
     assert [r["name"] for r in ordered] == ["c", "b", "a"]
     assert [r["name"] for r in db.search_runs(order_by=["params.optim.lr"], limit=2)] == ["b", "c"]
@@ -117,9 +134,9 @@ def test_search_runs_order_and_limit(db):
         ("attributes.status = 'complete'", 20),
     ],
 )
-def test_filter_syntax_error_points_at_position(db, text, position):
+def test_filter_syntax_error_points_at_position(searchable, text, position):
     with pytest.raises(FilterSyntaxError) as caught:
-        db.search_runs(text)
+        searchable.search_runs(text)
     assert caught.value.position == position
     assert text in str(caught.value)
 
