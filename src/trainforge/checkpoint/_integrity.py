@@ -65,12 +65,27 @@ class HashingWriter:
         self._unsynced = 0
         self._syncer: threading.Thread | None = None
         self._sync_error: list[BaseException] = []
+        self._hasher: _Hasher | None = None
 
     def write(self, data: Any) -> int:
-        """Write ``data`` to the file and feed it to the hash (hashlib releases the GIL)."""
-        view = memoryview(data)
-        self._hash.update(view)
-        self.raw.write(view)
+        """Write ``data`` to the file and feed it to the hash.
+
+        Large chunks are hashed on a helper thread while this thread copies them into the
+        file (both release the GIL); the call returns only when both are done, so the
+        caller may reuse its buffer.
+        """
+        view = memoryview(data).cast("B")
+        if view.nbytes >= _PARALLEL_HASH_MIN:
+            if self._hasher is None:
+                self._hasher = _Hasher(self._hash)
+            self._hasher.start(view)
+            try:
+                self.raw.write(view)
+            finally:
+                self._hasher.wait()
+        else:
+            self._hash.update(view)
+            self.raw.write(view)
         self.size += view.nbytes
         self._unsynced += view.nbytes
         if self._unsynced >= self._writeback_every and not self._syncing():
@@ -101,16 +116,69 @@ class HashingWriter:
         Raises:
             OSError: A background or the final sync failed (disk full, I/O error).
         """
-        if self._syncer is not None:
-            self._syncer.join()
+        self._stop_helpers()
         if self._sync_error:
             raise self._sync_error[0]
         self.raw.flush()
         os.fsync(self.raw.fileno())
 
+    def _stop_helpers(self) -> None:
+        if self._hasher is not None:
+            self._hasher.close()
+            self._hasher = None
+        if self._syncer is not None:
+            self._syncer.join()
+
+    def __enter__(self) -> HashingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop_helpers()  # also on errors: no helper thread outlives the write
+
     def hexdigest(self) -> str:
         """SHA256 of everything written so far."""
         return self._hash.hexdigest()
+
+
+_PARALLEL_HASH_MIN = 1 << 20
+
+
+class _Hasher:
+    """One helper thread that hashes one chunk at a time, in order."""
+
+    def __init__(self, digest: Any) -> None:
+        self._digest = digest
+        self._chunk: memoryview | None = None
+        self._ready = threading.Semaphore(0)
+        self._done = threading.Semaphore(0)
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="trainforge-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._ready.acquire()
+            if self._stop:
+                return
+            assert self._chunk is not None
+            self._digest.update(self._chunk)
+            self._chunk = None
+            self._done.release()
+
+    def start(self, chunk: memoryview) -> None:
+        """Begin hashing ``chunk`` on the helper thread."""
+        self._chunk = chunk
+        self._ready.release()
+
+    def wait(self) -> None:
+        """Block until the chunk given to :meth:`start` is hashed."""
+        self._done.acquire()
+
+    def close(self) -> None:
+        """Stop the helper thread."""
+        self._stop = True
+        self._ready.release()
+        self._thread.join()
 
 
 def _datasync(fd: int) -> None:

@@ -106,8 +106,7 @@ class SafetensorsStorage:
         tree = encode_tree(state, tensors)
         entries: dict[str, FileEntry] = {}
         if compression is None and sys.byteorder == "little":
-            with open(directory / TENSORS_FILE, "wb") as raw:
-                writer = HashingWriter(raw)
+            with open(directory / TENSORS_FILE, "wb") as raw, HashingWriter(raw) as writer:
                 write_safetensors(tensors, writer)
                 writer.finish()
             entries[TENSORS_FILE] = FileEntry(writer.hexdigest(), writer.size, None)
@@ -200,8 +199,7 @@ def _device(map_location: Any) -> str:
 
 
 def _write_stream(path: Path, data: bytes, compression: Compression | None) -> FileEntry:
-    with open(path, "wb") as raw:
-        writer = HashingWriter(raw)
+    with open(path, "wb") as raw, HashingWriter(raw) as writer:
         if compression is None:
             writer.write(data)
         else:

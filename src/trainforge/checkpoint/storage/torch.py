@@ -69,8 +69,7 @@ class TorchStorage:
     ) -> dict[str, FileEntry]:
         """``torch.save`` the state through a hashing (and compressing) writer, fsynced."""
         name = STATE_FILE + (compression.suffix if compression else "")
-        with open(directory / name, "wb") as raw:
-            writer = HashingWriter(raw)
+        with open(directory / name, "wb") as raw, HashingWriter(raw) as writer:
             if compression is None:
                 torch.save(state, writer)
             else:
