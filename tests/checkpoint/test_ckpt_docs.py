@@ -1,0 +1,20 @@
+"""The Python examples in docs/checkpoints.md run as written."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+
+import pytest
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "checkpoints.md"
+BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("index", range(len(BLOCKS)))
+def test_doc_example_runs(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    expect_warning = "fallback=True" in BLOCKS[index]
+    with pytest.warns(RuntimeWarning) if expect_warning else contextlib.nullcontext():
+        exec(compile(BLOCKS[index], f"{DOC.name}[{index}]", "exec"), {})
