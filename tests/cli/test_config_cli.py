@@ -89,7 +89,7 @@ def test_diff(project, capsys):
         (["config", "show", "missing.yaml"], "config file not found: missing.yaml"),
         (["config", "show", "optim.lr"], "is not of the form key=value"),
         (["config", "validate", "--preset", "huge"], "valid presets: small, medium, large"),
-        (["config", "show", "--template", "nope"], "valid templates: digits"),
+        (["config", "show", "--template", "nope"], "valid templates: ball_heatmap, digits"),
         (["config", "show", "train.yaml", "--env", "prod"], "valid environments: dev"),
         (["config", "show", "trainer.max_epochs=-3"], "trainer.max_epochs"),
     ],

@@ -152,8 +152,12 @@ class TrainerConfig(SchemaBase):
     limit_val_batches: float | int | None = Field(
         None, ge=0, description="Use only this many (int) or this fraction of val batches."
     )
-    val_check_interval: float | int = Field(
-        1.0, gt=0, description="Validate every N batches (int) or fraction of an epoch."
+    val_check_interval: float = Field(
+        1.0,
+        gt=0,
+        le=1.0,
+        description="Validate after this fraction of each epoch (the plain driver: 1.0, the "
+        "end of every epoch).",
     )
     log_every_n_steps: int = Field(10, gt=0, description="Logger write interval in steps.")
     checkpoint_every_n_steps: int | None = Field(
@@ -171,6 +175,21 @@ class TrainerConfig(SchemaBase):
                 "trainer.accumulate_grad_batches > 1 conflicts with optimization=manual, which "
                 "accumulates micro-batches itself; set accumulate_grad_batches=1 or use "
                 "optimization=automatic"
+            )
+        if self.engine == "plain" and self.val_check_interval != 1.0:
+            raise ValueError(
+                "trainer.val_check_interval must be 1.0 with trainer.engine=plain: the plain "
+                "driver validates at the end of every epoch"
+            )
+        if self.engine == "plain" and self.optimization == "manual":
+            raise ValueError(
+                "trainer.optimization=manual is a Lightning driver mode; the plain driver "
+                "always steps through its GradientAccumulator (use optimization=automatic)"
+            )
+        if self.engine == "plain" and (self.strategy != "auto" or self.devices not in ("auto", 1)):
+            raise ValueError(
+                "the plain driver trains on one device: trainer.strategy must be auto and "
+                "trainer.devices auto or 1"
             )
         if self.micro_batch_size is not None and self.optimization != "manual":
             raise ValueError("trainer.micro_batch_size needs trainer.optimization=manual")

@@ -64,6 +64,12 @@ def move_to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, 
     }
 
 
+def samples_before_batches(samples_before: int, dataloader: Any) -> int:
+    """Batches already done in a resumed epoch (from the samples done and the batch size)."""
+    size = getattr(dataloader, "batch_size", None) or 1
+    return -(-samples_before // size)
+
+
 def _batch_size(batch: Mapping[str, Any]) -> int:
     inputs = batch.get("inputs")
     return int(inputs.shape[0]) if isinstance(inputs, Tensor) and inputs.ndim > 0 else 1
@@ -89,6 +95,7 @@ class TrainingLoop:
         autocast_dtype: ``torch.float16`` / ``torch.bfloat16`` for mixed precision.
         on_step: Called after each optimizer step; returning True stops the epoch.
         max_steps: Stop once the accumulator has taken this many optimizer steps.
+        max_batches: Train on at most this many batches per epoch (``limit_train_batches``).
         progress: Anything with ``advance(samples, loss)``; a progress bar.
     """
 
@@ -102,6 +109,7 @@ class TrainingLoop:
         autocast_dtype: torch.dtype | None = None,
         on_step: Callable[[StepInfo], bool | None] | None = None,
         max_steps: int | None = None,
+        max_batches: int | None = None,
         progress: Any = None,
     ) -> None:
         self.model = model
@@ -111,6 +119,7 @@ class TrainingLoop:
         self.autocast_dtype = autocast_dtype
         self.on_step = on_step
         self.max_steps = max_steps
+        self.max_batches = max_batches
         self.progress = progress
 
     def run_epoch(
@@ -135,11 +144,17 @@ class TrainingLoop:
         self.model.train()
         start = time.perf_counter()
         total = len(dataloader)  # type: ignore[arg-type]
+        if self.max_batches is not None:
+            total = min(
+                total, max(self.max_batches - samples_before_batches(samples_before, dataloader), 0)
+            )
         loss_sum = torch.zeros((), device=self.device)
         samples = 0
         batches = 0
         completed = True
         for index, raw in enumerate(dataloader):
+            if index >= total:
+                break
             batch = move_to_device(as_batch_dict(raw), self.device)
             size = _batch_size(batch)
             with _autocast(self.device, self.autocast_dtype):
@@ -187,6 +202,8 @@ class ValidationLoop:
             ``task_metrics``); names are prefixed with ``val/``.
         device: Where batches go.
         autocast_dtype: Mixed-precision dtype, as in training.
+        prefix: Metric name prefix (``val``).
+        max_batches: Evaluate at most this many batches (``limit_val_batches``).
     """
 
     def __init__(
@@ -198,6 +215,7 @@ class ValidationLoop:
         device: torch.device | str = "cpu",
         autocast_dtype: torch.dtype | None = None,
         prefix: str = "val",
+        max_batches: int | None = None,
     ) -> None:
         self.model = model
         self.loss_fn = loss_fn
@@ -205,6 +223,7 @@ class ValidationLoop:
         self.device = torch.device(device)
         self.autocast_dtype = autocast_dtype
         self.prefix = prefix
+        self.max_batches = max_batches
 
     @torch.no_grad()
     def run_epoch(
@@ -218,7 +237,9 @@ class ValidationLoop:
         sums: dict[str, float] = {}
         samples = batches = 0
         try:
-            for raw in dataloader:
+            for index, raw in enumerate(dataloader):
+                if self.max_batches is not None and index >= self.max_batches:
+                    break
                 batch = move_to_device(as_batch_dict(raw), self.device)
                 size = _batch_size(batch)
                 with _autocast(self.device, self.autocast_dtype):

@@ -141,6 +141,15 @@ def build_dataloader(
     )
 
 
+def batch_limit(limit: float | int | None, batches: int) -> int | None:
+    """``limit_*_batches``: an int is a count, a float a fraction of ``batches``."""
+    if limit is None:
+        return None
+    if isinstance(limit, float) and limit <= 1.0:
+        return max(1, int(batches * limit)) if limit > 0 else 0
+    return int(limit)
+
+
 def build_loss(spec: TaskSpec) -> Any:
     """The loss strategy for the task."""
     return get_loss_strategy(spec)
@@ -162,6 +171,9 @@ def build_optimizer_for(config: TrainingConfig, model: nn.Module) -> torch.optim
 def total_optimizer_steps(config: TrainingConfig, batches_per_epoch: int) -> int:
     """Optimizer steps of the whole run (for the schedule)."""
     trainer = config.trainer
+    limit = batch_limit(trainer.limit_train_batches, batches_per_epoch)
+    if limit is not None:
+        batches_per_epoch = min(batches_per_epoch, limit)
     per_epoch = math.ceil(batches_per_epoch / trainer.accumulate_grad_batches)
     if trainer.max_steps is not None:
         if trainer.max_epochs is not None:

@@ -214,6 +214,7 @@ class Trainer:
             autocast_dtype=dtype,
             on_step=on_step,
             max_steps=config.trainer.max_steps,
+            max_batches=build.batch_limit(config.trainer.limit_train_batches, len(train_loader)),
         )
         validation = ValidationLoop(
             compiled,
@@ -221,6 +222,7 @@ class Trainer:
             metric_fn=lambda outputs, batch: task_metrics(spec, outputs, batch),
             device=device,
             autocast_dtype=dtype,
+            max_batches=build.batch_limit(config.trainer.limit_val_batches, len(val_loader)),
         )
         start = time.perf_counter()
         self.hook_manager.fire(HookEvent.ON_TRAIN_START, run_id=run_id, run_dir=run_dir)

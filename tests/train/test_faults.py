@@ -1,0 +1,142 @@
+"""Faults of a real ``trainforge train`` process: SIGKILL and resume, divergence, mismatch."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainforge.checkpoint import CheckpointManager
+from trainforge.tracking import ExperimentDB
+
+pytestmark = pytest.mark.slow
+
+RESUMABLE = [
+    "trainer.max_epochs=1",
+    "trainer.checkpoint_every_n_steps=3",
+    "tracking.enabled=false",
+]
+
+
+def _final_state(output_dir: Path) -> dict:
+    (run,) = sorted(output_dir.glob("run-*"), key=lambda p: p.stat().st_mtime)[-1:]
+    manager = CheckpointManager(run / "checkpoints", monitor=None)
+    return manager.load("last", restore_rng=False)
+
+
+def _assert_bitwise_equal(a, b, path: str = "") -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"tensor differs at {path}"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), f"keys differ at {path}"
+        for key in a:
+            _assert_bitwise_equal(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"length differs at {path}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_bitwise_equal(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, f"value differs at {path}: {a!r} != {b!r}"
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_exact(tmp_path, train_cli, fast_args):
+    args = [*fast_args, *RESUMABLE]
+    reference_dir = tmp_path / "reference"
+    reference_dir.mkdir()
+    done = train_cli(reference_dir, *args)
+    assert done.returncode == 0, done.stderr
+
+    work = tmp_path / "killed"
+    work.mkdir()
+    env = {**os.environ}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "trainforge.cli", "train", *args],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 180
+    try:
+        # kill as soon as the first step checkpoint (step 3 of 23 in epoch 0) is complete
+        while time.monotonic() < deadline and not list(work.glob("outputs/run-*/checkpoints/last")):
+            time.sleep(0.005)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+
+    killed_at = _final_state(work / "outputs")
+    assert killed_at["custom_state"]["loop"]["samples_done"] > 0, "the kill was not mid-epoch"
+    assert killed_at["global_step"] < 23
+
+    resumed = train_cli(work, *args, "--resume", "last")
+    assert resumed.returncode == 0, resumed.stderr
+
+    expected = _final_state(reference_dir / "outputs")
+    actual = _final_state(work / "outputs")
+    assert actual["global_step"] == expected["global_step"] == 23
+    _assert_bitwise_equal(expected["model_state_dict"], actual["model_state_dict"], "model")
+    _assert_bitwise_equal(
+        expected["optimizer_state_dict"], actual["optimizer_state_dict"], "optimizer"
+    )
+    _assert_bitwise_equal(
+        expected["scheduler_state_dict"], actual["scheduler_state_dict"], "scheduler"
+    )
+
+
+def test_divergence_stops_with_remediation_and_keeps_the_last_good_checkpoint(
+    workdir, train_cli, fast_args
+):
+    proc = train_cli(
+        workdir,
+        *fast_args,
+        "optim.lr=1e6",
+        "trainer.checkpoint_every_n_steps=1",
+        "callbacks.gradient_health.max_consecutive_failures=3",
+    )
+    assert proc.returncode == 1
+    assert "consecutive unhealthy gradient checks" in proc.stderr
+    assert "gradient_clip_val" in proc.stderr  # a remediation step names the config key
+    assert "Traceback" not in proc.stderr
+
+    db = ExperimentDB(f"sqlite:///{workdir / 'tracking.db'}")
+    (run,) = db.list_runs()
+    assert run["status"] == "failed"
+
+    (run_dir,) = (workdir / "outputs").glob("run-*")
+    manager = CheckpointManager(run_dir / "checkpoints", monitor=None)
+    assert manager.list_checkpoints(), "the checkpoints written before the failure are kept"
+    assert all(report.ok for report in manager.verify())
+    loaded = manager.load("last", restore_rng=False)
+    assert loaded["model_state_dict"]
+
+
+def test_resume_with_a_changed_model_is_refused_or_warned(workdir, train_cli, fast_args):
+    first = train_cli(workdir, *fast_args, "trainer.max_epochs=1", "tracking.enabled=false")
+    assert first.returncode == 0, first.stderr
+
+    changed = ["model.kwargs.hidden_dims=[32]", "tracking.enabled=false"]
+    strict = train_cli(workdir, *fast_args, *changed, "--resume", "last")
+    assert strict.returncode == 1
+    assert "model.kwargs.hidden_dims" in strict.stderr
+    assert "breaking" in strict.stderr
+    assert "Traceback" not in strict.stderr
+
+    warn = train_cli(
+        workdir,
+        *fast_args,
+        *changed,
+        "trainer.max_epochs=1",
+        "checkpoint.resume_mode=warn",
+        "--resume",
+        "last",
+    )
+    assert warn.returncode == 0, warn.stderr
+    assert "resuming a different model" in warn.stderr
