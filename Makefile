@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint format bench clean
+.PHONY: install test train lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# Trains the default task (digits) and prints where the run, its logs and checkpoints are.
+train: $(STAMP)
+	$(BIN)/trainforge train $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -6,6 +6,7 @@ EXPECTED = [
     "ExperimentTracker",
     "HookEvent",
     "HookManager",
+    "Trainer",
     "TrainforgeError",
     "TrainingConfig",
     "TrainingConfigBuilder",
@@ -22,7 +23,7 @@ def test_top_level_all_is_pinned_and_sorted():
 
 
 def test_available_names_resolve():
-    for name in ["ConfigError", "HookEvent", "TrainingConfig", "load_config", "configure_logging"]:
+    for name in trainforge.__all__:
         assert getattr(trainforge, name) is not None
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "ExperimentTracker",
     "HookEvent",
     "HookManager",
+    "Trainer",
     "TrainforgeError",
     "TrainingConfig",
     "TrainingConfigBuilder",
@@ -33,6 +34,7 @@ _LAZY = {
     "ExperimentTracker": "trainforge.tracking",
     "HookEvent": "trainforge.hooks",
     "HookManager": "trainforge.hooks",
+    "Trainer": "trainforge.train",
     "TrainforgeError": "trainforge.errors",
     "TrainingConfig": "trainforge.config",
     "TrainingConfigBuilder": "trainforge.config",
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from trainforge.logs import configure_logging
     from trainforge.seeding import set_random_seed
     from trainforge.tracking import ExperimentTracker
+    from trainforge.train import Trainer
 
 
 def __getattr__(name: str) -> Any:

@@ -7,6 +7,8 @@ from trainforge.engine._accumulator import (
 )
 from trainforge.engine._batch import as_batch_dict
 from trainforge.engine._gradient_monitor import GradientHealth, GradientMonitor
+from trainforge.engine._loop import EpochResult, StepInfo, TrainingLoop, ValidationLoop
+from trainforge.engine._optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
 from trainforge.engine._task import Modality, TaskSpec, TaskType
 from trainforge.engine.data import (
     CollatorRegistry,
@@ -40,6 +42,8 @@ from trainforge.engine.metrics import (
 )
 
 __all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
     "AccumulationConflictError",
     "AccumulationStats",
     "Alert",
@@ -50,6 +54,7 @@ __all__ = [
     "DataLoaderFactory",
     "DatasetProfile",
     "DriftMetrics",
+    "EpochResult",
     "GradientAccumulator",
     "GradientHealth",
     "GradientMonitor",
@@ -64,12 +69,17 @@ __all__ = [
     "QuantizationSafeLoss",
     "RegressionLoss",
     "ResumableSampler",
+    "StepInfo",
     "TaskSpec",
     "TaskType",
     "TextCollator",
+    "TrainingLoop",
+    "ValidationLoop",
     "VisionCollator",
     "VisionLoss",
     "as_batch_dict",
+    "build_optimizer",
+    "build_scheduler",
     "extract_logits",
     "get_loss_strategy",
     "profile_dataset",
