@@ -126,12 +126,12 @@ def bench_queries(path: Path, repeats: int) -> None:
     run_ids = [db.log_run(f"run{r}", {"lr": 1e-3 * (1 + r % 7)}) for r in range(1000)]
     now = time.time()
     for run_id in run_ids:
-        rows = [
-            (run_id, key, step, None, 1.0 / (1 + step) + (run_id % 97) * 1e-3, now)
+        items = [
+            (key, 1.0 / (1 + step) + (run_id % 97) * 1e-3, step, None, now)
             for key in KEYS
             for step in range(1000)
         ]
-        db.store.write(lambda c, rows=rows: write_metric_rows(c, rows))
+        db.store.write(lambda c, r=run_id, i=items: write_metric_rows(c, r, i))
     line("populate 10M metric rows", time.perf_counter() - start, "s")
 
     def timed(fn) -> float:

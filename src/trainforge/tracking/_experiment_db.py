@@ -114,7 +114,7 @@ class ExperimentDB:
         def write(conn: Connection) -> None:
             self._require_run(conn, run_id)
             at = step if step is not None else next_steps(conn, run_id, {key})[key]
-            write_metric_rows(conn, [(run_id, key, at, epoch, value, time.time())])
+            write_metric_rows(conn, run_id, [(key, value, at, epoch, time.time())])
 
         self.store.write(write)
 

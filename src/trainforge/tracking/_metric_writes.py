@@ -16,23 +16,25 @@ from sqlalchemy.engine import Connection
 
 from trainforge.tracking._schema import metric_summaries
 
-__all__ = ["MetricRow", "next_steps", "summarize", "write_metric_rows"]
+__all__ = ["MetricItem", "next_steps", "summarize", "write_metric_rows"]
 
-#: (run_id, key, step, epoch, value, timestamp)
-MetricRow = tuple[int, str, int, "int | None", float, float]
+#: One value of one run, in the order the tracker buffers it: (key, value, step, epoch, ts).
+MetricItem = tuple[str, float, int, "int | None", float]
 
-_COLUMNS = "run_id, key, step, epoch, value, timestamp"
+# Column order follows MetricItem so the buffered tuples go to the driver unchanged; the
+# run id is a bound integer in the statement itself.
+_COLUMNS = "key, value, step, epoch, timestamp, run_id"
 
 
-def summarize(rows: Sequence[MetricRow]) -> dict[tuple[int, str], list[Any]]:
-    """Fold rows into ``{(run_id, key): [last_value, last_step, last_ts, min, max, count]}``."""
-    out: dict[tuple[int, str], list[Any]] = {}
+def summarize(items: Sequence[MetricItem]) -> dict[str, list[Any]]:
+    """Fold one run's items into ``{key: [last_value, last_step, last_ts, min, max, count]}``."""
+    out: dict[str, list[Any]] = {}
     get = out.get
-    for run_id, key, step, _epoch, value, ts in rows:
-        s = get((run_id, key))
+    for key, value, step, _epoch, ts in items:
+        s = get(key)
         if s is None:
             finite = value if value == value else None  # NaN never becomes min or max
-            out[(run_id, key)] = [value, step, ts, finite, finite, 1]
+            out[key] = [value, step, ts, finite, finite, 1]
             continue
         if step >= s[1]:
             s[0] = value
@@ -47,21 +49,23 @@ def summarize(rows: Sequence[MetricRow]) -> dict[tuple[int, str], list[Any]]:
     return out
 
 
-def write_metric_rows(conn: Connection, rows: Sequence[MetricRow]) -> None:
-    """Append ``rows`` to the history and merge them into the summaries (caller's transaction)."""
-    if not rows:
+def write_metric_rows(conn: Connection, run_id: int, items: Sequence[MetricItem]) -> None:
+    """Append one run's items to the history and merge them into its summaries."""
+    if not items:
         return
+    run_id = int(run_id)  # inlined in the SQL below: it must be an integer
     if conn.dialect.name == "postgresql":  # COPY: about 4x faster than executemany
         cursor = conn.connection.cursor()
         try:
             with cursor.copy(f"COPY metrics ({_COLUMNS}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+                for item in items:
+                    copy.write_row((*item, run_id))
         finally:
             cursor.close()
     else:
-        conn.exec_driver_sql(f"INSERT INTO metrics ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", rows)
-    _upsert_summaries(conn, summarize(rows))
+        sql = f"INSERT INTO metrics ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, {run_id})"
+        conn.exec_driver_sql(sql, items)
+    _upsert_summaries(conn, run_id, summarize(items))
 
 
 def next_steps(conn: Connection, run_id: int, keys: set[str]) -> dict[str, int]:
@@ -78,7 +82,7 @@ def next_steps(conn: Connection, run_id: int, keys: set[str]) -> dict[str, int]:
     return steps
 
 
-def _upsert_summaries(conn: Connection, summary: dict[tuple[int, str], list[Any]]) -> None:
+def _upsert_summaries(conn: Connection, run_id: int, summary: dict[str, list[Any]]) -> None:
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -117,6 +121,6 @@ def _upsert_summaries(conn: Connection, summary: dict[tuple[int, str], list[Any]
             "max_value": s[4],
             "count": s[5],
         }
-        for (run_id, key), s in sorted(summary.items())  # fixed order: no upsert deadlocks
+        for key, s in sorted(summary.items())  # fixed order: no upsert deadlocks
     ]
     conn.execute(stmt, params)

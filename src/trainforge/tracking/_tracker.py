@@ -31,7 +31,7 @@ from sqlalchemy import insert
 
 from trainforge.errors import TrackingError
 from trainforge.tracking._experiment_db import ExperimentDB
-from trainforge.tracking._metric_writes import MetricRow, next_steps, write_metric_rows
+from trainforge.tracking._metric_writes import MetricItem, next_steps, write_metric_rows
 from trainforge.tracking._schema import TERMINAL_STATUSES, artifacts
 from trainforge.tracking._store import TrackingStore
 from trainforge.tracking._url import resolve_database_url
@@ -196,27 +196,28 @@ class ExperimentTracker:
         buffer, popleft = self._buffer, self._buffer.popleft
         taken = [popleft() for _ in range(min(len(buffer), _BATCH_ROWS))]
         run_id, steps = self.run_id, self._next_step
+        items: list[MetricItem]
         if any(item[2] is None for item in taken):  # auto steps: continue each key's count
             missing = {item[0] for item in taken if item[2] is None and item[0] not in steps}
             if missing:
                 steps.update(self.store.read(lambda c: next_steps(c, run_id, missing)))
-            rows: list[MetricRow] = []
+            items = []
             for key, value, step, epoch, ts in taken:
                 if step is None:
                     step = steps[key]
                 steps[key] = max(steps.get(key, 0), step + 1)
-                rows.append((run_id, key, step, epoch, value, ts))
-        else:  # explicit steps (the common case): one comprehension, no per-row bookkeeping
+                items.append((key, value, step, epoch, ts))
+        else:  # explicit steps (the common case): the buffered tuples go as they are
             for key in {item[0] for item in taken} if steps else ():
                 steps.pop(key, None)  # a later auto step re-reads the key's last step
-            rows = [(run_id, k, step, epoch, v, ts) for k, v, step, epoch, ts in taken]
+            items = taken  # type: ignore[assignment]
         try:
-            self.store.write(lambda c: write_metric_rows(c, rows))
+            self.store.write(lambda c: write_metric_rows(c, run_id, items))
         except BaseException:
             self._buffer.extendleft(reversed(taken))  # keep them for the next attempt
             raise
-        self._flushed += len(rows)
-        return len(rows)
+        self._flushed += len(items)
+        return len(items)
 
     def _write_loop(self) -> None:
         last_beat = time.monotonic()
