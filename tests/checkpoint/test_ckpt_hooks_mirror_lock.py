@@ -131,3 +131,21 @@ def test_reader_in_another_process_blocks_deletion(tmp_path: Path, save_many: An
     manager.apply_retention()
     assert not first.exists()
     assert len(manager.list_checkpoints()) == 1
+
+
+def test_tracker_records_each_checkpoint(tmp_path: Path, save_many: Any) -> None:
+    from trainforge.tracking import ExperimentTracker
+
+    tracker = ExperimentTracker(
+        "ckpt-test", database=str(tmp_path / "runs.db"), handle_sigterm=False
+    )
+    try:
+        manager = CheckpointManager(tmp_path / "ckpts", tracker=tracker)
+        paths = save_many(manager, [0.5, 0.7])
+        run = tracker.db.get_run(tracker.run_id)
+    finally:
+        tracker.finish()
+    assert [a["path"] for a in run["artifacts"]] == [
+        str((p / MANIFEST_NAME).resolve()) for p in paths
+    ]
+    assert run["tags"]["best_checkpoint"] == paths[0].name

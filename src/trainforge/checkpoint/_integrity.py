@@ -1,9 +1,15 @@
-"""Integrity: hash while writing, verify before deserialising, durable renames.
+"""Integrity: hashes computed while the disk works, verified before deserialising.
 
-Saving hashes bytes as they go through :class:`HashingWriter` (no second read of the
-file). Loading maps the file once, checks size and SHA256 over the mapping, and hands
-the same mapping to the deserialiser, so verification costs one pass of hashing and no
-extra copy.
+Large uncompressed payloads are written by the library's own fast path (``torch.save``
+or ``safetensors.save_file`` to a path) and then hashed from the page cache *while* the
+fsync flushes them to disk (:func:`hash_file_and_fsync`): the hash costs memory
+bandwidth that overlaps the disk flush, so a save takes about as long as the write and
+fsync alone. Measured on a 2-core machine this beat hashing inside the write path, where
+Python-level writes and the hash add up in front of the fsync. Compressed streams and
+small files go through :class:`HashingWriter`, which hashes bytes as they pass.
+
+Loading maps the file once, checks size and SHA256 over the mapping, and hands the same
+pages to the deserialiser, so verification costs one pass of hashing and no extra copy.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ class FileEntry:
 
 
 class HashingWriter:
-    """A write-only file wrapper that hashes bytes as they go through and flushes early.
+    """A write-only file wrapper that hashes bytes as they pass and flushes early.
 
     Every ``writeback_every`` bytes it starts an ``fdatasync`` on a background thread, so
     the disk writes the first part of the file while later parts are still serialised
@@ -65,27 +71,12 @@ class HashingWriter:
         self._unsynced = 0
         self._syncer: threading.Thread | None = None
         self._sync_error: list[BaseException] = []
-        self._hasher: _Hasher | None = None
 
     def write(self, data: Any) -> int:
-        """Write ``data`` to the file and feed it to the hash.
-
-        Large chunks are hashed on a helper thread while this thread copies them into the
-        file (both release the GIL); the call returns only when both are done, so the
-        caller may reuse its buffer.
-        """
+        """Write ``data`` to the file and feed it to the hash."""
         view = memoryview(data).cast("B")
-        if view.nbytes >= _PARALLEL_HASH_MIN:
-            if self._hasher is None:
-                self._hasher = _Hasher(self._hash)
-            self._hasher.start(view)
-            try:
-                self.raw.write(view)
-            finally:
-                self._hasher.wait()
-        else:
-            self._hash.update(view)
-            self.raw.write(view)
+        self._hash.update(view)
+        self.raw.write(view)
         self.size += view.nbytes
         self._unsynced += view.nbytes
         if self._unsynced >= self._writeback_every and not self._syncing():
@@ -123,9 +114,6 @@ class HashingWriter:
         os.fsync(self.raw.fileno())
 
     def _stop_helpers(self) -> None:
-        if self._hasher is not None:
-            self._hasher.close()
-            self._hasher = None
         if self._syncer is not None:
             self._syncer.join()
 
@@ -138,47 +126,6 @@ class HashingWriter:
     def hexdigest(self) -> str:
         """SHA256 of everything written so far."""
         return self._hash.hexdigest()
-
-
-_PARALLEL_HASH_MIN = 1 << 20
-
-
-class _Hasher:
-    """One helper thread that hashes one chunk at a time, in order."""
-
-    def __init__(self, digest: Any) -> None:
-        self._digest = digest
-        self._chunk: memoryview | None = None
-        self._ready = threading.Semaphore(0)
-        self._done = threading.Semaphore(0)
-        self._stop = False
-        self._thread = threading.Thread(target=self._run, name="trainforge-hash", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self._ready.acquire()
-            if self._stop:
-                return
-            assert self._chunk is not None
-            self._digest.update(self._chunk)
-            self._chunk = None
-            self._done.release()
-
-    def start(self, chunk: memoryview) -> None:
-        """Begin hashing ``chunk`` on the helper thread."""
-        self._chunk = chunk
-        self._ready.release()
-
-    def wait(self) -> None:
-        """Block until the chunk given to :meth:`start` is hashed."""
-        self._done.acquire()
-
-    def close(self) -> None:
-        """Stop the helper thread."""
-        self._stop = True
-        self._ready.release()
-        self._thread.join()
 
 
 def _datasync(fd: int) -> None:
@@ -211,10 +158,13 @@ def hash_file(path: Path) -> tuple[str, int]:
 
 
 def hash_file_and_fsync(path: Path) -> tuple[str, int]:
-    """Hash a just-written file while its fsync runs, hiding the hash behind the disk flush.
+    """SHA256 and size of a just-written file, hashed while its fsync runs.
 
-    Used for writers that only accept a path (safetensors): the bytes are still in the
-    page cache, so the hash reads memory, not disk.
+    The bytes are still in the page cache, so the hash reads memory while a helper
+    thread waits for the disk; both release the GIL.
+
+    Raises:
+        OSError: The fsync failed (disk full, I/O error).
     """
     errors: list[BaseException] = []
 
@@ -231,12 +181,18 @@ def hash_file_and_fsync(path: Path) -> tuple[str, int]:
     thread = threading.Thread(target=sync, name="trainforge-fsync")
     thread.start()
     try:
-        result = hash_file(path)
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                digest = hashlib.sha256().hexdigest()
+            else:
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                    digest = hashlib.sha256(mapped).hexdigest()
     finally:
         thread.join()
     if errors:
         raise errors[0]
-    return result
+    return digest, size
 
 
 def open_payload(path: Path, entry: FileEntry, *, verify: bool) -> Any:

@@ -13,14 +13,9 @@ from typing import Any
 
 from trainforge.errors import CheckpointError
 
-__all__ = ["inspect_lightning_checkpoint", "is_lightning_checkpoint", "lightning_to_state"]
+__all__ = ["inspect_lightning_checkpoint", "lightning_to_state", "read_lightning_checkpoint"]
 
 _REQUIRED = ("state_dict", "epoch", "global_step")
-
-
-def is_lightning_checkpoint(path: str | Path) -> bool:
-    """True for a file (not a trainforge checkpoint directory), typically ``*.ckpt``."""
-    return Path(path).is_file()
 
 
 def read_lightning_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import time
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from trainforge.checkpoint import _layout as L
+from trainforge.checkpoint._catalog import CheckpointCatalog, remove_path
 from trainforge.checkpoint._compression import compression_for
 from trainforge.checkpoint._integrity import fsync_dir
 from trainforge.checkpoint._lightning import lightning_to_state, read_lightning_checkpoint
@@ -45,22 +44,13 @@ from trainforge.checkpoint._retention import (
 )
 from trainforge.checkpoint._writer import config_fields, environment_info, write_checkpoint
 from trainforge.checkpoint.storage import get_storage
-from trainforge.errors import CheckpointCorruptedError, CheckpointNotFoundError
+from trainforge.errors import CheckpointCorruptedError
 from trainforge.hooks import HookEvent, HookManager
 from trainforge.seeding import capture_rng_state, restore_rng_state
 
 __all__ = ["CheckpointManager"]
 
 logger = logging.getLogger(__name__)
-
-_STALE_LOCK_S = 60.0
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def _state_of(obj: Any) -> Any:
@@ -96,7 +86,8 @@ class CheckpointManager:
         verify_on_load: Check SHA256 of every file before deserialising.
         mirror: fsspec URL to copy each new checkpoint to, in the background.
         hooks: HookManager receiving the checkpoint events.
-        tracker: Optional object with ``log_checkpoint(**info)``, told of every save.
+        tracker: Optional run tracker (``log_artifact(path)``, ``set_tags(mapping)``, as
+            ``ExperimentTracker``): each manifest is logged, a new best is tagged.
         policies: Retention policies replacing best-k/last-n (protected always kept).
     """
 
@@ -137,7 +128,7 @@ class CheckpointManager:
             policies = [*best, KeepLastN(keep_last_n)]
         self.policy: RetentionPolicy = AnyOf(*policies)
         self.locks = CheckpointLocks(self.root)
-        self.cache: TTLCache[tuple[str, int], CheckpointMetadata] = TTLCache(ttl=cache_ttl)
+        self.catalog = CheckpointCatalog(self.root, monitor=monitor, mode=mode, cache_ttl=cache_ttl)
         self.mirror = Mirror(mirror) if mirror else None
 
     # ------------------------------------------------------------------ saving
@@ -218,54 +209,32 @@ class CheckpointManager:
         with self.locks.exclusive():
             for name, target in pointers.items():
                 write_bytes_atomic(self.root / name, f"{target}\n".encode())
-        if best is not None and best.path == path:
+        is_best = best is not None and best.path == path
+        if is_best:
             self.hooks.fire(HookEvent.ON_BEST_CHECKPOINT, path=path, metric=best.metric)
         self.apply_retention(just_written=path.name)
         if self.mirror is not None:
             self.mirror.submit(path, pointers)
-        log_checkpoint = getattr(self.tracker, "log_checkpoint", None)
-        if callable(log_checkpoint):
-            log_checkpoint(
-                path=str(path), metrics=metrics, is_best=best is not None and best.path == path
-            )
+        if self.tracker is not None:
+            # the manifest lists every file's hash: logging it records the whole checkpoint
+            self.tracker.log_artifact(path / L.MANIFEST_NAME)
+            if is_best:
+                self.tracker.set_tags({"best_checkpoint": path.name})
         self.hooks.fire(HookEvent.AFTER_CHECKPOINT_SAVE, path=path, metrics=metrics)
 
     # ----------------------------------------------------------------- listing
     def list_checkpoints(self) -> list[CheckpointMetadata]:
         """Complete checkpoints, newest first; incomplete or garbled ones are left out."""
-        found: list[CheckpointMetadata] = []
-        for entry in os.scandir(self.root):
-            parsed = L.parse_checkpoint_name(entry.name)
-            if parsed is None or not entry.is_dir():
-                continue
-            meta = self._metadata(Path(entry.path), parsed[0])
-            if meta is not None:
-                found.append(meta)
-        found.sort(key=lambda c: c.index, reverse=True)
-        if not found:
-            return found
-        best_names = KeepBestK(1, self.mode).keep(found) if self.monitor else set()
-        return [
-            _with_flags(c, is_best=c.name in best_names, is_last=i == 0)
-            for i, c in enumerate(found)
-        ]
+        return self.catalog.list_checkpoints()
 
-    def _metadata(self, path: Path, index: int) -> CheckpointMetadata | None:
-        try:
-            stamp = (path / L.MANIFEST_NAME).stat().st_mtime_ns
-        except FileNotFoundError:
-            return None
-        key = (path.name, stamp)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
-        try:
-            meta = CheckpointMetadata.from_manifest(path, index, read_manifest(path))
-        except CheckpointCorruptedError as exc:
-            logger.debug("ignoring %s: %s", path, exc.message)
-            return None
-        self.cache.put(key, meta)
-        return meta
+    def resolve(self, target: str | Path | None = None) -> Path:
+        """Directory named by ``target``: None/``last``, ``best``, or a path."""
+        return self.catalog.resolve(target)
+
+    @property
+    def cache(self) -> TTLCache[tuple[str, int], CheckpointMetadata]:
+        """The metadata cache behind :meth:`list_checkpoints`."""
+        return self.catalog.cache
 
     def get_best(self) -> Path:
         """Directory of the best checkpoint by the monitor.
@@ -274,29 +243,6 @@ class CheckpointManager:
             CheckpointNotFoundError: No complete checkpoint has a monitor value.
         """
         return self.resolve("best")
-
-    def resolve(self, target: str | Path | None = None) -> Path:
-        """Directory named by ``target``: None/``last``, ``best``, or a path."""
-        if target is None or str(target) in (L.LAST_POINTER, L.BEST_POINTER):
-            which = L.LAST_POINTER if target is None else str(target)
-            checkpoints = self.list_checkpoints()
-            flag = "is_last" if which == L.LAST_POINTER else "is_best"
-            found = next((c for c in checkpoints if getattr(c, flag)), None)
-            if found is None:
-                raise CheckpointNotFoundError(
-                    f"no {'complete' if which == L.LAST_POINTER else 'ranked'} checkpoint "
-                    f"in {self.root} to load as '{which}'",
-                    path=self.root,
-                )
-            return found.path
-        path = Path(target)
-        if path.name == L.MANIFEST_NAME:
-            path = path.parent
-        if not path.exists() and not path.is_absolute() and (self.root / path).exists():
-            path = self.root / path
-        if not path.exists():
-            raise CheckpointNotFoundError(f"checkpoint {path} does not exist", path=path)
-        return path
 
     # ----------------------------------------------------------------- loading
     def load(
@@ -415,9 +361,9 @@ class CheckpointManager:
             if trash:
                 fsync_dir(self.root)
             if not dry_run:
-                trash.extend(self._leftovers())
+                trash.extend(self.catalog.leftovers(self.locks))
         for path in trash:
-            _remove(path)
+            remove_path(path)
         if not dry_run:
             self.cache.invalidate()
             for meta in deleted:
@@ -435,26 +381,6 @@ class CheckpointManager:
         os.rename(path, trash)
         return trash
 
-    def _leftovers(self) -> list[Path]:
-        """Trash of interrupted deletes, temporary dirs and lock files of dead writers."""
-        found = []
-        now = time.time()
-        for entry in self.root.iterdir():
-            name = entry.name
-            if name.startswith(L.TRASH_PREFIX):
-                found.append(entry)
-            elif name.startswith(L.TEMP_PREFIX) and entry.is_dir():
-                if not self.locks.has_writer(name):
-                    found.append(entry)
-            elif name.startswith(L.TEMP_PREFIX) and name.endswith(".lock"):
-                # an old, unheld lock whose directory is gone: its writer died before mkdir
-                stale = now - entry.stat().st_mtime > _STALE_LOCK_S
-                temp = name[: -len(".lock")]
-                gone = not (self.root / temp).exists()
-                if stale and gone and not self.locks.has_writer(temp):
-                    found.append(entry)
-        return found
-
     def prune(self, *, dry_run: bool = False) -> dict[str, list[str]]:
         """Remove incomplete checkpoints and leftovers, then apply retention.
 
@@ -463,7 +389,7 @@ class CheckpointManager:
         """
         incomplete: list[str] = []
         with self.locks.exclusive():
-            trash = self._leftovers()
+            trash = self.catalog.leftovers(self.locks)
             leftovers = sorted(p.name for p in trash)
             if dry_run:
                 trash = []
@@ -477,7 +403,7 @@ class CheckpointManager:
                         if not dry_run:
                             trash.append(self._to_trash(entry))
         for path in trash:
-            _remove(path)
+            remove_path(path)
         self.cache.invalidate()
         deleted = self.apply_retention(dry_run=dry_run)
         return {
@@ -599,9 +525,3 @@ class CheckpointManager:
     def mirror_failures(self) -> list[MirrorFailure]:
         """Copies to the mirror that failed (the local checkpoints are intact)."""
         return list(self.mirror.failures) if self.mirror is not None else []
-
-
-def _with_flags(meta: CheckpointMetadata, *, is_best: bool, is_last: bool) -> CheckpointMetadata:
-    from dataclasses import replace
-
-    return replace(meta, is_best=is_best, is_last=is_last)

@@ -6,28 +6,24 @@ replaced by a reference. JSON has only string keys and no tuples, so those are t
 (``{"__tf_items__": [[key, value], ...]}``, ``{"__tf_tuple__": [...]}``) and restored
 exactly on load.
 
-The tensors file is written by :func:`write_safetensors`, a streaming writer of the
-safetensors layout (8-byte header length, JSON header, raw little-endian bytes) through
-the hashing writer: ``safetensors.torch.save_file`` only writes by path, which would
-need a second pass to hash, and ``save`` builds the whole file in memory first. Reading
-always goes through the safetensors library, which validates the layout.
+The tensors file is written with ``safetensors.torch.save_file`` and hashed from the page
+cache while it is fsynced; compressed, it is built with ``safetensors.torch.save`` and
+streamed through the compressor and a hashing writer.
 """
 
 from __future__ import annotations
 
 import json
-import struct
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load as load_bytes
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file, save, save_file
 
 from trainforge.checkpoint._compression import Compression, detect_compression
-from trainforge.checkpoint._integrity import FileEntry, HashingWriter
+from trainforge.checkpoint._integrity import FileEntry, HashingWriter, hash_file_and_fsync
 from trainforge.errors import CheckpointCorruptedError
 
 __all__ = ["TENSORS_FILE", "TREE_FILE", "SafetensorsStorage", "decode_tree", "encode_tree"]
@@ -105,11 +101,11 @@ class SafetensorsStorage:
         tensors: dict[str, torch.Tensor] = {}
         tree = encode_tree(state, tensors)
         entries: dict[str, FileEntry] = {}
-        if compression is None and sys.byteorder == "little":
-            with open(directory / TENSORS_FILE, "wb") as raw, HashingWriter(raw) as writer:
-                write_safetensors(tensors, writer)
-                writer.finish()
-            entries[TENSORS_FILE] = FileEntry(writer.hexdigest(), writer.size, None)
+        if compression is None:
+            path = directory / TENSORS_FILE
+            save_file(tensors, str(path))
+            digest, size = hash_file_and_fsync(path)  # the hash hides behind the disk flush
+            entries[TENSORS_FILE] = FileEntry(digest, size, None)
         else:
             name = TENSORS_FILE + compression.suffix
             entries[name] = _write_stream(directory / name, save(tensors), compression)
@@ -149,47 +145,6 @@ class SafetensorsStorage:
             raise CheckpointCorruptedError(
                 f"cannot read safetensors checkpoint {directory}: {exc}", path=directory
             ) from None
-
-
-_DTYPES = {
-    torch.float64: "F64",
-    torch.float32: "F32",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.int64: "I64",
-    torch.int32: "I32",
-    torch.int16: "I16",
-    torch.int8: "I8",
-    torch.uint8: "U8",
-    torch.bool: "BOOL",
-    torch.float8_e4m3fn: "F8_E4M3",
-    torch.float8_e5m2: "F8_E5M2",
-}
-
-
-def write_safetensors(tensors: Mapping[str, torch.Tensor], writer: HashingWriter) -> None:
-    """Stream ``tensors`` in the safetensors layout to ``writer`` (CPU, little-endian)."""
-    header: dict[str, Any] = {}
-    offset = 0
-    cpu: dict[str, torch.Tensor] = {}
-    for name, tensor in tensors.items():
-        if tensor.dtype not in _DTYPES:
-            raise TypeError(f"the safetensors backend cannot store {name} of dtype {tensor.dtype}")
-        cpu[name] = tensor.detach().to("cpu").contiguous()
-        nbytes = cpu[name].numel() * cpu[name].element_size()
-        header[name] = {
-            "dtype": _DTYPES[tensor.dtype],
-            "shape": list(tensor.shape),
-            "data_offsets": [offset, offset + nbytes],
-        }
-        offset += nbytes
-    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    encoded += b" " * (-len(encoded) % 8)  # the format pads the header to 8-byte alignment
-    writer.write(struct.pack("<Q", len(encoded)))
-    writer.write(encoded)
-    for tensor in cpu.values():
-        if tensor.numel():
-            writer.write(tensor.reshape(-1).view(torch.uint8).numpy())
 
 
 def _device(map_location: Any) -> str:

@@ -1,14 +1,16 @@
 """The ``torch`` storage backend: one ``torch.save`` file loaded with ``weights_only=True``.
 
-Saving streams ``torch.save`` through a hashing writer (and a compressor when asked), so
-the SHA256 is known when the last byte is written. Loading an uncompressed file maps it
-(``mmap=True``): the bytes the manager just hashed from the page cache become the tensors'
-storage without another copy.
+Saving uses ``torch.save``'s own file writer and hashes the file from the page cache while
+it is fsynced; a compressed payload streams through the compressor and a hashing writer.
+Loading an uncompressed file maps it (``mmap=True``): the bytes the manager just hashed
+from the page cache become the tensors' storage without another copy.
 """
 
 from __future__ import annotations
 
+import errno
 import io
+import os
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 import torch
 
 from trainforge.checkpoint._compression import Compression, detect_compression
-from trainforge.checkpoint._integrity import FileEntry, HashingWriter
+from trainforge.checkpoint._integrity import FileEntry, HashingWriter, hash_file_and_fsync
 from trainforge.errors import CheckpointCorruptedError, UnsafeCheckpointError
 
 __all__ = ["ALLOWED_GLOBALS", "STATE_FILE", "TorchStorage", "safe_torch_load"]
@@ -59,6 +61,14 @@ def safe_torch_load(source: Any, *, map_location: Any = None, mmap: bool = False
         ) from None
 
 
+def _as_os_error(exc: RuntimeError, directory: Path) -> OSError:
+    """The likely OSError behind a failed ``torch.save``: disk full when no space is left."""
+    stats = os.statvfs(directory)
+    if stats.f_bavail * stats.f_frsize < (1 << 20):
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return OSError(errno.EIO, f"{os.strerror(errno.EIO)} ({exc})")
+
+
 class TorchStorage:
     """Payload as one ``state.pt`` (``state.pt.gz`` / ``state.pt.zst`` when compressed)."""
 
@@ -69,15 +79,19 @@ class TorchStorage:
     ) -> dict[str, FileEntry]:
         """``torch.save`` the state through a hashing (and compressing) writer, fsynced."""
         name = STATE_FILE + (compression.suffix if compression else "")
-        with open(directory / name, "wb") as raw, HashingWriter(raw) as writer:
-            if compression is None:
-                torch.save(state, writer)
-            else:
-                with compression.open_writer(writer) as stream:
-                    torch.save(state, stream)
-            writer.finish()  # the disk flush: most of the save time for large states
-        codec = compression.name if compression else None
-        return {name: FileEntry(writer.hexdigest(), writer.size, codec)}
+        path = directory / name
+        if compression is None:
+            try:
+                torch.save(state, path)
+            except RuntimeError as exc:  # torch's C++ writer reports I/O errors without errno
+                raise _as_os_error(exc, directory) from exc
+            digest, size = hash_file_and_fsync(path)  # the hash hides behind the disk flush
+            return {name: FileEntry(digest, size, None)}
+        with open(path, "wb") as raw, HashingWriter(raw) as writer:
+            with compression.open_writer(writer) as stream:
+                torch.save(state, stream)
+            writer.finish()
+        return {name: FileEntry(writer.hexdigest(), writer.size, compression.name)}
 
     def read(
         self,
