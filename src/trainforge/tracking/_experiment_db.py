@@ -10,12 +10,19 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from trainforge.errors import RunNotFoundError, TrackingError, did_you_mean
 from trainforge.tracking._filter import compile_filter, order_clause
 from trainforge.tracking._metric_writes import next_steps, write_metric_rows
+from trainforge.tracking._run_records import (
+    attach_details,
+    param_out,
+    param_rows,
+    put_rows,
+    run_dict,
+)
 from trainforge.tracking._schema import (
     RUN_STATUSES,
     artifacts,
@@ -26,14 +33,12 @@ from trainforge.tracking._schema import (
     runs,
 )
 from trainforge.tracking._store import TrackingStore
-from trainforge.tracking._values import config_parts, dumps, flatten, loads, param_value, tag_items
+from trainforge.tracking._values import config_parts, dumps, flatten, tag_items
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["ExperimentDB"]
-
-_SUMMARY_COLUMNS = ("last", "step", "min", "max", "count")
 
 
 class ExperimentDB:
@@ -98,9 +103,9 @@ class ExperimentDB:
 
         def write(conn: Connection) -> int:
             run_id = int(conn.execute(insert(runs).values(row).returning(runs.c.id)).scalar_one())
-            _put(conn, run_tags, run_id, {k: {"value": v} for k, v in tag_items(tags).items()})
+            put_rows(conn, run_tags, run_id, {k: {"value": v} for k, v in tag_items(tags).items()})
             if data:
-                _put(conn, run_params, run_id, _param_rows(flatten(data)))
+                put_rows(conn, run_params, run_id, param_rows(flatten(data)))
             return run_id
 
         return self.store.write(write)
@@ -123,7 +128,7 @@ class ExperimentDB:
 
         def write(conn: Connection) -> None:
             self._require_run(conn, run_id)
-            _put(conn, run_params, run_id, _param_rows(flatten(params)))
+            put_rows(conn, run_params, run_id, param_rows(flatten(params)))
 
         self.store.write(write)
 
@@ -132,7 +137,7 @@ class ExperimentDB:
 
         def write(conn: Connection) -> None:
             self._require_run(conn, run_id)
-            _put(conn, run_tags, run_id, {k: {"value": v} for k, v in tag_items(tags).items()})
+            put_rows(conn, run_tags, run_id, {k: {"value": v} for k, v in tag_items(tags).items()})
 
         self.store.write(write)
 
@@ -182,8 +187,8 @@ class ExperimentDB:
 
         def read(conn: Connection) -> dict[str, Any]:
             row = self._require_run(conn, run_id)
-            run = _run_dict(row, full=True)
-            _attach(conn, [run], metrics_too=True)
+            run = run_dict(row, full=True)
+            attach_details(conn, [run], metrics_too=True)
             run["artifacts"] = [
                 dict(a._mapping)
                 for a in conn.execute(
@@ -246,8 +251,8 @@ class ExperimentDB:
             query = query.limit(limit)
 
         def read(conn: Connection) -> list[dict[str, Any]]:
-            found = [_run_dict(row) for row in conn.execute(query)]
-            _attach(conn, found, metrics_too=True)
+            found = [run_dict(row) for row in conn.execute(query)]
+            attach_details(conn, found, metrics_too=True)
             return found
 
         return self.store.read(read)
@@ -346,7 +351,7 @@ class ExperimentDB:
                 hint="`trainforge runs list` shows the run ids",
             )
         for run_id, key, value, number in param_rows:
-            records[run_id][f"params.{key}"] = _param_out(value, number)
+            records[run_id][f"params.{key}"] = param_out(value, number)
         for run_id, key, last in metric_rows:
             if wanted is None or key in wanted:
                 records[run_id][f"metrics.{key}"] = last
@@ -397,88 +402,3 @@ class ExperimentDB:
                 hint="`trainforge runs list` shows the run ids",
             )
         return row
-
-
-def _param_rows(params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    rows = {}
-    for key, value in params.items():
-        text, number = param_value(value)
-        rows[key] = {"value": text, "value_num": number}
-    return rows
-
-
-def _put(conn: Connection, table: Any, run_id: int, rows: Mapping[str, dict[str, Any]]) -> None:
-    """Replace the (run_id, key) rows of a tags/params table."""
-    if not rows:
-        return
-    conn.execute(delete(table).where(table.c.run_id == run_id, table.c.key.in_(list(rows))))
-    conn.execute(insert(table), [{"run_id": run_id, "key": k, **v} for k, v in rows.items()])
-
-
-def _run_dict(row: Any, *, full: bool = False) -> dict[str, Any]:
-    m = row._mapping
-    end = m["end_time"]
-    run = {
-        "run_id": m["id"],
-        "name": m["name"],
-        "project": m["project"],
-        "experiment": m["experiment"],
-        "status": m["status"],
-        "start_time": m["start_time"],
-        "end_time": end,
-        "heartbeat_at": m["heartbeat_at"],
-        "duration_s": (end - m["start_time"]) if end is not None else None,
-        "config_hash": m["config_hash"],
-        "git_commit": m["git_commit"],
-        "host": m["host"],
-    }
-    if full:
-        run.update(
-            config=loads(m["config"]),
-            provenance=loads(m["provenance"]),
-            system=loads(m["system"]),
-            notes=m["notes"],
-            job_id=m["job_id"],
-        )
-    return run
-
-
-def _attach(conn: Connection, found: list[dict[str, Any]], *, metrics_too: bool) -> None:
-    """Add tags, params and metric summaries to run dicts with three queries in all."""
-    by_id = {run["run_id"]: run for run in found}
-    for run in found:
-        run.update(tags={}, params={}, metrics={})
-    if not by_id:
-        return
-    ids = list(by_id)
-    for run_id, key, value in conn.execute(
-        select(run_tags.c.run_id, run_tags.c.key, run_tags.c.value).where(
-            run_tags.c.run_id.in_(ids)
-        )
-    ):
-        by_id[run_id]["tags"][key] = value
-    for run_id, key, value, number in conn.execute(
-        select(
-            run_params.c.run_id, run_params.c.key, run_params.c.value, run_params.c.value_num
-        ).where(run_params.c.run_id.in_(ids))
-    ):
-        by_id[run_id]["params"][key] = _param_out(value, number)
-    if metrics_too:
-        s = metric_summaries.c
-        for row in conn.execute(
-            select(
-                s.run_id, s.key, s.last_value, s.last_step, s.min_value, s.max_value, s["count"]
-            ).where(s.run_id.in_(ids))
-        ):
-            by_id[row[0]]["metrics"][row[1]] = dict(zip(_SUMMARY_COLUMNS, row[2:]))
-
-
-def _param_out(text: str, number: float | None) -> Any:
-    if number is not None:
-        return (
-            int(number) if number.is_integer() and "." not in text and "e" not in text else number
-        )
-    try:
-        return loads(text) if text in ("true", "false", "null") or text[:1] in "[{" else text
-    except ValueError:
-        return text
