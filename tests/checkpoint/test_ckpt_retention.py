@@ -162,3 +162,22 @@ def test_metadata_cache_is_invalidated_on_write(tmp_path: Path, save_many: Any) 
     assert manager.cache.hits == hits + 1
     save_many(manager, [0.3, 0.2])
     assert len(manager.list_checkpoints()) == 3
+
+
+def test_prune_removes_only_stale_leftovers(tmp_path: Path, save_many: Any) -> None:
+    import os
+    import time
+
+    manager = CheckpointManager(tmp_path)
+    save_many(manager, [0.5])
+    old, fresh = tmp_path / ".last.999.tmp", tmp_path / ".best.998.tmp"
+    old.write_text("x")
+    fresh.write_text("x")
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    trash = tmp_path / ".trash-ckpt-000009-epoch0001-step000001-abcd"
+    trash.mkdir()
+    report = manager.prune()
+    assert sorted(report["leftovers"]) == sorted([trash.name, old.name])
+    assert fresh.exists() and not old.exists() and not trash.exists()
+    assert len(manager.list_checkpoints()) == 1

@@ -107,13 +107,17 @@ class CheckpointCatalog:
         return path
 
     def leftovers(self, locks: CheckpointLocks) -> list[Path]:
-        """Trash of interrupted deletes, temporary dirs and lock files of dead writers."""
+        """Trash of interrupted deletes; temporary dirs, locks and pointer files of dead writers."""
         found = []
         now = time.time()
         for entry in self.root.iterdir():
             name = entry.name
             if name.startswith(L.TRASH_PREFIX):
                 found.append(entry)
+            elif name.startswith(".") and name.endswith(".tmp") and entry.is_file():
+                # a pointer update killed before its rename
+                if now - entry.stat().st_mtime > _STALE_LOCK_S:
+                    found.append(entry)
             elif name.startswith(L.TEMP_PREFIX) and entry.is_dir():
                 if not locks.has_writer(name):
                     found.append(entry)
