@@ -21,10 +21,9 @@ from trainforge.checkpoint import CheckpointManager
 from trainforge.config import TrainingConfig
 from trainforge.engine import GradientAccumulator, GradientMonitor, TaskSpec, get_loss_strategy
 from trainforge.engine._optim import build_optimizer, build_scheduler
-from trainforge.engine.data import DataLoaderFactory
 from trainforge.errors import CheckpointNotFoundError, ConfigError
 from trainforge.hooks import HookManager
-from trainforge.lightning import create_logger
+from trainforge.lightning import UniversalDataModule, create_logger
 from trainforge.tracking import ExperimentTracker, resolve_database_url
 from trainforge.zoo import TASKS, build_datasets, build_model
 
@@ -32,7 +31,7 @@ __all__ = [
     "autocast_dtype",
     "build_accumulator",
     "build_checkpoint_manager",
-    "build_dataloader",
+    "build_datamodule",
     "build_loggers",
     "build_loss",
     "build_model_for",
@@ -117,27 +116,21 @@ def build_datasets_for(config: TrainingConfig, spec: TaskSpec) -> tuple[Any, Any
     )
 
 
-def build_dataloader(
-    config: TrainingConfig,
-    dataset: Any,
-    spec: TaskSpec,
-    *,
-    train: bool,
-    sampler_state: dict[str, Any] | None = None,
-) -> Any:
-    """A seeded, resumable DataLoader for the training or validation split."""
+def build_datamodule(config: TrainingConfig, train: Any, val: Any, spec: TaskSpec) -> Any:
+    """``data.*`` -> the data module both drivers load from."""
     data = config.data
-    return DataLoaderFactory.create(
-        dataset,
-        data.batch_size if train else (data.val_batch_size or data.batch_size),
-        shuffle=data.shuffle and train,
+    return UniversalDataModule(
+        train,
+        val,
+        batch_size=data.batch_size,
+        val_batch_size=data.val_batch_size,
         task_spec=spec,
-        collator_name=data.collator,
+        collator=data.collator,
         num_workers=data.num_workers,
         pin_memory=data.pin_memory,
-        drop_last=data.drop_last and train,
-        random_seed=config.run.seed,
-        sampler_state=sampler_state,
+        drop_last=data.drop_last,
+        shuffle=data.shuffle,
+        seed=config.run.seed,
     )
 
 

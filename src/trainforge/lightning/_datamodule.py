@@ -1,0 +1,115 @@
+"""``UniversalDataModule``: one data module for both loop drivers.
+
+A thin LightningDataModule over :class:`~trainforge.engine.data.DataLoaderFactory`: the
+Lightning driver hands it to ``lightning.Trainer.fit``; the plain driver calls
+``train_dataloader()`` / ``val_dataloader()`` itself. Its ``state_dict`` is the training
+sampler's position, so a resumed run continues with the next unseen sample.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+from trainforge.engine import DataLoaderFactory, TaskSpec
+
+__all__ = ["UniversalDataModule"]
+
+
+class UniversalDataModule(LightningDataModule):
+    """Seeded, resumable loaders for a train and a validation dataset.
+
+    Args:
+        train_dataset: Items are dicts (``inputs``, ``labels``, ...) or ``(x, y)`` tuples.
+        val_dataset: The validation split (never shuffled).
+        batch_size: Training batch size.
+        val_batch_size: Validation batch size (``batch_size`` when None).
+        task_spec: Chooses the collator when ``collator`` is None.
+        collator: A registered collator name (``default``, ``text``, ``vision``).
+        num_workers: DataLoader worker processes.
+        pin_memory: Pin host memory (only with CUDA).
+        drop_last: Drop the last incomplete training batch.
+        shuffle: Shuffle the training data every epoch.
+        seed: Seed of the sampler and of the loaders' generators.
+
+    Examples:
+        >>> import torch
+        >>> data = torch.utils.data.TensorDataset(torch.zeros(10, 2), torch.zeros(10))
+        >>> module = UniversalDataModule(data, data, batch_size=4)
+        >>> len(module.train_dataloader())
+        3
+    """
+
+    def __init__(
+        self,
+        train_dataset: Dataset[Any],
+        val_dataset: Dataset[Any] | None = None,
+        *,
+        batch_size: int = 32,
+        val_batch_size: int | None = None,
+        task_spec: TaskSpec | None = None,
+        collator: str | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        drop_last: bool = False,
+        shuffle: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.train_dataset = train_dataset
+        self.val_dataset = val_dataset
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size or batch_size
+        self.task_spec = task_spec
+        self.collator = collator
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.drop_last = drop_last
+        self.shuffle = shuffle
+        self.seed = seed
+        self._train_loader: DataLoader[Any] | None = None
+        self._pending_state: dict[str, Any] | None = None
+
+    def _loader(self, dataset: Dataset[Any], *, train: bool) -> DataLoader[Any]:
+        return DataLoaderFactory.create(
+            dataset,
+            self.batch_size if train else self.val_batch_size,
+            shuffle=self.shuffle and train,
+            task_spec=self.task_spec,
+            collator_name=self.collator,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            drop_last=self.drop_last and train,
+            random_seed=self.seed,
+            sampler_state=self._pending_state if train else None,
+        )
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        """The training loader (one per module: its sampler carries the position)."""
+        if self._train_loader is None:
+            self._train_loader = self._loader(self.train_dataset, train=True)
+            self._pending_state = None
+        return self._train_loader
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        """The validation loader (sequential order)."""
+        if self.val_dataset is None:
+            raise ValueError("UniversalDataModule has no validation dataset")
+        return self._loader(self.val_dataset, train=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training sampler's position (``{"epoch", "seed", "position"}``)."""
+        if self._train_loader is None:
+            return dict(self._pending_state or {})
+        return self._train_loader.sampler.state_dict()  # type: ignore[attr-defined]
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue at the saved position (applied to the next training loader)."""
+        if not state_dict:
+            return
+        if self._train_loader is not None:
+            self._train_loader.sampler.load_state_dict(state_dict)  # type: ignore[attr-defined]
+        else:
+            self._pending_state = dict(state_dict)
