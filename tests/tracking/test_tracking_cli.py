@@ -137,3 +137,24 @@ def test_cli_modules_import_no_heavy_packages():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_store_chosen_by_config_file_and_stale_runs_marked(tmp_path, monkeypatch, capsys):
+    """``--config`` picks tracking.database; ``runs list`` marks silent runs stale."""
+    import json
+
+    from trainforge.cli import main
+    from trainforge.tracking import ExperimentDB
+
+    monkeypatch.delenv("TRAINFORGE_DB", raising=False)
+    url = f"sqlite:///{tmp_path / 'chosen.db'}"
+    (tmp_path / "train.yaml").write_text(f"tracking:\n  database: {url}\n")
+    run_id = ExperimentDB(url).log_run("silent", {"optim": {"lr": 0.1}})
+    code = main(
+        ["runs", "--config", str(tmp_path / "train.yaml"), "list", "--stale-after", "0", "--json"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    (run,) = json.loads(out)
+    assert run["run_id"] == run_id
+    assert run["status"] == "stale"

@@ -7,24 +7,23 @@ from typing import Annotated, Any
 import typer
 
 from trainforge.cli._output import print_json, print_table
+from trainforge.cli._store import ConfigOpt, DbOpt, database_url, remember_config
 
 app = typer.Typer(help="Register, promote, list, compare and trace models.", no_args_is_help=True)
 
-DbOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Tracking store URL or file (default: $TRAINFORGE_DB, else outputs/trainforge.db).",
-        show_default=False,
-    ),
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _registry(url: str | None) -> Any:
-    from trainforge.tracking import ModelRegistry, resolve_database_url
+@app.callback()
+def _group(config: ConfigOpt = None) -> None:
+    """Register, promote, list, compare and trace models."""
+    remember_config(config)
 
-    return ModelRegistry(resolve_database_url(url))
+
+def _registry(url: str | None) -> Any:
+    from trainforge.tracking import ModelRegistry
+
+    return ModelRegistry(database_url(url))
 
 
 def _parse_metrics(items: list[str]) -> dict[str, float]:

@@ -13,27 +13,26 @@ from typing import Annotated, Any
 import typer
 
 from trainforge.cli._output import print_json, print_table
+from trainforge.cli._store import ConfigOpt, DbOpt, database_url, remember_config
 
 app = typer.Typer(
     help="List, inspect, compare, search and plot tracked runs.", no_args_is_help=True
 )
 
-DbOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Tracking store URL or file (default: $TRAINFORGE_DB, else outputs/trainforge.db).",
-        show_default=False,
-    ),
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="At most this many runs.")]
 
 
-def _db(url: str | None) -> Any:
-    from trainforge.tracking import ExperimentDB, resolve_database_url
+@app.callback()
+def _group(config: ConfigOpt = None) -> None:
+    """List, inspect, compare, search and plot tracked runs."""
+    remember_config(config)
 
-    return ExperimentDB(resolve_database_url(url))
+
+def _db(url: str | None) -> Any:
+    from trainforge.tracking import ExperimentDB
+
+    return ExperimentDB(database_url(url))
 
 
 def _when(timestamp: float | None) -> str:
@@ -75,10 +74,16 @@ def list_runs(
     project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
     status: Annotated[str | None, typer.Option(help="Only runs in this status.")] = None,
     limit: LimitOpt = 50,
+    stale_after: Annotated[
+        float,
+        typer.Option(help="Mark running runs silent for this many seconds as stale first."),
+    ] = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """List the newest runs."""
-    found = _db(db).list_runs(project=project, experiment=experiment, status=status, limit=limit)
+    """List the newest runs (running runs whose heartbeat stopped become ``stale``)."""
+    store = _db(db)
+    store.mark_stale_runs(stale_after)
+    found = store.list_runs(project=project, experiment=experiment, status=status, limit=limit)
     _print_runs(found, "runs", as_json)
 
 
