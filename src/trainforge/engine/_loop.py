@@ -21,7 +21,14 @@ from torch import Tensor, nn
 from trainforge.engine._accumulator import GradientAccumulator
 from trainforge.engine._batch import as_batch_dict
 
-__all__ = ["EpochResult", "StepInfo", "TrainingLoop", "ValidationLoop", "move_to_device"]
+__all__ = [
+    "EpochResult",
+    "StepInfo",
+    "TrainingLoop",
+    "ValidationLoop",
+    "forward_batch",
+    "move_to_device",
+]
 
 
 @dataclass
@@ -82,6 +89,21 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abs
 
 
 LossFn = Callable[[Any, Mapping[str, Any]], Tensor]
+
+
+def forward_batch(
+    model: nn.Module,
+    loss_fn: LossFn,
+    raw: Any,
+    device: torch.device,
+    autocast_dtype: torch.dtype | None = None,
+) -> tuple[dict[str, Any], Any, Tensor]:
+    """Move one batch to ``device``, run the model and the loss: (batch, outputs, loss)."""
+    batch = move_to_device(as_batch_dict(raw), device)
+    with _autocast(device, autocast_dtype):
+        outputs = model(batch["inputs"])
+        loss = loss_fn(outputs, batch)
+    return batch, outputs, loss
 
 
 class TrainingLoop:
@@ -155,11 +177,10 @@ class TrainingLoop:
         for index, raw in enumerate(dataloader):
             if index >= total:
                 break
-            batch = move_to_device(as_batch_dict(raw), self.device)
+            batch, outputs, loss = forward_batch(
+                self.model, self.loss_fn, raw, self.device, self.autocast_dtype
+            )
             size = _batch_size(batch)
-            with _autocast(self.device, self.autocast_dtype):
-                outputs = self.model(batch["inputs"])
-                loss = self.loss_fn(outputs, batch)
             stepped = self.accumulator.accumulate(
                 loss, self.model, is_final_batch=index == total - 1, num_samples=size
             )
@@ -240,11 +261,10 @@ class ValidationLoop:
             for index, raw in enumerate(dataloader):
                 if self.max_batches is not None and index >= self.max_batches:
                     break
-                batch = move_to_device(as_batch_dict(raw), self.device)
+                batch, outputs, loss = forward_batch(
+                    self.model, self.loss_fn, raw, self.device, self.autocast_dtype
+                )
                 size = _batch_size(batch)
-                with _autocast(self.device, self.autocast_dtype):
-                    outputs = self.model(batch["inputs"])
-                    loss = self.loss_fn(outputs, batch)
                 loss_sum += loss.float() * size
                 if self.metric_fn is not None:
                     for name, value in self.metric_fn(outputs, batch).items():
