@@ -177,7 +177,7 @@ class TrainingLoop:
         for index, raw in enumerate(dataloader):
             if index >= total:
                 break
-            batch, outputs, loss = forward_batch(
+            batch, _, loss = forward_batch(
                 self.model, self.loss_fn, raw, self.device, self.autocast_dtype
             )
             size = _batch_size(batch)
