@@ -112,7 +112,7 @@ class OptimConfig(SchemaBase):
     weight_decay: float = Field(0.01, ge=0, description="Weight decay.")
     betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas.")
     momentum: float = Field(0.9, ge=0, lt=1, description="Momentum (sgd, rmsprop).")
-    scheduler: Literal["none", "cosine", "linear", "step", "onecycle", "plateau"] = Field(
+    scheduler: Literal["none", "cosine", "linear", "step", "onecycle"] = Field(
         "cosine", description="Learning-rate schedule after warmup."
     )
     scheduler_kwargs: dict[str, Any] = Field(
@@ -137,11 +137,14 @@ class TrainerConfig(SchemaBase):
     )
     accelerator: str = Field("auto", description="cpu, gpu, cuda, mps or auto.")
     devices: int | str = Field("auto", description="Number of devices, or auto.")
-    strategy: str = Field("auto", description="Lightning strategy: auto, ddp, fsdp, ...")
+    strategy: str = Field(
+        "auto", description="Distributed strategy (the plain driver: auto, one device)."
+    )
     accumulate_grad_batches: int = Field(1, ge=1, description="Batches per optimizer step.")
     gradient_clip_val: float | None = Field(None, gt=0, description="Clip the gradient norm.")
     optimization: Literal["automatic", "manual"] = Field(
-        "automatic", description="Lightning optimization mode."
+        "automatic",
+        description="automatic (the plain driver steps through its GradientAccumulator).",
     )
     micro_batch_size: int | None = Field(
         None, gt=0, description="Manual mode: split each batch into chunks of this size."
