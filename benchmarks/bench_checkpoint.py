@@ -1,9 +1,10 @@
 """Checkpoint save/load throughput: trainforge vs torch.save/torch.load vs raw writes.
 
-Run: ``python benchmarks/bench_checkpoint.py [--gib 1.0] [--repeats 3] [--dir DIR]``
+Run: ``python benchmarks/bench_checkpoint.py [--gib 1.0] [--repeats 4] [--dir DIR]``
 
-Every figure is measured side by side in one run, alternating, and the median of
-``--repeats`` runs is printed as ``name: value unit (reference: value, ratio: x)``.
+Every figure is measured side by side in one run, the order of the variants rotating
+from one repeat to the next, and the median of ``--repeats`` runs is printed as
+``name: value unit (reference: value, ratio: x)``.
 Targets (../shared/BENCHMARKS.md): save with SHA256 <= 1.25x ``torch.save`` + fsync,
 load with verification <= 1.5x ``torch.load(weights_only=True)``. Loads read a file
 that was just written (warm page cache) on both sides.
@@ -44,7 +45,7 @@ def main() -> None:
     """Run the benchmark and print one line per figure."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gib", type=float, default=1.0, help="state dict size in GiB")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--dir", type=Path, default=None, help="where to write (default: ./)")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -64,6 +65,11 @@ def main() -> None:
         for rep in range(args.repeats):
             work = base / f"rep{rep}"
             work.mkdir()
+            ref = work / "ref.pt"
+            managers = {
+                storage: CheckpointManager(work / storage, storage=storage, keep_last_n=10)
+                for storage in ("torch", "safetensors")
+            }
 
             def raw_write(path: Path = work / "raw.bin") -> None:
                 with open(path, "wb") as f:
@@ -72,35 +78,35 @@ def main() -> None:
                     f.flush()
                     os.fsync(f.fileno())
 
-            record("raw write + fsync", _timed(raw_write))
-            ref = work / "ref.pt"
-            record(
-                "torch.save + fsync", _timed(lambda ref=ref: (torch.save(state, ref), _fsync(ref)))
-            )
-            managers = {}
-            for storage in ("torch", "safetensors"):
-                manager = CheckpointManager(work / storage, storage=storage, keep_last_n=10)
-                managers[storage] = manager
-                record(
+            saves: list[tuple[str, Callable[[], object]]] = [
+                ("raw write + fsync", raw_write),
+                ("torch.save + fsync", lambda ref=ref: (torch.save(state, ref), _fsync(ref))),
+            ]
+            saves += [
+                (
                     f"trainforge save ({storage}, sha256)",
-                    _timed(
-                        lambda m=manager: m.save(
-                            model=state, epoch=0, global_step=0, metrics=metrics
-                        )
-                    ),
+                    lambda m=manager: m.save(model=state, epoch=0, global_step=0, metrics=metrics),
                 )
-            record(
-                "torch.load(weights_only=True)",
-                _timed(lambda ref=ref: torch.load(ref, weights_only=True)),
+                for storage, manager in managers.items()
+            ]
+            loads: list[tuple[str, Callable[[], object]]] = [
+                (
+                    "torch.load(weights_only=True)",
+                    lambda ref=ref: torch.load(ref, weights_only=True),
+                ),
+            ]
+            loads += [
+                (f"trainforge load ({storage}, verify)", lambda m=manager: m.load("last"))
+                for storage, manager in managers.items()
+            ]
+            loads.append(
+                ("sha256 of the same bytes", lambda ref=ref: hashlib.sha256(ref.read_bytes()))
             )
-            for storage, manager in managers.items():
-                record(
-                    f"trainforge load ({storage}, verify)",
-                    _timed(lambda m=manager: m.load("last", restore_rng=False)),
-                )
-            record(
-                "sha256 of the same bytes", _timed(lambda ref=ref: hashlib.sha256(ref.read_bytes()))
-            )
+            # rotate the order every repeat: no variant always runs first on an idle disk
+            for name, fn in saves[rep % len(saves) :] + saves[: rep % len(saves)]:
+                record(name, _timed(fn))
+            for name, fn in loads[rep % len(loads) :] + loads[: rep % len(loads)]:
+                record(name, _timed(fn))
             shutil.rmtree(work)
     finally:
         shutil.rmtree(base, ignore_errors=True)
