@@ -1,0 +1,283 @@
+"""``TaskModule``: any ``nn.Module`` plus a loss strategy as a LightningModule.
+
+Automatic optimization leaves backward, accumulation and clipping to Lightning
+(``Trainer(accumulate_grad_batches=..., gradient_clip_val=...)``). Manual optimization
+splits each batch into ``micro_batch_size`` chunks and hands every chunk's loss to the
+engine's :class:`~trainforge.engine.GradientAccumulator`, the same object the plain
+driver steps with, so the accumulation arithmetic (per-chunk weighting, short windows,
+clipping on the boundary) exists once.
+
+The accumulator calls ``loss.backward()`` itself, but under Lightning a backward must go
+through ``manual_backward`` (precision plugins scale the loss there, DDP prepares its
+reducer, the ``on_*_backward`` hooks fire). :class:`_LightningBackward` is the smallest
+adapter for that: it fills the accumulator's ``scaler`` slot, whose ``scale(loss)`` result
+is the only thing the accumulator calls ``backward()`` on. Loss scaling and unscaling stay
+Lightning's: its optimizer step (``LightningOptimizer.step``) unscales fp16 gradients and
+skips non-finite steps, and fires ``on_before_optimizer_step`` for the callbacks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+
+from trainforge.engine import GradientAccumulator, as_batch_dict
+
+__all__ = ["HeatmapModule", "TaskModule"]
+
+OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
+MetricFn = Callable[[Any, Mapping[str, Any]], Mapping[str, float | Tensor]]
+LossFn = Callable[[Any, Mapping[str, Any]], Tensor]
+
+
+class _BackwardHandle:
+    """What :meth:`_LightningBackward.scale` returns: ``backward()`` is ``manual_backward``."""
+
+    def __init__(self, module: pl.LightningModule, loss: Tensor) -> None:
+        self.module, self.loss = module, loss
+
+    def backward(self) -> None:
+        self.module.manual_backward(self.loss)
+
+
+class _LightningBackward:
+    """A GradScaler-shaped adapter: routes the accumulator's backward through Lightning.
+
+    ``unscale_``/``update`` do nothing and ``get_scale`` is constant because Lightning's
+    precision plugin owns any real loss scaling; ``step`` is the (Lightning) optimizer's.
+    """
+
+    def __init__(self, module: pl.LightningModule) -> None:
+        self.module = module
+
+    def scale(self, loss: Tensor) -> _BackwardHandle:
+        return _BackwardHandle(self.module, loss)
+
+    def unscale_(self, optimizer: Any) -> None:
+        return None
+
+    def step(self, optimizer: Any) -> None:
+        optimizer.step()
+
+    def update(self) -> None:
+        return None
+
+    def get_scale(self) -> float:
+        return 1.0
+
+
+def _split(batch: dict[str, Any], size: int) -> list[dict[str, Any]]:
+    """Chunks of at most ``size`` samples; tensors are sliced on dim 0, the rest shared."""
+    total = len(batch["inputs"])
+    chunks = []
+    for start in range(0, total, size):
+        chunks.append(
+            {
+                key: value[start : start + size]
+                if isinstance(value, Tensor) and value.ndim and len(value) == total
+                else value
+                for key, value in batch.items()
+            }
+        )
+    return chunks
+
+
+class TaskModule(pl.LightningModule):
+    """A LightningModule around any ``nn.Module`` and a loss strategy.
+
+    Args:
+        model: The network, called as ``model(batch["inputs"])``.
+        loss_fn: A loss strategy: ``loss_fn(outputs, batch) -> scalar mean loss``.
+        optimizer_factory: ``model -> optimizer`` (e.g. a partial of ``build_optimizer``).
+        scheduler_factory: ``optimizer -> LR scheduler``, stepped once per optimizer step.
+        metric_fn: ``(outputs, batch) -> {name: value}``, logged as ``val/<name>``.
+        optimization: ``automatic`` (Lightning steps) or ``manual`` (micro-batches through
+            the GradientAccumulator).
+        micro_batch_size: Manual mode: samples per forward/backward (None: whole batch).
+        accumulation_steps: Manual mode: batches per optimizer step. In automatic mode use
+            ``Trainer(accumulate_grad_batches=...)``.
+        max_grad_norm: Manual mode: clip the global gradient norm. In automatic mode use
+            ``Trainer(gradient_clip_val=...)``.
+
+    Raises:
+        ValueError: An unknown ``optimization``, or a manual-only option in automatic mode.
+
+    Examples:
+        >>> def loss(outputs, batch):
+        ...     return nn.functional.cross_entropy(outputs, batch["labels"])
+        >>> module = TaskModule(
+        ...     nn.Linear(4, 2), loss,
+        ...     optimizer_factory=lambda m: torch.optim.SGD(m.parameters(), lr=0.1),
+        ...     optimization="manual", micro_batch_size=8)
+        >>> module.automatic_optimization
+        False
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        *,
+        optimizer_factory: OptimizerFactory,
+        scheduler_factory: SchedulerFactory | None = None,
+        metric_fn: MetricFn | None = None,
+        optimization: Literal["automatic", "manual"] = "automatic",
+        micro_batch_size: int | None = None,
+        accumulation_steps: int = 1,
+        max_grad_norm: float | None = None,
+    ) -> None:
+        super().__init__()
+        if optimization not in ("automatic", "manual"):
+            raise ValueError(f"optimization must be 'automatic' or 'manual', got {optimization!r}")
+        if optimization == "automatic":
+            given = {
+                "micro_batch_size": micro_batch_size,
+                "accumulation_steps": None if accumulation_steps == 1 else accumulation_steps,
+                "max_grad_norm": max_grad_norm,
+            }
+            set_ = sorted(k for k, v in given.items() if v is not None)
+            if set_:
+                raise ValueError(
+                    f"{', '.join(set_)} only apply to optimization='manual'; with automatic "
+                    "optimization use Trainer(accumulate_grad_batches=..., "
+                    "gradient_clip_val=...) instead"
+                )
+        if micro_batch_size is not None and micro_batch_size < 1:
+            raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
+        self.model = model
+        self.loss_fn = loss_fn
+        self.metric_fn = metric_fn
+        self.optimizer_factory = optimizer_factory
+        self.scheduler_factory = scheduler_factory
+        self.automatic_optimization = optimization == "automatic"
+        self.micro_batch_size = micro_batch_size
+        self.accumulation_steps = accumulation_steps
+        self.max_grad_norm = max_grad_norm
+        self.accumulator: GradientAccumulator | None = None
+
+    def forward(self, inputs: Any) -> Any:
+        """The wrapped model's output."""
+        return self.model(inputs)
+
+    def configure_optimizers(self) -> Any:
+        """The optimizer from the factory, and the scheduler stepped every optimizer step."""
+        optimizer = self.optimizer_factory(self.model)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+        }
+
+    # -- training -------------------------------------------------------------------------
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
+        """Automatic: return the loss. Manual: micro-batches through the accumulator."""
+        data = as_batch_dict(batch)
+        if self.automatic_optimization:
+            loss = self.loss_fn(self.model(data["inputs"]), data)
+            self._log_train_loss(loss, len(data["inputs"]))
+            return loss
+        return self._manual_step(data, batch_idx)
+
+    def _manual_step(self, data: dict[str, Any], batch_idx: int) -> None:
+        total = len(data["inputs"])
+        size = self.micro_batch_size or total
+        accumulator = self._accumulator_for(math.ceil(total / size), size)
+        window_ends = (batch_idx + 1) % self.accumulation_steps == 0 or self._is_last_batch(
+            batch_idx
+        )
+        chunks = _split(data, size)
+        loss_sum = torch.zeros((), device=self.device)
+        for i, chunk in enumerate(chunks):
+            loss = self.loss_fn(self.model(chunk["inputs"]), chunk)
+            stepped = accumulator.accumulate(
+                loss,
+                self,
+                is_final_batch=window_ends and i == len(chunks) - 1,
+                num_samples=len(chunk["inputs"]),
+            )
+            loss_sum += loss.detach() * len(chunk["inputs"])
+            if stepped:
+                scheduler = self.lr_schedulers()
+                if scheduler is not None:
+                    scheduler.step()  # type: ignore[union-attr]
+        self._log_train_loss(loss_sum / total, total)
+
+    def _accumulator_for(self, chunks_per_batch: int, size: int) -> GradientAccumulator:
+        # Built on the first batch: the window length in chunks depends on the batch size.
+        if self.accumulator is None:
+            optimizer = self.optimizers()
+            self.accumulator = GradientAccumulator(
+                optimizer,  # type: ignore[arg-type]
+                accumulation_steps=chunks_per_batch * self.accumulation_steps,
+                max_grad_norm=self.max_grad_norm,
+                scaler=_LightningBackward(self),
+                batch_size=size,
+                trainer=self.trainer,
+            )
+        return self.accumulator
+
+    def _is_last_batch(self, batch_idx: int) -> bool:
+        total = self.trainer.num_training_batches
+        return isinstance(total, int) and batch_idx + 1 >= total
+
+    def _log_train_loss(self, loss: Tensor, batch_size: int) -> None:
+        self.log("train/loss", loss.detach(), on_step=True, prog_bar=True, batch_size=batch_size)
+
+    # -- validation -----------------------------------------------------------------------
+
+    def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """Log ``val/loss`` and ``val/<metric>`` (epoch means, reduced across ranks)."""
+        data = as_batch_dict(batch)
+        outputs = self.model(data["inputs"])
+        loss = self.loss_fn(outputs, data)
+        size = len(data["inputs"])
+        values: dict[str, Any] = {"val/loss": loss}
+        values.update({f"val/{k}": v for k, v in self.validation_metrics(outputs, data).items()})
+        self.log_dict(values, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=size)
+        return loss
+
+    def validation_metrics(
+        self, outputs: Any, batch: Mapping[str, Any]
+    ) -> Mapping[str, float | Tensor]:
+        """Task metrics of one validation batch (``metric_fn``'s, or none)."""
+        if self.metric_fn is None:
+            return {}
+        return self.metric_fn(outputs, batch)
+
+
+def pixel_error(heatmaps: Tensor, positions: Tensor) -> Tensor:
+    """Mean distance (pixels) between each ``[B, 1, H, W]`` heatmap's peak and ``(x, y)``.
+
+    A tensor, not a float: Lightning averages it over the epoch and across ranks without a
+    host-device sync per batch.
+    """
+    width = heatmaps.shape[-1]
+    flat = heatmaps.reshape(heatmaps.shape[0], -1).argmax(dim=1)
+    predicted = torch.stack([flat % width, flat // width], dim=1).float()
+    return (predicted - positions.float()).norm(dim=1).mean()
+
+
+class HeatmapModule(TaskModule):
+    """A TaskModule for heatmap localisation: also logs ``val/pixel_error``.
+
+    Validation batches carry ``position``: the true ``(x, y)`` pixel of each sample.
+    """
+
+    def validation_metrics(
+        self, outputs: Any, batch: Mapping[str, Any]
+    ) -> Mapping[str, float | Tensor]:
+        """``metric_fn``'s metrics plus ``pixel_error`` (argmax of the heatmap vs position)."""
+        metrics = dict(super().validation_metrics(outputs, batch))
+        if "position" in batch:
+            logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs
+            metrics["pixel_error"] = pixel_error(logits.detach(), batch["position"])
+        return metrics
