@@ -205,11 +205,11 @@ class GradientAccumulator:
         weight = 1.0
         if num_samples is not None and self.batch_size is not None:
             weight = num_samples / self.batch_size
-        scaled = (
-            loss / self.accumulation_steps
-            if weight == 1.0
-            else loss * (weight / self.accumulation_steps)
-        )
+        if weight == 1.0:
+            # no extra autograd node when nothing is scaled (the common case)
+            scaled = loss if self.accumulation_steps == 1 else loss / self.accumulation_steps
+        else:
+            scaled = loss * (weight / self.accumulation_steps)
         if self.scaler is not None:
             self.scaler.scale(scaled).backward()
         else:
@@ -223,21 +223,30 @@ class GradientAccumulator:
         return True
 
     def _step(self, model: nn.Module | None) -> None:
-        params = list(model.parameters()) if model is not None else self._optimizer_params()
+        params: list[nn.Parameter] = []
+
+        def parameters() -> list[nn.Parameter]:
+            # listed only when needed (rescale, clip, monitor without a model): the walk
+            # over the model costs about as much as a small model's optimizer step
+            if not params:
+                params.extend(model.parameters() if model is not None else self._optimizer_params())
+            return params
+
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         if self._window_weight != self.accumulation_steps:
-            grads = [p.grad for p in params if p.grad is not None]
+            grads = [p.grad for p in parameters() if p.grad is not None]
             if grads:
                 torch._foreach_mul_(grads, self.accumulation_steps / self._window_weight)
         finite = True
         if self.monitor is not None:
             health = self.monitor.check_gradients(
-                model if model is not None else _ParamsModule(params), step=self._optimizer_steps
+                model if model is not None else _ParamsModule(parameters()),
+                step=self._optimizer_steps,
             )
             finite = not (health.has_nan or health.has_inf)
         if self.max_grad_norm is not None:
-            self._last_grad_norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+            self._last_grad_norm = torch.nn.utils.clip_grad_norm_(parameters(), self.max_grad_norm)
         if self.scaler is not None:
             # get_scale() reads a device scalar: a sync, paid only with AMP enabled
             before = self.scaler.get_scale()

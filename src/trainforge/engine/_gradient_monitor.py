@@ -10,6 +10,7 @@ to the host once; everything after that is numpy on a handful of floats.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -138,6 +139,7 @@ class GradientMonitor:
         self.hooks = hooks
         self.consecutive_failures = 0
         self.total_failures = 0
+        self._parameters_cache: tuple[nn.Module, list[tuple[str, nn.Parameter]]] | None = None
 
     def check_gradients(self, model: nn.Module, *, step: int | None = None) -> GradientHealth:
         """Check every gradient of ``model``; raise after too many unhealthy checks in a row.
@@ -178,7 +180,7 @@ class GradientMonitor:
 
     def compute_gradient_norm(self, model: nn.Module) -> float:
         """Global L2 norm of all gradients (0.0 when there are none); one sync."""
-        _, norms = _per_parameter_norms(model)
+        _, norms = _per_parameter_norms(self._named_parameters(model))
         if norms is None:
             return 0.0
         return float(torch.linalg.vector_norm(norms))  # host-device sync
@@ -237,20 +239,45 @@ class GradientMonitor:
 
     def _measure(self, model: nn.Module) -> tuple[list[str], np.ndarray, np.ndarray]:
         """Per-parameter norms and [has_nan, has_inf, global_norm], after one sync."""
-        names, norms = _per_parameter_norms(model)
+        names, norms = _per_parameter_norms(self._named_parameters(model))
         if norms is None:
             return [], np.zeros(0), np.array([0.0, 0.0, 0.0])
-        flags = torch.stack(
-            [norms.isnan().any(), norms.isinf().any(), torch.linalg.vector_norm(norms)]
-        ).to(norms.dtype)
-        # The one host-device sync of a check: norms and flags travel together.
-        packed = torch.cat([norms, flags]).cpu().numpy()
-        return names, packed[: len(names)], packed[len(names) :]
+        # The one host-device sync of a check; the flags are cheaper on the host than as
+        # several tiny device kernels.
+        host = norms.cpu().numpy().astype(np.float64)
+        squares = float(host @ host)
+        if math.isfinite(squares):  # no NaN or inf anywhere: nothing else to look for
+            return names, host, np.array([0.0, 0.0, math.sqrt(squares)])
+        has_nan, has_inf = bool(np.isnan(host).any()), bool(np.isinf(host).any())
+        return names, host, np.array([has_nan, has_inf, squares], dtype=np.float64)
+
+    def _named_parameters(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+        # Walking every submodule costs more than the norms of a small model, so the
+        # parameters are listed once per model object. Parameters whose gradient is None
+        # (frozen layers) are skipped at each check.
+        cached = self._parameters_cache
+        if cached is not None and cached[0] is model:
+            return cached[1]
+        named = list(model.named_parameters())
+        self._parameters_cache = (model, named)
+        return named
 
     def _assess(self, names: list[str], norms: np.ndarray, stats: np.ndarray) -> GradientHealth:
         if not names:
             return GradientHealth(False, False, 0.0, 0.0, 0.0)
         has_nan, has_inf = bool(stats[0]), bool(stats[1])
+        if not (has_nan or has_inf):
+            low, high = float(norms.min()), float(norms.max())
+            if low >= self.vanishing_threshold and high <= self.explosion_threshold:
+                # the common, healthy step: no per-layer lists to build
+                return GradientHealth(
+                    has_nan=False,
+                    has_inf=False,
+                    max_norm=high,
+                    min_norm=low,
+                    global_norm=float(stats[2]),
+                    num_parameters=len(names),
+                )
         affected: list[str] = []
         if has_nan or has_inf:
             affected = [
@@ -285,18 +312,21 @@ def _select(names: Sequence[str], mask: np.ndarray) -> list[str]:
     return [names[i] for i in np.flatnonzero(mask)]
 
 
-def _per_parameter_norms(model: nn.Module) -> tuple[list[str], Tensor | None]:
+def _per_parameter_norms(
+    named: list[tuple[str, nn.Parameter]],
+) -> tuple[list[str], Tensor | None]:
     """Names and stacked L2 norms of every gradient, from one fused foreach kernel."""
     names: list[str] = []
     grads: list[Tensor] = []
-    for name, param in model.named_parameters():
-        if param.grad is not None:
+    for name, param in named:
+        grad = param.grad
+        if grad is not None:
             names.append(name)
-            grads.append(param.grad.detach())
+            grads.append(grad)
     if not grads:
         return names, None
-    if any(g.dtype == torch.float64 for g in grads):
-        norms = [n.double() for n in torch._foreach_norm(grads, 2)]
-        return names, torch.stack(norms)
-    # dtype=float32: fp16/bf16 norms would overflow or lose precision
-    return names, torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float32))
+    with torch.no_grad():
+        if any(g.dtype == torch.float64 for g in grads):
+            return names, torch.stack([n.double() for n in torch._foreach_norm(grads, 2)])
+        # dtype=float32: fp16/bf16 norms would overflow or lose precision
+        return names, torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float32))

@@ -184,7 +184,7 @@ class TrainingLoop:
             stepped = self.accumulator.accumulate(
                 loss, self.model, is_final_batch=index == total - 1, num_samples=size
             )
-            loss_sum += loss.detach().float() * size
+            loss_sum.add_(loss.detach(), alpha=size)
             samples += size
             batches += 1
             if self.progress is not None:
