@@ -173,7 +173,12 @@ class TaskModule(pl.LightningModule):
         scheduler = self.scheduler_factory(optimizer)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "interval": "step",
+                "frequency": 1,
+                "name": "lr",  # LearningRateMonitor: lr, or lr/pg1, lr/pg2 per group
+            },
         }
 
     # -- training -------------------------------------------------------------------------

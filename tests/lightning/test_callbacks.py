@@ -1,0 +1,167 @@
+"""The callbacks on real fits: TensorBoard files, a NaN run, checkpoints, a SQLite store."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from trainforge.checkpoint import CheckpointManager
+from trainforge.config._schema import CallbacksConfig
+from trainforge.engine import GradientMonitor
+from trainforge.errors import GradientHealthError
+from trainforge.lightning import (
+    CheckpointEngineCallback,
+    ExperimentTrackingCallback,
+    GradientHealthCallback,
+    TrainingMonitor,
+    build_callbacks,
+    create_logger,
+    logger_dir,
+    to_lightning_checkpoint,
+)
+from trainforge.tracking import ExperimentDB, ExperimentTracker
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:.*LeafSpec.*is deprecated:FutureWarning",
+    "ignore:.*does not have many workers.*",
+    "ignore:.*log_every_n_steps.*",
+    "ignore:You defined a `validation_step` but have no `val_dataloader`.*",
+)
+
+
+def test_training_monitor_writes_layer_norms_to_tensorboard(tiny, tmp_path):
+    tb = create_logger("tensorboard", save_dir=tmp_path, run_id="run")
+    monitor = TrainingMonitor(log_frequency=2)
+    fit = tiny.trainer(max_steps=4, logger=tb, callbacks=[monitor], log_every_n_steps=1)
+    fit.fit(tiny.task_module(), train_dataloaders=tiny.loader())
+    tb.finalize("success")
+    events = EventAccumulator(str(logger_dir(tmp_path, "run", "tensorboard")))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"grad/0.weight/norm", "grad/2.bias/norm", "grad/global_norm"} <= tags
+    assert {"weights/0.weight/norm", "weights/0.weight/update_ratio", "train/loss"} <= tags
+    assert [e.step for e in events.Scalars("grad/global_norm")] == [0, 2]
+    ratios = [e.value for e in events.Scalars("weights/0.weight/update_ratio")]
+    assert all(0 < r < 1 for r in ratios)
+
+
+def _nan_after(step: int):
+    calls = {"n": 0}
+
+    def loss(outputs, batch):
+        calls["n"] += 1
+        value = torch.nn.functional.cross_entropy(outputs, batch["labels"])
+        return value * math.nan if calls["n"] > step else value
+
+    return loss
+
+
+def test_gradient_health_stops_a_nan_run(tiny):
+    module = tiny.task_module()
+    module.loss_fn = _nan_after(1)
+    health = GradientHealthCallback(GradientMonitor(max_consecutive_failures=2), policy="stop")
+    fit = tiny.trainer(max_steps=10, callbacks=[health])
+    with pytest.raises(GradientHealthError, match="2 consecutive unhealthy"):
+        fit.fit(module, train_dataloaders=tiny.loader())
+    assert fit.global_step < 10
+    # the unhealthy steps before the stop were skipped: the weights are still finite
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+    assert health.skipped_steps == 1
+
+
+def test_gradient_health_skip_policy_keeps_training(tiny):
+    module = tiny.task_module()
+    module.loss_fn = _nan_after(2)
+    health = GradientHealthCallback(GradientMonitor(max_consecutive_failures=10**9), "skip")
+    fit = tiny.trainer(max_steps=4, callbacks=[health])
+    fit.fit(module, train_dataloaders=tiny.loader())
+    assert fit.global_step == 4
+    assert health.skipped_steps == 2
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_checkpoint_callback_writes_verified_checkpoints_and_resumes(tiny, tmp_path):
+    manager = CheckpointManager(tmp_path / "ckpt", monitor="val/loss", keep_last_n=10)
+    callback = CheckpointEngineCallback(manager, GradientMonitor(), every_n_steps=3)
+    fit = tiny.trainer(max_epochs=2, callbacks=[callback], num_sanity_val_steps=0)
+    fit.fit(tiny.task_module(), tiny.loader(), tiny.loader(n=32))
+    reports = manager.verify()
+    # steps 3 and 6 (every_n_steps) and the two validation ends (steps 4 and 8)
+    assert len(reports) == 4 and all(r.ok for r in reports)
+    last = manager.load("last")
+    assert last["global_step"] == 8 and last["epoch"] == 1
+    assert last["custom_state"]["loop"]["batches_done"] == 4
+    assert set(last["model_state_dict"]) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+
+    # resume from the end of epoch 0 (step 4) and finish: the same weights as above
+    # (mid-epoch checkpoints need a resumable data loader, e.g. UniversalDataModule's)
+    end_of_first = next(m.path for m in manager.list_checkpoints() if m.global_step == 4)
+    ckpt = to_lightning_checkpoint(manager, end_of_first, tmp_path / "resume.ckpt")
+    resumed = tiny.task_module()
+    again = tiny.trainer(max_epochs=2, num_sanity_val_steps=0)
+    again.fit(resumed, tiny.loader(), tiny.loader(n=32), ckpt_path=ckpt)
+    assert again.global_step == 8
+    for name, value in resumed.model.state_dict().items():
+        torch.testing.assert_close(value, last["model_state_dict"][name])
+
+
+def test_checkpoint_callback_writes_nothing_off_rank_zero(tiny, tmp_path, monkeypatch):
+    manager = CheckpointManager(tmp_path / "ckpt", monitor="val/loss")
+    callback = CheckpointEngineCallback(manager, every_n_steps=1)
+    fit = tiny.trainer(max_steps=2, callbacks=[callback])
+    monkeypatch.setattr(type(fit), "is_global_zero", property(lambda self: False))
+    fit.fit(tiny.task_module(), train_dataloaders=tiny.loader())
+    assert manager.list_checkpoints() == []
+    assert callback.last_path is None
+
+
+def test_tracking_callback_records_the_run_in_sqlite(tiny, tmp_path):
+    database = tmp_path / "t.db"
+    tracker = ExperimentTracker("lightning", database=database, handle_sigterm=False)
+    callback = ExperimentTrackingCallback(tracker, params={"optim": {"lr": 0.1}})
+    fit = tiny.trainer(
+        max_epochs=1, callbacks=[callback], log_every_n_steps=1, num_sanity_val_steps=0
+    )
+    fit.fit(tiny.task_module(), tiny.loader(), tiny.loader(n=32))
+    db = ExperimentDB(str(database))
+    run = db.get_run(tracker.run_id)
+    assert run["status"] == "completed"
+    assert {"train/loss", "val/loss"} <= set(db.metric_keys(tracker.run_id))
+    assert len(db.get_metric_history(tracker.run_id, "train/loss")) == 4
+    db.close()
+
+
+def test_tracking_callback_marks_a_failed_run(tiny, tmp_path):
+    database = tmp_path / "t.db"
+    tracker = ExperimentTracker("lightning", database=database, handle_sigterm=False)
+    module = tiny.task_module()
+    module.loss_fn = _nan_after(0)
+    health = GradientHealthCallback(GradientMonitor(max_consecutive_failures=1))
+    fit = tiny.trainer(max_steps=3, callbacks=[health, ExperimentTrackingCallback(tracker)])
+    with pytest.raises(GradientHealthError):
+        fit.fit(module, train_dataloaders=tiny.loader())
+    db = ExperimentDB(str(database))
+    assert db.get_run(tracker.run_id)["status"] == "failed"
+    db.close()
+
+
+def test_build_callbacks_from_the_config_section(tmp_path):
+    section = CallbacksConfig.model_validate(
+        {"early_stopping": {"enabled": True, "patience": 2}, "monitoring": {"log_frequency": 7}}
+    )
+    manager = CheckpointManager(tmp_path, monitor="val/loss")
+    built = build_callbacks(section, gradient_monitor=GradientMonitor(), checkpoint_manager=manager)
+    names = [type(c).__name__ for c in built]
+    assert names == [
+        "TrainingMonitor",
+        "GradientHealthCallback",
+        "CheckpointEngineCallback",
+        "EarlyStopping",
+        "LearningRateMonitor",
+    ]
+    assert built[0].log_frequency == 7
+    with pytest.raises(ValueError, match="gradient_monitor"):
+        build_callbacks(section)
