@@ -83,7 +83,7 @@ def validate_resume(
         result.model_mismatches = compare_state_dicts(model_state, checkpoint["model_state_dict"])
     result.allowed_changes = [c for c in result.changes if _is_allowed(c.key, allowed)]
     refused = [c for c in result.breaking if not _is_allowed(c.key, allowed)]
-    problems = [f"config {c}" for c in refused] + [f"model {m}" for m in result.model_mismatches]
+    problems = [f"config {c}" for c in refused] + [f"model: {m}" for m in result.model_mismatches]
     for change in result.changes:
         if change not in refused:
             logger.info("resume: config change %s", change)
@@ -93,12 +93,18 @@ def validate_resume(
             f"  - {p}" for p in problems
         )
         if mode == "strict":
-            keys = ", ".join(sorted({c.key for c in refused})) or "(model mismatch)"
+            keys = ", ".join(sorted({c.key for c in refused}))
+            allow = (
+                f"allow the config keys one by one (allow_changes / --allow-config-change): "
+                f"{keys}; or "
+                if keys
+                else ""
+            )
             raise ResumeError(
                 summary,
                 path=where,
-                hint=f"allow config keys one by one (allow_changes / --allow-config-change): "
-                f"{keys}; or resume with mode='warn'",
+                hint=f"{allow}resume in warn mode (mode='warn', config "
+                "checkpoint.resume_mode=warn) to continue with what still fits",
             )
         logger.warning("%s\n  continuing (mode=warn)", summary)
     return result

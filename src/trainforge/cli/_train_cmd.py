@@ -53,6 +53,7 @@ def train(
         return
     if not (ctx.obj or {}).get("log_level_given"):
         configure_logging(config.run.log_level if not dry_run else "WARNING")
+    # the overview is printed here, as a table, so the Trainer need not log it again
     print_table(
         "configuration (non-default values)",
         ("key", "value", "provenance"),
@@ -67,6 +68,7 @@ def train(
         training_config=config,
         allow_config_changes=allow_change or (),
         command=["trainforge", *sys.argv[1:]],
+        log_config=False,
     ).train(resume_from=resume)
     best = "n/a" if results.best_metric is None else f"{results.best_metric:.4f}"
     rows = [
@@ -80,11 +82,12 @@ def train(
         ("time", f"{results.training_time:.1f} s, {results.global_step} optimizer steps"),
     ]
     print_table("training finished", ("", ""), rows, show_header=False)
-    run_number = results.run_id.removeprefix("run-").lstrip("0") or "0"
-    console().print(
-        f"compare runs: trainforge runs compare {run_number} <other run id>   "
-        f"(trainforge runs list)"
-    )
+    if config.tracking.enabled:
+        run_number = results.run_id.removeprefix("run-").split("-")[0].lstrip("0") or "0"
+        console().print(
+            f"compare runs: trainforge runs compare {run_number} <other run id>   "
+            f"(trainforge runs list)"
+        )
 
 
 def _log_rows(config, run_id: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]

@@ -98,7 +98,7 @@ class TrainingConfigBuilder:
         return self.set("trainer.precision", precision)
 
     def with_engine(self, engine: str) -> TrainingConfigBuilder:
-        """Loop driver: lightning or plain."""
+        """Loop driver (``plain``: trainforge's single-device loop)."""
         return self.set("trainer.engine", engine)
 
     def with_model(self, name: str, **kwargs: Any) -> TrainingConfigBuilder:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, PrivateAttr, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from trainforge.config._compat import ConfigChange, config_hash, diff_configs, flatten
 from trainforge.config._schema import (
@@ -63,6 +63,15 @@ class TrainingConfig(SchemaBase):
     export: ExportConfig = Field(default_factory=ExportConfig, description="Export.")
 
     _provenance: dict[str, Provenance] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_driver_support(self) -> TrainingConfig:
+        if self.trainer.engine == "plain" and self.callbacks.profiler.enabled:
+            raise ValueError(
+                "callbacks.profiler.enabled=true needs a profiling driver; the plain driver "
+                "does not profile (set callbacks.profiler.enabled=false)"
+            )
+        return self
 
     # -- provenance -------------------------------------------------------------------
 

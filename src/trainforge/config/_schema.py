@@ -132,7 +132,7 @@ class TrainerConfig(SchemaBase):
     )
     max_epochs: int | None = Field(10, gt=0, description="Stop after this many epochs.")
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps.")
-    precision: Literal["32-true", "16-mixed", "bf16-mixed", "64-true"] = Field(
+    precision: Literal["32-true", "16-mixed", "bf16-mixed"] = Field(
         "32-true", description="Numerical precision (mixed precision needs a GPU for 16)."
     )
     accelerator: str = Field("auto", description="cpu, gpu, cuda, mps or auto.")

@@ -140,6 +140,7 @@ class GradientMonitor:
         self.consecutive_failures = 0
         self.total_failures = 0
         self._parameters_cache: tuple[nn.Module, list[tuple[str, nn.Parameter]]] | None = None
+        self._last: tuple[list[str], np.ndarray, float] = ([], np.zeros(0), 0.0)
 
     def check_gradients(self, model: nn.Module, *, step: int | None = None) -> GradientHealth:
         """Check every gradient of ``model``; raise after too many unhealthy checks in a row.
@@ -177,6 +178,14 @@ class GradientMonitor:
                 f"{self.max_consecutive_failures})\n{health}\n{_REMEDIATION}"
             )
         return health
+
+    def last_layer_norms(self) -> dict[str, float]:
+        """``grad/<layer>/norm`` and ``grad/global_norm`` of the latest check (no new sync)."""
+        names, norms, total = self._last
+        values = {f"grad/{name}/norm": float(v) for name, v in zip(names, norms)}
+        if names:
+            values["grad/global_norm"] = float(total)
+        return values
 
     def compute_gradient_norm(self, model: nn.Module) -> float:
         """Global L2 norm of all gradients (0.0 when there are none); one sync."""
@@ -241,11 +250,13 @@ class GradientMonitor:
         """Per-parameter norms and [has_nan, has_inf, global_norm], after one sync."""
         names, norms = _per_parameter_norms(self._named_parameters(model))
         if norms is None:
+            self._last = ([], np.zeros(0), 0.0)
             return [], np.zeros(0), np.array([0.0, 0.0, 0.0])
         # The one host-device sync of a check; the flags are cheaper on the host than as
         # several tiny device kernels.
         host = norms.cpu().numpy().astype(np.float64)
         squares = float(host @ host)
+        self._last = (names, host, math.sqrt(squares) if squares >= 0 else squares)
         if math.isfinite(squares):  # no NaN or inf anywhere: nothing else to look for
             return names, host, np.array([0.0, 0.0, math.sqrt(squares)])
         has_nan, has_inf = bool(np.isnan(host).any()), bool(np.isinf(host).any())

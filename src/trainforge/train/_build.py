@@ -249,11 +249,20 @@ def build_tracker(config: TrainingConfig) -> ExperimentTracker | None:
     return tracker
 
 
-def run_folder_name(tracker: ExperimentTracker | None) -> str:
-    """``run-<id>`` for a tracked run, else ``run-<timestamp>-<pid>``."""
-    if tracker is not None:
-        return f"run-{int(tracker.run_id):06d}"
-    return f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+def run_folder_name(tracker: ExperimentTracker | None, output_dir: str | Path) -> str:
+    """``run-<id>`` for a tracked run, else ``run-<timestamp>-<pid>``; never an existing one.
+
+    Two tracking stores can hand out the same id for one output directory: the second
+    run then gets the timestamp appended instead of writing into the first run's folder.
+    """
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    base = f"run-{int(tracker.run_id):06d}" if tracker is not None else f"run-{stamp}"
+    candidates = [base] if tracker is None else [base, f"{base}-{stamp}"]
+    candidates += [f"{candidates[-1]}-{n}" for n in range(2, 1000)]
+    for name in candidates:
+        if not (Path(output_dir) / name).exists():
+            return name
+    raise FileExistsError(f"no free run folder name under {output_dir} for {base}")
 
 
 def build_loggers(config: TrainingConfig, run_id: str) -> list[Any]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
+import torch
 from torch import nn
 
 from trainforge.config import TrainingConfig
@@ -107,6 +108,7 @@ class Trainer:
             implementing :class:`TrainingHooks` methods.
         allow_config_changes: Breaking config keys accepted when resuming.
         command: The command line, saved in the run folder (``sys.argv`` when None).
+        log_config: Log the config overview (non-default values with provenance) first.
 
     Examples:
         >>> from trainforge.config import load_config
@@ -124,18 +126,21 @@ class Trainer:
         *,
         allow_config_changes: Sequence[str] = (),
         command: Sequence[str] | None = None,
+        log_config: bool = True,
     ) -> None:
         self.config = training_config if training_config is not None else TrainingConfig()
         self.model = model
         self.task_spec = task_spec
-        self.hook_manager = hooks if isinstance(hooks, HookManager) else HookManager()
-        if hooks is None or isinstance(hooks, HookManager):
-            self.user_hooks: list[Any] = []
-        elif isinstance(hooks, (list, tuple)):
-            self.user_hooks = list(hooks)
-        else:
-            self.user_hooks = [hooks]
+        given = list(hooks) if isinstance(hooks, (list, tuple)) else [hooks]
+        managers = [h for h in given if isinstance(h, HookManager)]
+        if len(managers) > 1:
+            raise ValueError("pass at most one HookManager in hooks")
+        self.hook_manager = managers[0] if managers else HookManager()
+        self.user_hooks: list[Any] = [
+            h for h in given if h is not None and not isinstance(h, HookManager)
+        ]
         self.allow_config_changes = tuple(allow_config_changes)
+        self.log_config = log_config
         self.command = list(command) if command is not None else list(sys.argv)
 
     # ------------------------------------------------------------------------- train
@@ -180,7 +185,7 @@ class Trainer:
             )
 
         tracker = build.build_tracker(config)
-        run_id = build.run_folder_name(tracker)
+        run_id = build.run_folder_name(tracker, config.run.output_dir)
         run_dir = Path(config.run.output_dir) / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         config.save(run_dir / "config.yaml")
@@ -198,7 +203,8 @@ class Trainer:
             import torch
 
             compiled = torch.compile(model)
-        log_config_overview(config.overview_rows())
+        if self.log_config:
+            log_config_overview(config.overview_rows())
         state = _RunState(config, checkpoints, model, optimizer, scheduler, accumulator, monitor)
         state.sampler = train_loader.sampler
         if resume is not None:
@@ -230,8 +236,10 @@ class Trainer:
         _call(self.user_hooks, "on_training_start", run_id=run_id, config=config)
         status = "failed"
         try:
+            batches = loop.max_batches or len(train_loader)
             with TrainingProgress(
-                len(train_data) * (config.trainer.max_epochs or 1),
+                min(len(train_data), batches * config.data.batch_size)
+                * (config.trainer.max_epochs or 1),
                 enabled=config.trainer.enable_progress_bar,
             ) as progress:
                 loop.progress = progress
@@ -323,7 +331,11 @@ class Trainer:
         from trainforge.checkpoint import CheckpointManager
 
         directory, name = build.find_resume_checkpoint(target, self.config.run.output_dir)
-        manager = CheckpointManager(directory, monitor=None, keep_best_k=0, keep_last_n=1_000_000)
+        ckpt = self.config.checkpoint
+        # read-only use: retention never runs because nothing is saved through it
+        manager = CheckpointManager(
+            directory, monitor=ckpt.monitor, mode=ckpt.mode, hooks=self.hook_manager
+        )
         result = manager.resume(
             name,
             self.config,
@@ -356,7 +368,7 @@ class Trainer:
         if checkpoint.get("optimizer_state_dict"):
             optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
         if checkpoint.get("scheduler_state_dict"):
-            scheduler.load_state_dict(checkpoint["scheduler_state_dict"])
+            _load_schedule_position(scheduler, optimizer, checkpoint["scheduler_state_dict"])
         custom = checkpoint.get("custom_state") or {}
         if "accumulator" in custom:
             accumulator.load_state_dict(custom["accumulator"])
@@ -369,6 +381,29 @@ class Trainer:
             checkpoint["global_step"],
         )
         return checkpoint
+
+
+def _load_schedule_position(scheduler: Any, optimizer: Any, state: dict[str, Any]) -> None:
+    """Resume the schedule's position, keeping the current config's lr and length.
+
+    A scheduler's state holds its base learning rates and (for per-step schedules) the
+    total length it was built for. Resuming with a new ``optim.lr`` or more epochs must
+    use the new values, so only the position (``last_epoch``) comes from the checkpoint;
+    with an unchanged config the learning rates are bit-identical to an uninterrupted run.
+    """
+    lambdas = getattr(scheduler, "lr_lambdas", None)
+    fresh = [dict(fn.__dict__) for fn in lambdas] if lambdas is not None else None
+    base_lrs = list(scheduler.base_lrs)
+    scheduler.load_state_dict(state)
+    if fresh is None:
+        return  # e.g. OneCycleLR: its own state is the schedule
+    for fn, values in zip(scheduler.lr_lambdas, fresh):
+        fn.__dict__.update(values)
+    scheduler.base_lrs = base_lrs
+    for group, base, fn in zip(optimizer.param_groups, base_lrs, scheduler.lr_lambdas):
+        group["initial_lr"] = base
+        group["lr"] = base * fn(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 def _best_or_none(checkpoints: Any) -> Path | None:
@@ -418,6 +453,8 @@ class _RunState:
         self.best_metric = loop.get("best_metric")
         self.best_epoch = loop.get("best_epoch")
         self.epochs_completed = int(loop.get("epochs_completed", 0))
+        self.early_best = loop.get("early_best")
+        self.bad_epochs = int(loop.get("bad_epochs", 0))
         self._pending_sampler = custom.get("sampler")
 
     def begin_epoch(self, epoch: int) -> None:
@@ -445,18 +482,37 @@ class _RunState:
         self.samples_done = info.samples_done
         if step % trainer.log_every_n_steps == 0:
             values = {"train/loss": float(info.loss)}  # host-device sync, once per N steps
-            values.update(
-                {f"lr/group{i}": group["lr"] for i, group in enumerate(self.optimizer.param_groups)}
-            )
+            if self.config.callbacks.lr_monitor.enabled:
+                values.update(
+                    {f"lr/group{i}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)}
+                )
             metrics.log_metrics(values, step)
+        monitoring = self.config.callbacks.monitoring
+        if monitoring.enabled and step % monitoring.log_frequency == 0:
+            metrics.log_metrics(self._layer_statistics(monitoring), step)
         every = trainer.checkpoint_every_n_steps
-        if every and step % every == 0:
+        suspect = self.monitor is not None and self.monitor.consecutive_failures > 0
+        if every and step % every == 0 and not suspect:
+            # an unhealthy step's weights are not worth keeping: the last good checkpoint
+            # must stay the newest one if training goes on to diverge
             self._save(
                 {"train/loss": float(info.loss), self.config.checkpoint.monitor: math.nan},
                 epoch_done=False,
             )
         _call(hooks, "on_batch_end", global_step=step, epoch=info.epoch)
         return False
+
+    def _layer_statistics(self, monitoring: Any) -> dict[str, float]:
+        """``grad/<layer>/norm`` from the step's health check, ``weights/<layer>/norm``."""
+        values: dict[str, float] = {}
+        if monitoring.log_gradients and self.monitor is not None:
+            values.update(self.monitor.last_layer_norms())
+        if monitoring.log_weights:
+            named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+            norms = torch.stack(torch._foreach_norm([p.detach() for _, p in named], 2))
+            # one host-device sync, every log_frequency steps
+            values.update({f"weights/{n}/norm": v for (n, _), v in zip(named, norms.tolist())})
+        return values
 
     # -- per epoch ------------------------------------------------------------------
     def end_epoch(
@@ -506,6 +562,8 @@ class _RunState:
                 "best_metric": self.best_metric,
                 "best_epoch": self.best_epoch,
                 "epochs_completed": self.epochs_completed,
+                "early_best": self.early_best,
+                "bad_epochs": self.bad_epochs,
             },
             "sampler": sampler_state,
             "accumulator": self.accumulator.state_dict(),
@@ -543,4 +601,4 @@ class _RunState:
     def should_stop_early(self) -> bool:
         """True after ``patience`` validations without improvement."""
         early = self.config.callbacks.early_stopping
-        return early.enabled and self.bad_epochs > early.patience
+        return early.enabled and self.bad_epochs >= early.patience

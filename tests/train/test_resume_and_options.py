@@ -1,0 +1,105 @@
+"""Resume semantics and options of the plain driver, in-process on short digits runs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from trainforge.config import load_config
+from trainforge.errors import ConfigError
+from trainforge.hooks import HookEvent, HookManager
+from trainforge.train import Trainer
+
+SHORT = [
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=4",
+    "trainer.limit_val_batches=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.log_every_n_steps=1",
+    "tracking.enabled=false",
+]
+
+
+def config(tmp_path, *extra):
+    return load_config(
+        template="digits", cli=[f"run.output_dir={tmp_path}", *SHORT, *extra], environ={}
+    )
+
+
+def test_resume_best_and_a_longer_schedule_with_a_new_lr(tmp_path):
+    first = Trainer(training_config=config(tmp_path)).train()
+    assert first.best_checkpoint_path is not None
+
+    longer = config(tmp_path, "trainer.max_epochs=4", "optim.lr=0.01")
+    hooks = HookManager()
+    seen = []
+    hooks.register(HookEvent.ON_RESUME, lambda ctx: seen.append(ctx["path"]))
+    resumed = Trainer(training_config=longer, hooks=hooks).train(resume_from="best")
+    assert seen == [first.best_checkpoint_path]
+    assert resumed.global_step == 16  # 4 epochs x 4 batches: the two new epochs ran
+    # the schedule is rebuilt for 16 steps and the new peak lr: no step runs at lr 0
+    events = EventAccumulator(str(resumed.run_dir / "tensorboard"))
+    events.Reload()
+    values = [e.value for e in events.Scalars("lr/group0")]
+    assert len(values) == 8
+    # only the value logged after the very last step reaches the cosine's end, 0
+    assert all(v > 0 for v in values[:-1])
+    # half-way through a 16-step cosine from 0.01 (the old schedule: 8 steps from 0.003)
+    assert values[0] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 9 / 16)), rel=1e-5)
+
+
+def test_monitoring_logs_layer_norms_and_lr_monitor_can_be_turned_off(tmp_path):
+    results = Trainer(
+        training_config=config(
+            tmp_path, "callbacks.monitoring.log_frequency=1", "callbacks.lr_monitor.enabled=false"
+        )
+    ).train()
+    events = EventAccumulator(str(results.run_dir / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert "grad/global_norm" in tags
+    assert any(t.startswith("grad/") and t.endswith("/norm") for t in tags)
+    assert any(t.startswith("weights/") and t.endswith("/norm") for t in tags)
+    assert not any(t.startswith("lr/") for t in tags)
+
+
+def test_early_stopping_stops_after_patience_epochs(tmp_path):
+    results = Trainer(
+        training_config=config(
+            tmp_path,
+            "trainer.max_epochs=10",
+            "optim.lr=1e-9",  # nothing improves
+            "callbacks.early_stopping.enabled=true",
+            "callbacks.early_stopping.monitor=val/loss",
+            "callbacks.early_stopping.patience=2",
+            "callbacks.early_stopping.min_delta=0.1",
+        )
+    ).train()
+    # epoch 0 sets the reference, epochs 1 and 2 fail to improve -> stop after 3 epochs
+    assert results.epochs_completed == 3
+
+
+def test_hook_manager_and_hook_objects_together(tmp_path):
+    class Recorder:
+        def __init__(self):
+            self.epochs = []
+
+        def on_epoch_end(self, **payload):
+            self.epochs.append(payload["epoch"])
+
+    manager = HookManager()
+    started = []
+    manager.register(HookEvent.ON_TRAIN_START, lambda ctx: started.append(True))
+    recorder = Recorder()
+    Trainer(training_config=config(tmp_path), hooks=[manager, recorder]).train()
+    assert started == [True]
+    assert recorder.epochs == [0, 1]
+
+
+def test_options_the_plain_driver_does_not_have_are_refused():
+    with pytest.raises(ConfigError, match="plain driver does not profile"):
+        load_config(cli=["callbacks.profiler.enabled=true"], environ={})
+    with pytest.raises(ConfigError, match="trainer.precision"):
+        load_config(cli=["trainer.precision=64-true"], environ={})
