@@ -242,7 +242,7 @@ class GradientAccumulator:
         if self.monitor is not None:
             health = self.monitor.check_gradients(
                 model if model is not None else _ParamsModule(parameters()),
-                step=self._optimizer_steps,
+                step=self._optimizer_steps + 1,  # the step being taken, 1-based
             )
             finite = not (health.has_nan or health.has_inf)
         if self.max_grad_norm is not None:
