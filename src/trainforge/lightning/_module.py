@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from trainforge.engine import GradientAccumulator, as_batch_dict
+from trainforge.engine.metrics import pixel_distance
 
 __all__ = ["HeatmapModule", "TaskModule"]
 
@@ -259,18 +260,6 @@ class TaskModule(pl.LightningModule):
         return self.metric_fn(outputs, batch)
 
 
-def pixel_error(heatmaps: Tensor, positions: Tensor) -> Tensor:
-    """Mean distance (pixels) between each ``[B, 1, H, W]`` heatmap's peak and ``(x, y)``.
-
-    A tensor, not a float: Lightning averages it over the epoch and across ranks without a
-    host-device sync per batch.
-    """
-    width = heatmaps.shape[-1]
-    flat = heatmaps.reshape(heatmaps.shape[0], -1).argmax(dim=1)
-    predicted = torch.stack([flat % width, flat // width], dim=1).float()
-    return (predicted - positions.float()).norm(dim=1).mean()
-
-
 class HeatmapModule(TaskModule):
     """A TaskModule for heatmap localisation: also logs ``val/pixel_error``.
 
@@ -284,5 +273,5 @@ class HeatmapModule(TaskModule):
         metrics = dict(super().validation_metrics(outputs, batch))
         if "position" in batch:
             logits = outputs["logits"] if isinstance(outputs, Mapping) else outputs
-            metrics["pixel_error"] = pixel_error(logits.detach(), batch["position"])
+            metrics["pixel_error"] = pixel_distance(logits.detach(), batch["position"])
         return metrics

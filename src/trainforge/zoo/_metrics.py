@@ -16,6 +16,7 @@ import torch
 from torch.nn import functional as F
 
 from trainforge.engine import TaskSpec
+from trainforge.engine.metrics import heatmap_argmax, pixel_distance
 
 __all__ = ["accuracy", "heatmap_argmax", "mean_iou", "perplexity", "pixel_error", "task_metrics"]
 
@@ -61,13 +62,6 @@ def mean_iou(
     return (intersection[present] / union[present]).mean().item()
 
 
-def heatmap_argmax(heatmaps: torch.Tensor) -> torch.Tensor:
-    """``(x, y)`` pixel of the maximum of each heatmap ``[B, 1, H, W]`` -> ``[B, 2]`` float."""
-    width = heatmaps.shape[-1]
-    flat = heatmaps.reshape(heatmaps.shape[0], -1).argmax(dim=1)
-    return torch.stack([flat % width, flat // width], dim=1).float()
-
-
 def pixel_error(heatmaps: torch.Tensor, positions: torch.Tensor) -> float:
     """Mean Euclidean distance (pixels) between each heatmap's peak and the true ``(x, y)``.
 
@@ -77,8 +71,7 @@ def pixel_error(heatmaps: torch.Tensor, positions: torch.Tensor) -> float:
         >>> pixel_error(heatmap, torch.tensor([[2.0, 4.0]]))
         3.0
     """
-    predicted = heatmap_argmax(heatmaps)
-    return (predicted - positions.float()).norm(dim=1).mean().item()
+    return pixel_distance(heatmaps, positions).item()  # host-device sync
 
 
 def perplexity(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = 0) -> float:

@@ -9,6 +9,7 @@ from trainforge.engine.metrics._drift import (
     profile_dataset,
 )
 from trainforge.engine.metrics._engine import MetricsEngine
+from trainforge.engine.metrics._heatmap import heatmap_argmax, pixel_distance
 
 __all__ = [
     "Alert",
@@ -18,6 +19,8 @@ __all__ = [
     "DriftMetrics",
     "MetricsEngine",
     "confidence_metrics",
+    "heatmap_argmax",
     "jensen_shannon",
+    "pixel_distance",
     "profile_dataset",
 ]
