@@ -107,3 +107,16 @@ def test_lightning_style_value_is_parsed():
     cfg = load_config(cli=["--optim.lr", "3e-4", "--trainer.max_epochs=2"], environ={})
     assert cfg.optim.lr == pytest.approx(3e-4)
     assert cfg.trainer.max_epochs == 2
+
+
+def test_interpolation_across_sections_and_resolvers(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_TEST_NOTES", "from the environment")
+    cfg_file = write(
+        tmp_path / "t.yaml",
+        "data:\n  batch_size: 48\n"
+        "model:\n  kwargs:\n    width: ${data.batch_size}\n    name: net-${data.batch_size}\n"
+        "run:\n  notes: ${oc.env:TF_TEST_NOTES}\n",
+    )
+    cfg = load_config(cfg_file, environ={})
+    assert cfg.model.kwargs == {"width": 48, "name": "net-48"}
+    assert cfg.run.notes == "from the environment"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -351,14 +352,43 @@ def _merge_into(base: dict[str, Any], layer: Mapping[str, Any]) -> None:
             base[key] = copy.deepcopy(value)
 
 
-def _has_interpolation(node: Any) -> bool:
+_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+
+
+def _interpolations(node: Any) -> list[str]:
+    """Every ``${...}`` body inside ``node``."""
     if isinstance(node, str):
-        return "${" in node
+        return _REFERENCE.findall(node) if "${" in node else []
     if isinstance(node, dict):
-        return any(_has_interpolation(v) for v in node.values())
+        return [ref for value in node.values() for ref in _interpolations(value)]
     if isinstance(node, list):
-        return any(_has_interpolation(v) for v in node)
-    return False
+        return [ref for value in node for ref in _interpolations(value)]
+    return []
+
+
+def _sections_to_resolve(data: dict[str, Any]) -> list[str] | None:
+    """Top-level sections OmegaConf must see to resolve every interpolation.
+
+    Building a DictConfig of the whole tree is most of the cost of loading, so only the
+    sections holding ``${...}`` and those they reference (transitively) are handed to
+    OmegaConf. ``None`` means "all of it": a resolver (``${oc.env:...}``) or a relative
+    reference (``${..x}``) is left entirely to OmegaConf.
+    """
+    pending = [name for name, value in data.items() if _interpolations(value)]
+    needed: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        for ref in _interpolations(data.get(name)):
+            ref = ref.strip()
+            if ":" in ref or ref.startswith(".") or "$" in ref:
+                return None
+            target = ref.split(".")[0].split("[")[0]
+            if target in data and target not in needed:
+                pending.append(target)
+    return [name for name in data if name in needed]
 
 
 def _assemble(
@@ -378,9 +408,12 @@ def _assemble(
             provenance[key] = Provenance(layer.source_of(key))
         _merge_into(data, layer.data)
     issues: list[ConfigIssue] = []
-    if _has_interpolation(data):
+    sections = _sections_to_resolve(data)
+    if sections is None or sections:
+        subset = data if sections is None else {name: data[name] for name in sections}
         try:
-            data = OmegaConf.to_container(OmegaConf.create(data), resolve=True)  # type: ignore[assignment]
+            resolved = OmegaConf.to_container(OmegaConf.create(subset), resolve=True)
+            data.update(resolved)  # type: ignore[arg-type]
         except InterpolationResolutionError as exc:
             key = getattr(exc, "full_key", "") or ""
             first = str(exc).splitlines()[0]
