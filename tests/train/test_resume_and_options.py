@@ -42,7 +42,7 @@ def test_resume_best_and_a_longer_schedule_with_a_new_lr(tmp_path):
     # the schedule is rebuilt for 16 steps and the new peak lr: no step runs at lr 0
     events = EventAccumulator(str(resumed.run_dir / "tensorboard"))
     events.Reload()
-    values = [e.value for e in events.Scalars("lr/group0")]
+    values = [e.value for e in events.Scalars("lr/pg1")]
     assert len(values) == 8
     # only the value logged after the very last step reaches the cosine's end, 0
     assert all(v > 0 for v in values[:-1])

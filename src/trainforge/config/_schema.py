@@ -127,8 +127,10 @@ class OptimConfig(SchemaBase):
 class TrainerConfig(SchemaBase):
     """How training is driven."""
 
-    engine: Literal["plain"] = Field(
-        "plain", description="Loop driver: trainforge's plain single-device loop."
+    engine: Literal["plain", "lightning"] = Field(
+        "plain",
+        description="Loop driver: plain (trainforge's single-device loop) or lightning "
+        "(lightning.Trainer: devices, strategies, manual optimization, profiling).",
     )
     max_epochs: int | None = Field(10, gt=0, description="Stop after this many epochs.")
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps.")
@@ -189,10 +191,10 @@ class TrainerConfig(SchemaBase):
                 "trainer.optimization=manual is a Lightning driver mode; the plain driver "
                 "always steps through its GradientAccumulator (use optimization=automatic)"
             )
-        if self.engine == "plain" and (self.strategy != "auto" or self.devices not in ("auto", 1)):
+        if self.strategy != "auto" or self.devices not in ("auto", 1):
             raise ValueError(
-                "the plain driver trains on one device: trainer.strategy must be auto and "
-                "trainer.devices auto or 1"
+                "training runs on one device: trainer.strategy must be auto and "
+                "trainer.devices auto or 1 (multi-device strategies are not available yet)"
             )
         if self.micro_batch_size is not None and self.optimization != "manual":
             raise ValueError("trainer.micro_batch_size needs trainer.optimization=manual")

@@ -165,6 +165,10 @@ class Trainer:
             built_train, built_val = build.build_datasets_for(config, spec)
             train_data = train_data if train_data is not None else built_train
             val_data = val_data if val_data is not None else built_val
+        if config.trainer.engine == "lightning":
+            from trainforge.train._lightning import train_with_lightning
+
+            return train_with_lightning(self, spec, model, train_data, val_data, resume_from)
         device = build.pick_device(config.trainer.accelerator)
         model.to(device)
         dtype = build.autocast_dtype(config.trainer.precision, device)
@@ -484,7 +488,8 @@ class _RunState:
             values = {"train/loss": float(info.loss)}  # host-device sync, once per N steps
             if self.config.callbacks.lr_monitor.enabled:
                 values.update(
-                    {f"lr/group{i}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)}
+                    # Lightning's LearningRateMonitor names: the same in both drivers
+                    {f"lr/pg{i + 1}": g["lr"] for i, g in enumerate(self.optimizer.param_groups)}
                 )
             metrics.log_metrics(values, step)
         monitoring = self.config.callbacks.monitoring

@@ -1,0 +1,187 @@
+"""The Lightning driver's composition: config -> TaskModule, callbacks, loggers, fit.
+
+The parts are the same objects the plain driver uses (loss strategy, optimizer and
+schedule factories, GradientMonitor, CheckpointManager, ExperimentTracker, loggers,
+UniversalDataModule); only the loop differs.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from trainforge.engine import TaskSpec
+from trainforge.hooks import HookEvent
+from trainforge.lightning import (
+    HeatmapModule,
+    TaskModule,
+    build_callbacks,
+    build_profiler,
+    to_lightning_checkpoint,
+)
+from trainforge.lightning._driver import fit
+from trainforge.logs import log_config_overview
+from trainforge.train import _build as build
+from trainforge.zoo import task_metrics
+
+if TYPE_CHECKING:
+    from trainforge.train._trainer import Trainer, TrainingResults
+
+__all__ = ["train_with_lightning"]
+
+
+def _trainer_options(config: Any) -> dict[str, Any]:
+    trainer = config.trainer
+    automatic = trainer.optimization == "automatic"
+    options: dict[str, Any] = {
+        "max_epochs": trainer.max_epochs if trainer.max_epochs is not None else -1,
+        "max_steps": trainer.max_steps if trainer.max_steps is not None else -1,
+        "accelerator": trainer.accelerator,
+        "devices": trainer.devices,
+        "strategy": trainer.strategy,
+        "precision": trainer.precision,
+        "accumulate_grad_batches": trainer.accumulate_grad_batches if automatic else 1,
+        "gradient_clip_val": trainer.gradient_clip_val if automatic else None,
+        "val_check_interval": trainer.val_check_interval,
+        "log_every_n_steps": trainer.log_every_n_steps,
+        "enable_progress_bar": trainer.enable_progress_bar,
+        "deterministic": config.run.deterministic,
+    }
+    if trainer.limit_train_batches is not None:
+        options["limit_train_batches"] = trainer.limit_train_batches
+    if trainer.limit_val_batches is not None:
+        options["limit_val_batches"] = trainer.limit_val_batches
+    return options
+
+
+def train_with_lightning(
+    facade: Trainer,
+    spec: TaskSpec,
+    model: nn.Module,
+    train_data: Any,
+    val_data: Any,
+    resume_from: str | Path | None,
+) -> TrainingResults:
+    """Train ``model`` with ``lightning.Trainer``; the same results as the plain driver."""
+    from trainforge.train._trainer import TrainingResults, _best_or_none
+
+    config = facade.config
+    hooks = facade.hook_manager
+    trainer = config.trainer
+    manual = trainer.optimization == "manual"
+    datamodule = build.build_datamodule(config, train_data, val_data, spec)
+    batches = len(datamodule.train_dataloader())
+    total_steps = build.total_optimizer_steps(config, batches)
+    module_cls = HeatmapModule if spec.task_type == "heatmap" else TaskModule
+    module = module_cls(
+        model,
+        build.build_loss(spec),
+        optimizer_factory=lambda m: build.build_optimizer_for(config, m),
+        scheduler_factory=lambda opt: build.build_scheduler_for(config, opt, total_steps),
+        metric_fn=lambda outputs, batch: task_metrics(spec, outputs, batch),
+        optimization=trainer.optimization,
+        micro_batch_size=trainer.micro_batch_size if manual else None,
+        accumulation_steps=trainer.accumulate_grad_batches if manual else 1,
+        max_grad_norm=trainer.gradient_clip_val if manual else None,
+    )
+
+    resume_ckpt = None
+    if resume_from is not None:
+        from trainforge.checkpoint import CheckpointManager
+
+        directory, target = build.find_resume_checkpoint(resume_from, config.run.output_dir)
+        source = CheckpointManager(
+            directory, monitor=config.checkpoint.monitor, mode=config.checkpoint.mode, hooks=hooks
+        )
+        result = source.resume(
+            target,
+            config,
+            mode=config.checkpoint.resume_mode,
+            allow_changes=facade.allow_config_changes,
+            model=model,
+        )
+        resume_ckpt = result.checkpoint
+
+    tracker = build.build_tracker(config)
+    run_id = build.run_folder_name(tracker, config.run.output_dir)
+    run_dir = Path(config.run.output_dir) / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(run_dir / "config.yaml")
+    (run_dir / "command.txt").write_text(shlex.join(facade.command) + "\n", encoding="utf-8")
+    ckpt_path = None
+    if resume_ckpt is not None:
+        ckpt_path = to_lightning_checkpoint(source, resume_ckpt["path"], run_dir / "resume.ckpt")
+        if tracker is not None:
+            tracker.set_tags({"resumed_from": str(resume_ckpt["path"])})
+    monitor = build.build_monitor(config, hooks)
+    manager = build.build_checkpoint_manager(config, run_dir, hooks, tracker)
+    callbacks = build_callbacks(
+        config.callbacks,
+        gradient_monitor=monitor,
+        checkpoint_manager=manager,
+        tracker=tracker,
+        checkpoint_every_n_steps=trainer.checkpoint_every_n_steps,
+        config=config,
+        params=config.to_dict(),
+    )
+    loggers = build.build_loggers(config, run_id)
+    profiler = None
+    profile = config.callbacks.profiler
+    if profile.enabled:
+        schedule = profile.schedule
+        profiler = build_profiler(
+            profile.kind,
+            dirpath=profile.trace_dir,
+            schedule=(schedule.wait, schedule.warmup, schedule.active, schedule.repeat),
+            memory=profile.memory,
+            total_steps=total_steps,
+        )
+    if facade.log_config:
+        log_config_overview(config.overview_rows())
+    start = time.perf_counter()
+    hooks.fire(HookEvent.ON_TRAIN_START, run_id=run_id, run_dir=run_dir)
+    outcome = fit(
+        module,
+        datamodule,
+        callbacks=callbacks,
+        loggers=loggers,
+        profiler=profiler,
+        ckpt_path=ckpt_path,
+        default_root_dir=run_dir,
+        **_trainer_options(config),
+    )
+    manager.wait_for_mirror()
+    history = outcome.history
+    monitor_name, mode = config.checkpoint.monitor, config.checkpoint.mode
+    best_epoch = best_metric = None
+    if monitor_name in history:
+        values = history[monitor_name].astype(float)
+        finite = values[values.apply(math.isfinite)]
+        if len(finite):
+            index = finite.idxmin() if mode == "min" else finite.idxmax()
+            best_metric = float(finite[index])
+            best_epoch = int(history.loc[index, "epoch"])
+    checkpoints = manager.list_checkpoints()
+    results = TrainingResults(
+        run_id=run_id,
+        run_dir=run_dir,
+        metrics_summary=history,
+        best_epoch=best_epoch,
+        best_metric=best_metric,
+        monitor=monitor_name,
+        final_loss=float(history["train/loss"].iloc[-1])
+        if "train/loss" in history and len(history)
+        else math.nan,
+        checkpoint_path=checkpoints[0].path if checkpoints else None,
+        best_checkpoint_path=_best_or_none(manager),
+        training_time=time.perf_counter() - start,
+        global_step=outcome.global_step,
+        epochs_completed=outcome.epochs_completed,
+    )
+    hooks.fire(HookEvent.ON_TRAIN_END, results=results)
+    return results

@@ -1,0 +1,91 @@
+"""``trainer.engine=lightning``: the same parts under lightning.Trainer, same results shape."""
+
+from __future__ import annotations
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from trainforge.checkpoint import CheckpointManager
+from trainforge.config import load_config
+from trainforge.errors import ConfigError
+from trainforge.tracking import ExperimentDB
+from trainforge.train import Trainer
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*does not have many workers.*"),
+    pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning"),
+    pytest.mark.filterwarnings("ignore:.*_pytree.*"),
+    pytest.mark.filterwarnings("ignore:.*log_every_n_steps.*"),
+    pytest.mark.filterwarnings("ignore:.*val_check_interval.*"),
+]
+
+
+def lightning_config(tmp_path, *extra):
+    return load_config(
+        template="digits",
+        cli=[
+            "trainer.engine=lightning",
+            f"run.output_dir={tmp_path / 'outputs'}",
+            f"tracking.database=sqlite:///{tmp_path / 't.db'}",
+            "trainer.max_epochs=2",
+            "trainer.limit_train_batches=6",
+            "trainer.enable_progress_bar=false",
+            "trainer.log_every_n_steps=2",
+            "callbacks.monitoring.log_frequency=2",
+            *extra,
+        ],
+        environ={},
+    )
+
+
+def test_digits_under_lightning_logs_tracks_and_checkpoints(tmp_path):
+    results = Trainer(training_config=lightning_config(tmp_path)).train()
+    assert results.global_step == 12
+    assert results.epochs_completed == 2
+    assert list(results.metrics_summary["epoch"]) == [0, 1]
+    assert results.best_metric is not None and results.best_metric > 0.3
+
+    events = EventAccumulator(str(results.run_dir / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "val/loss", "val/acc", "grad/global_norm"} <= tags
+    assert any(t.startswith("grad/") and t.endswith("/norm") for t in tags)
+
+    manager = CheckpointManager(results.run_dir / "checkpoints", monitor="val/acc", mode="max")
+    assert manager.list_checkpoints()
+    assert all(report.ok for report in manager.verify())
+
+    db = ExperimentDB(f"sqlite:///{tmp_path / 't.db'}")
+    run = db.get_run(int(results.run_id.removeprefix("run-")))
+    assert run["status"] == "completed"
+    assert len(db.get_metric_history(run["run_id"], "val/acc")) == 2
+
+
+def test_resume_under_lightning_continues_from_the_checkpoint(tmp_path):
+    first = Trainer(training_config=lightning_config(tmp_path, "tracking.enabled=false")).train()
+    longer = lightning_config(tmp_path, "tracking.enabled=false", "trainer.max_epochs=3")
+    resumed = Trainer(training_config=longer).train(resume_from="last")
+    assert first.global_step == 12
+    assert resumed.global_step == 18  # one more epoch of 6 batches, not three
+    assert list(resumed.metrics_summary["epoch"]) == [2]
+
+
+def test_manual_optimization_runs_under_lightning(tmp_path):
+    results = Trainer(
+        training_config=lightning_config(
+            tmp_path,
+            "tracking.enabled=false",
+            "trainer.optimization=manual",
+            "trainer.micro_batch_size=16",
+            "trainer.max_epochs=1",
+        )
+    ).train()
+    assert results.global_step == 6
+
+
+def test_multi_device_is_refused_clearly():
+    with pytest.raises(ConfigError, match="multi-device strategies are not available yet"):
+        load_config(
+            cli=["trainer.engine=lightning", "trainer.strategy=ddp", "trainer.devices=2"],
+            environ={},
+        )
