@@ -89,3 +89,19 @@ def test_multi_device_is_refused_clearly():
             cli=["trainer.engine=lightning", "trainer.strategy=ddp", "trainer.devices=2"],
             environ={},
         )
+
+
+@pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before")
+def test_mid_epoch_resume_under_lightning_finishes_the_epoch(tmp_path):
+    """A step checkpoint resumes to the same step count (not yet bit-exact weights)."""
+    extra = (
+        "tracking.enabled=false",
+        "trainer.checkpoint_every_n_steps=2",
+        "trainer.max_epochs=1",
+        "checkpoint.keep_last_n=10",
+    )
+    first = Trainer(training_config=lightning_config(tmp_path, *extra)).train()
+    manager = CheckpointManager(first.run_dir / "checkpoints", monitor=None)
+    (mid,) = [c.path for c in manager.list_checkpoints() if c.global_step == 2]
+    resumed = Trainer(training_config=lightning_config(tmp_path, *extra)).train(resume_from=mid)
+    assert first.global_step == resumed.global_step == 6

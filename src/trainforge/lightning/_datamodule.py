@@ -18,6 +18,18 @@ from trainforge.engine import DataLoaderFactory, TaskSpec
 __all__ = ["UniversalDataModule"]
 
 
+class _ResumingLoader(DataLoader):  # type: ignore[type-arg]
+    """A DataLoader that moves its sampler to a saved position when iteration starts."""
+
+    resume_state: dict[str, Any] | None
+
+    def __iter__(self) -> Any:
+        if self.resume_state is not None:
+            self.sampler.load_state_dict(self.resume_state)  # type: ignore[attr-defined]
+            self.resume_state = None
+        return super().__iter__()
+
+
 class UniversalDataModule(LightningDataModule):
     """Seeded, resumable loaders for a train and a validation dataset.
 
@@ -89,7 +101,10 @@ class UniversalDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader[Any]:
         """The training loader (one per module: its sampler carries the position)."""
         if self._train_loader is None:
-            self._train_loader = self._loader(self.train_dataset, train=True)
+            loader = self._loader(self.train_dataset, train=True)
+            loader.__class__ = _ResumingLoader
+            loader.resume_state = None  # type: ignore[attr-defined]
+            self._train_loader = loader
             self._pending_state = None
         return self._train_loader
 
@@ -100,16 +115,36 @@ class UniversalDataModule(LightningDataModule):
         return self._loader(self.val_dataset, train=False)
 
     def state_dict(self) -> dict[str, Any]:
-        """The training sampler's position (``{"epoch", "seed", "position"}``)."""
+        """The training sampler's position (``{"epoch", "seed", "position"}``).
+
+        Empty inside a Lightning fit: Lightning restarts an interrupted epoch by
+        replaying its first batches, and the sampler's order is a pure function of
+        (seed, epoch), so the replay leads to exactly the batches that were left.
+        Restoring a position as well would skip them twice.
+        """
+        if self._fitting_trainer() is not None:
+            return {}
         if self._train_loader is None:
             return dict(self._pending_state or {})
         return self._train_loader.sampler.state_dict()  # type: ignore[attr-defined]
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Continue at the saved position (applied to the next training loader)."""
+        """Continue at the saved position, from the next iteration of the training loader.
+
+        Applied when iteration starts, not now: Lightning counts an epoch's batches
+        (``len(loader)``) before it iterates, and must see the whole epoch, since it
+        restores its own count of the batches already done.
+        """
         if not state_dict:
             return
         if self._train_loader is not None:
-            self._train_loader.sampler.load_state_dict(state_dict)  # type: ignore[attr-defined]
+            self._train_loader.resume_state = dict(state_dict)  # type: ignore[attr-defined]
         else:
             self._pending_state = dict(state_dict)
+
+    def _fitting_trainer(self) -> Any:
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # not attached to a Lightning Trainer
+            return None
+        return trainer if trainer is not None and trainer.training else None
