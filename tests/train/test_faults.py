@@ -140,3 +140,36 @@ def test_resume_with_a_changed_model_is_refused_or_warned(workdir, train_cli, fa
     )
     assert warn.returncode == 0, warn.stderr
     assert "resuming a different model" in warn.stderr
+
+
+def test_default_train_run_is_listed_verified_and_logged(workdir, train_cli, monkeypatch, capsys):
+    """What `make train` does, end to end: train, list the run, verify its checkpoints."""
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from trainforge.cli import main
+
+    done = train_cli(workdir, "trainer.max_epochs=3", "trainer.enable_progress_bar=false")
+    assert done.returncode == 0, done.stderr
+    assert "training finished" in done.stdout
+    monkeypatch.chdir(workdir)
+    assert main(["runs", "list", "--db", f"sqlite:///{workdir / 'tracking.db'}", "--json"]) == 0
+    (run,) = json.loads(capsys.readouterr().out)
+    assert run["status"] == "completed"
+    (run_dir,) = (workdir / "outputs").glob("run-*")
+    assert main(["ckpt", "verify", str(run_dir / "checkpoints")]) == 0
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert {"train/loss", "val/loss"} <= set(events.Tags()["scalars"])
+
+
+def test_bad_model_path_and_batch_shape_name_the_config_key(workdir, train_cli, fast_args):
+    missing = train_cli(workdir, *fast_args, "model.name=nowhere.models:Net")
+    assert missing.returncode == 1
+    assert "model.name='nowhere.models:Net' cannot be built" in missing.stderr
+    wrong_shape = train_cli(workdir, *fast_args, "task.input_dim=32", "tracking.enabled=false")
+    assert wrong_shape.returncode == 1
+    assert "the model or the loss cannot use this batch" in wrong_shape.stderr
+    assert "data.name" in wrong_shape.stderr
+    assert "Traceback" not in missing.stderr + wrong_shape.stderr

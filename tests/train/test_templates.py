@@ -11,14 +11,14 @@ from trainforge.train import Trainer
 
 
 @pytest.mark.parametrize("template", list_templates())
-def test_template_trains_and_logs_its_monitor(tmp_path, template):
+def test_template_trains_its_loss_goes_down_and_it_logs_its_monitor(tmp_path, template):
     config = load_config(
         template=template,
         cli=[
             f"run.output_dir={tmp_path}",
             "tracking.enabled=false",
-            "trainer.max_epochs=1",
-            "trainer.limit_train_batches=3",
+            "trainer.max_epochs=2",
+            "trainer.limit_train_batches=8",
             "trainer.limit_val_batches=2",
             "trainer.enable_progress_bar=false",
             "loggers.tensorboard.enabled=false",
@@ -27,7 +27,9 @@ def test_template_trains_and_logs_its_monitor(tmp_path, template):
     )
     results = Trainer(training_config=config).train()
     summary = results.metrics_summary
-    assert results.global_step == 3
+    assert results.global_step == 16
+    losses = list(summary["train/loss"])
+    assert losses[1] < losses[0], f"{template}: training loss did not go down: {losses}"
     assert config.checkpoint.monitor in summary.columns
     assert math.isfinite(summary[config.checkpoint.monitor].iloc[-1])
     assert results.checkpoint_path is not None

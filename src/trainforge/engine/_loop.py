@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from trainforge.engine._accumulator import GradientAccumulator
 from trainforge.engine._batch import as_batch_dict
+from trainforge.errors import TrainforgeError, TrainingError
 
 __all__ = [
     "EpochResult",
@@ -100,9 +101,21 @@ def forward_batch(
 ) -> tuple[dict[str, Any], Any, Tensor]:
     """Move one batch to ``device``, run the model and the loss: (batch, outputs, loss)."""
     batch = move_to_device(as_batch_dict(raw), device)
-    with _autocast(device, autocast_dtype):
-        outputs = model(batch["inputs"])
-        loss = loss_fn(outputs, batch)
+    try:
+        with _autocast(device, autocast_dtype):
+            outputs = model(batch["inputs"])
+            loss = loss_fn(outputs, batch)
+    except (RuntimeError, ValueError, IndexError, TypeError, KeyError) as exc:
+        if isinstance(exc, TrainforgeError):
+            raise
+        shapes = {k: tuple(v.shape) for k, v in batch.items() if isinstance(v, Tensor)}
+        raise TrainingError(
+            f"the model or the loss cannot use this batch: {type(exc).__name__}: {exc}\n"
+            f"  batch: {shapes}",
+            key="data.name",
+            hint="check that data.name yields what model.name and task.task_type expect "
+            "(input size, number of classes, label shape)",
+        ) from exc
     return batch, outputs, loss
 
 
@@ -193,6 +206,8 @@ class TrainingLoop:
                 continue
             if scheduler is not None:
                 scheduler.step()
+                if self.progress is not None:
+                    self.progress.set_lr(scheduler.get_last_lr()[0])
             step = self.accumulator.effective_step
             info = StepInfo(
                 step, epoch, batches, samples_before + samples, loss.detach(), scheduler

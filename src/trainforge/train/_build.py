@@ -21,7 +21,7 @@ from trainforge.checkpoint import CheckpointManager
 from trainforge.config import TrainingConfig
 from trainforge.engine import GradientAccumulator, GradientMonitor, TaskSpec, get_loss_strategy
 from trainforge.engine._optim import build_optimizer, build_scheduler
-from trainforge.errors import CheckpointNotFoundError, ConfigError
+from trainforge.errors import CheckpointNotFoundError, ConfigError, TrainforgeError
 from trainforge.hooks import HookManager
 from trainforge.lightning import UniversalDataModule, create_logger
 from trainforge.tracking import ExperimentTracker, resolve_database_url
@@ -100,20 +100,39 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
+def _with_key(key: str, value: Any, exc: TrainforgeError) -> ConfigError:
+    where = exc.user_message().replace("\n", "\n  ")
+    return ConfigError(
+        f"{key}={value!r} cannot be built: {where}",
+        key=key,
+        hint=f"check {key} (a built-in name or 'package.module:Name') and its kwargs",
+    )
+
+
 def build_model_for(config: TrainingConfig, spec: TaskSpec) -> nn.Module:
     """``model.name`` (built-in or import path) with ``model.kwargs``."""
-    return build_model(config.model.name, spec, **config.model.kwargs)
+    try:
+        return build_model(config.model.name, spec, **config.model.kwargs)
+    except ConfigError:
+        raise
+    except TrainforgeError as exc:  # unknown name, import path that does not import
+        raise _with_key("model.name", config.model.name, exc) from None
 
 
 def build_datasets_for(config: TrainingConfig, spec: TaskSpec) -> tuple[Any, Any]:
     """``data.name`` (built-in or import path) split with ``data.val_split``."""
-    return build_datasets(
-        config.data.name,
-        spec,
-        val_split=config.data.val_split,
-        seed=config.run.seed,
-        **config.data.kwargs,
-    )
+    try:
+        return build_datasets(
+            config.data.name,
+            spec,
+            val_split=config.data.val_split,
+            seed=config.run.seed,
+            **config.data.kwargs,
+        )
+    except ConfigError:
+        raise
+    except TrainforgeError as exc:
+        raise _with_key("data.name", config.data.name, exc) from None
 
 
 def build_datamodule(config: TrainingConfig, train: Any, val: Any, spec: TaskSpec) -> Any:
