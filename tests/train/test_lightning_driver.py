@@ -105,3 +105,19 @@ def test_mid_epoch_resume_under_lightning_finishes_the_epoch(tmp_path):
     (mid,) = [c.path for c in manager.list_checkpoints() if c.global_step == 2]
     resumed = Trainer(training_config=lightning_config(tmp_path, *extra)).train(resume_from=mid)
     assert first.global_step == resumed.global_step == 6
+
+
+@pytest.mark.filterwarnings("ignore:Warning. Profiler clears events at the end of each cycle")
+def test_pytorch_profiler_leaves_a_trace_and_the_operator_table(tmp_path):
+    config = lightning_config(
+        tmp_path,
+        "tracking.enabled=false",
+        "trainer.max_epochs=1",
+        "callbacks.profiler.enabled=true",
+        "callbacks.profiler.kind=pytorch",
+    )
+    Trainer(training_config=config).train()
+    trace_dir = tmp_path / "outputs" / "profiler"
+    assert list(trace_dir.glob("*.pt.trace.json"))
+    table = (trace_dir / "top_operators.txt").read_text()
+    assert "self CPU ms" in table

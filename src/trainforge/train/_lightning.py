@@ -7,6 +7,7 @@ UniversalDataModule); only the loop differs.
 
 from __future__ import annotations
 
+import logging
 import math
 import shlex
 import time
@@ -23,6 +24,7 @@ from trainforge.lightning import (
     build_callbacks,
     build_profiler,
     to_lightning_checkpoint,
+    top_operators_table,
 )
 from trainforge.lightning._driver import fit
 from trainforge.logs import log_config_overview
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from trainforge.train._trainer import Trainer, TrainingResults
 
 __all__ = ["train_with_lightning"]
+
+logger = logging.getLogger(__name__)
 
 
 def _trainer_options(config: Any) -> dict[str, Any]:
@@ -156,6 +160,9 @@ def train_with_lightning(
         **_trainer_options(config),
     )
     manager.wait_for_mirror()
+    if profiler is not None and profile.kind == "pytorch":
+        # printed at INFO and saved as <trace_dir>/top_operators.txt
+        logger.info("top operators by self time:\n%s", top_operators_table(profiler))
     history = outcome.history
     monitor_name, mode = config.checkpoint.monitor, config.checkpoint.mode
     best_epoch = best_metric = None
