@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from trainforge.config._compat import flatten
 from trainforge.config._presets import PRESETS
 from trainforge.config._schema import SECTION_MODELS
-from trainforge.config._templates import list_templates, load_template
+from trainforge.config._templates import load_template
 from trainforge.config._yaml import parse_dotlist, read_yaml_file
 from trainforge.errors import ConfigError, ConfigFileError, ConfigIssue, did_you_mean
 from trainforge.logs import Provenance
@@ -579,8 +579,3 @@ def _nest(values: Mapping[str, Any]) -> dict[str, Any]:
         else:
             node[leaf] = value
     return root
-
-
-def available_templates() -> list[str]:
-    """Names accepted by ``template=``."""
-    return list_templates()

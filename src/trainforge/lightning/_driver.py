@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,6 @@ class FitOutcome:
     global_step: int
     epochs_completed: int
     interrupted: bool
-    rows: list[dict[str, float]] = field(default_factory=list)
 
 
 def fit(
@@ -91,5 +90,4 @@ def fit(
         global_step=int(trainer.global_step),
         epochs_completed=int(completed),
         interrupted=bool(trainer.interrupted),
-        rows=history.rows,
     )

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shlex
 import time
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,9 @@ __all__ = [
     "build_scheduler_for",
     "build_tracker",
     "find_resume_checkpoint",
+    "open_resume",
     "pick_device",
+    "start_run",
     "task_spec_from_config",
 ]
 
@@ -340,6 +344,46 @@ def build_checkpoint_manager(
         tracker=tracker,
         policies=policies,
     )
+
+
+def open_resume(
+    config: TrainingConfig,
+    target: str | Path,
+    hooks: HookManager,
+    *,
+    allow_changes: Sequence[str],
+    model: nn.Module,
+) -> tuple[CheckpointManager, Any]:
+    """Validate and load the checkpoint ``--resume`` names, for either driver.
+
+    Allowed breaking changes are tagged ``resume`` in the config's provenance. Returns the
+    (read-only) manager of the checkpoint's directory and its ``ResumeResult``.
+    """
+    directory, name = find_resume_checkpoint(target, config.run.output_dir)
+    ckpt = config.checkpoint
+    # read-only use: retention never runs because nothing is saved through it
+    manager = CheckpointManager(directory, monitor=ckpt.monitor, mode=ckpt.mode, hooks=hooks)
+    result = manager.resume(
+        name, config, mode=ckpt.resume_mode, allow_changes=allow_changes, model=model
+    )
+    for change in result.allowed_changes:
+        config.tag(change.key, "resume", f"allowed change from {change.old!r}")
+    return manager, result
+
+
+def start_run(
+    config: TrainingConfig, command: Sequence[str], *, resumed_from: str | Path | None = None
+) -> tuple[ExperimentTracker | None, str, Path]:
+    """Open the tracked run and its folder (config with provenance, command line)."""
+    tracker = build_tracker(config)
+    run_id = run_folder_name(tracker, config.run.output_dir)
+    run_dir = Path(config.run.output_dir) / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(run_dir / "config.yaml")
+    (run_dir / "command.txt").write_text(shlex.join(command) + "\n", encoding="utf-8")
+    if resumed_from is not None and tracker is not None:
+        tracker.set_tags({"resumed_from": str(resumed_from)})
+    return tracker, run_id, run_dir
 
 
 def find_resume_checkpoint(target: str | Path, output_dir: str | Path) -> tuple[Path, str]:

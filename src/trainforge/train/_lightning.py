@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shlex
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,32 +95,22 @@ def train_with_lightning(
 
     resume_ckpt = None
     if resume_from is not None:
-        from trainforge.checkpoint import CheckpointManager
-
-        directory, target = build.find_resume_checkpoint(resume_from, config.run.output_dir)
-        source = CheckpointManager(
-            directory, monitor=config.checkpoint.monitor, mode=config.checkpoint.mode, hooks=hooks
-        )
-        result = source.resume(
-            target,
+        source, result = build.open_resume(
             config,
-            mode=config.checkpoint.resume_mode,
+            resume_from,
+            hooks,
             allow_changes=facade.allow_config_changes,
             model=model,
         )
         resume_ckpt = result.checkpoint
-
-    tracker = build.build_tracker(config)
-    run_id = build.run_folder_name(tracker, config.run.output_dir)
-    run_dir = Path(config.run.output_dir) / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.yaml")
-    (run_dir / "command.txt").write_text(shlex.join(facade.command) + "\n", encoding="utf-8")
+    tracker, run_id, run_dir = build.start_run(
+        config,
+        facade.command,
+        resumed_from=resume_ckpt["path"] if resume_ckpt is not None else None,
+    )
     ckpt_path = None
     if resume_ckpt is not None:
         ckpt_path = to_lightning_checkpoint(source, resume_ckpt["path"], run_dir / "resume.ckpt")
-        if tracker is not None:
-            tracker.set_tags({"resumed_from": str(resume_ckpt["path"])})
     monitor = build.build_monitor(config, hooks)
     manager = build.build_checkpoint_manager(config, run_dir, hooks, tracker)
     callbacks = build_callbacks(

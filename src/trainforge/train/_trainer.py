@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -188,14 +187,9 @@ class Trainer:
                 resume_from, model, optimizer, scheduler, accumulator, monitor
             )
 
-        tracker = build.build_tracker(config)
-        run_id = build.run_folder_name(tracker, config.run.output_dir)
-        run_dir = Path(config.run.output_dir) / run_id
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config.save(run_dir / "config.yaml")
-        (run_dir / "command.txt").write_text(shlex.join(self.command) + "\n", encoding="utf-8")
-        if resume is not None and tracker is not None:
-            tracker.set_tags({"resumed_from": str(resume["path"])})
+        tracker, run_id, run_dir = build.start_run(
+            config, self.command, resumed_from=resume["path"] if resume is not None else None
+        )
         metrics = MetricsEngine(
             loggers=build.build_loggers(config, run_id),
             tracker=tracker,
@@ -332,23 +326,13 @@ class Trainer:
         accumulator: Any,
         monitor: Any,
     ) -> dict[str, Any]:
-        from trainforge.checkpoint import CheckpointManager
-
-        directory, name = build.find_resume_checkpoint(target, self.config.run.output_dir)
-        ckpt = self.config.checkpoint
-        # read-only use: retention never runs because nothing is saved through it
-        manager = CheckpointManager(
-            directory, monitor=ckpt.monitor, mode=ckpt.mode, hooks=self.hook_manager
-        )
-        result = manager.resume(
-            name,
+        _, result = build.open_resume(
             self.config,
-            mode=self.config.checkpoint.resume_mode,
+            target,
+            self.hook_manager,
             allow_changes=self.allow_config_changes,
             model=model,
         )
-        for change in result.allowed_changes:
-            self.config.tag(change.key, "resume", f"allowed change from {change.old!r}")
         checkpoint = result.checkpoint
         if result.model_mismatches:
             # warn mode (strict mode raised in resume()): keep what still fits, start the
@@ -447,6 +431,7 @@ class _RunState:
         self.bad_epochs = 0
         self.early_best: float | None = None
         self.sampler: Any = None
+        self._pending_sampler: dict[str, Any] | None = None
 
     # -- resume ---------------------------------------------------------------------
     def restore(self, custom: dict[str, Any]) -> None:
@@ -463,7 +448,7 @@ class _RunState:
 
     def begin_epoch(self, epoch: int) -> None:
         """Position the sampler: a resumed epoch continues at its saved position."""
-        pending = getattr(self, "_pending_sampler", None)
+        pending = self._pending_sampler
         if pending is not None and int(pending.get("epoch", -1)) == epoch:
             self.sampler.load_state_dict(pending)
         else:
