@@ -103,3 +103,22 @@ def test_options_the_plain_driver_does_not_have_are_refused():
         load_config(cli=["callbacks.profiler.enabled=true"], environ={})
     with pytest.raises(ConfigError, match="trainer.precision"):
         load_config(cli=["trainer.precision=64-true"], environ={})
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compiled_model_trains_and_checkpoints_the_plain_state_dict(tmp_path):
+    from trainforge.checkpoint import CheckpointManager
+
+    results = Trainer(
+        training_config=config(
+            tmp_path,
+            "trainer.compile=true",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=3",
+        )
+    ).train()
+    assert results.global_step == 3
+    manager = CheckpointManager(results.run_dir / "checkpoints", monitor=None)
+    state = manager.load("last", restore_rng=False)["model_state_dict"]
+    assert state and not any(key.startswith("_orig_mod.") for key in state)
