@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from trainforge.checkpoint import CheckpointManager
@@ -91,20 +92,36 @@ def test_multi_device_is_refused_clearly():
         )
 
 
-@pytest.mark.filterwarnings("ignore:You're resuming from a checkpoint that ended before")
-def test_mid_epoch_resume_under_lightning_finishes_the_epoch(tmp_path):
-    """A step checkpoint resumes to the same step count (not yet bit-exact weights)."""
+def test_resume_from_any_checkpoint_is_bit_exact(tmp_path):
+    """Mid-epoch, epoch-end and final-epoch checkpoints all resume to the same weights.
+
+    Batches of 200 over digits' 1,437 training images: 8 per epoch, the last one short;
+    step checkpoints every 3 optimizer steps fall inside both epochs. Dropout is on, so
+    the restored RNG state matters too.
+    """
     extra = (
         "tracking.enabled=false",
-        "trainer.checkpoint_every_n_steps=2",
-        "trainer.max_epochs=1",
-        "checkpoint.keep_last_n=10",
+        "trainer.limit_train_batches=null",
+        "data.batch_size=200",
+        "trainer.checkpoint_every_n_steps=3",
+        "checkpoint.keep_last_n=50",
     )
     first = Trainer(training_config=lightning_config(tmp_path, *extra)).train()
     manager = CheckpointManager(first.run_dir / "checkpoints", monitor=None)
-    (mid,) = [c.path for c in manager.list_checkpoints() if c.global_step == 2]
-    resumed = Trainer(training_config=lightning_config(tmp_path, *extra)).train(resume_from=mid)
-    assert first.global_step == resumed.global_step == 6
+    expected = manager.load("last", restore_rng=False)
+    assert first.global_step == expected["global_step"] == 16
+    starts = [c for c in manager.list_checkpoints() if c.global_step < 16]
+    assert {c.global_step for c in starts} == {3, 6, 8, 9, 12, 15}
+    for start in starts:
+        resumed = Trainer(training_config=lightning_config(tmp_path, *extra)).train(
+            resume_from=start.path
+        )
+        actual = CheckpointManager(resumed.run_dir / "checkpoints", monitor=None).load(
+            "last", restore_rng=False
+        )
+        assert actual["global_step"] == 16, start.path
+        for key, tensor in expected["model_state_dict"].items():
+            assert torch.equal(tensor, actual["model_state_dict"][key]), (start.path, key)
 
 
 @pytest.mark.filterwarnings("ignore:Warning. Profiler clears events at the end of each cycle")

@@ -106,7 +106,7 @@ class CheckpointEngineCallback(Callback):
             "loop": {
                 "epoch": trainer.current_epoch,
                 "global_step": trainer.global_step,
-                "batches_done": trainer.fit_loop.epoch_loop.batch_progress.current.completed,
+                "batches_done": trainer.fit_loop.epoch_loop.batch_progress.current.processed,
             },
             "lightning": {
                 "loops": state.get("loops"),

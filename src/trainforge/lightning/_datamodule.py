@@ -8,9 +8,12 @@ sampler's position, so a resumed run continues with the next unseen sample.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, Dataset
 
 from trainforge.engine import DataLoaderFactory, TaskSpec
@@ -19,15 +22,42 @@ __all__ = ["UniversalDataModule"]
 
 
 class _ResumingLoader(DataLoader):  # type: ignore[type-arg]
-    """A DataLoader that moves its sampler to a saved position when iteration starts."""
+    """The training loader: a whole epoch long, and stateful for Lightning's loops.
 
-    resume_state: dict[str, Any] | None
+    ``len`` is the full epoch even when the sampler resumes part-way: Lightning counts an
+    epoch's batches from it and restores its own count of the batches already done.
+    Lightning saves ``state_dict()`` with its loop state and calls ``load_state_dict``
+    before the first iteration of a resumed fit.
+    """
 
-    def __iter__(self) -> Any:
-        if self.resume_state is not None:
-            self.sampler.load_state_dict(self.resume_state)  # type: ignore[attr-defined]
-            self.resume_state = None
-        return super().__iter__()
+    fit_progress: Callable[[], tuple[int, int, bool] | None]
+
+    def __len__(self) -> int:
+        samples = self.sampler.num_samples  # type: ignore[attr-defined]
+        size = int(self.batch_size or 1)
+        return samples // size if self.drop_last else math.ceil(samples / size)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the next unseen sample is: the batches the fit has processed, not fetched.
+
+        Lightning fetches one batch ahead, so the sampler's own position is one batch past
+        what training consumed; an epoch whose batches are all done resumes at the next
+        epoch's beginning.
+        """
+        sampler = self.sampler
+        progress = self.fit_progress()
+        if progress is None:
+            return sampler.state_dict()  # type: ignore[attr-defined]
+        epoch, batches, finished = progress
+        if finished:
+            return {"epoch": epoch + 1, "seed": sampler.seed, "position": 0}  # type: ignore[attr-defined]
+        consumed = min(batches * int(self.batch_size or 1), sampler.num_samples)  # type: ignore[attr-defined]
+        return {"epoch": epoch, "seed": sampler.seed, "position": consumed}  # type: ignore[attr-defined]
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Start the next iteration at the saved position."""
+        if state_dict:
+            self.sampler.load_state_dict(state_dict)  # type: ignore[attr-defined]
 
 
 class UniversalDataModule(LightningDataModule):
@@ -103,7 +133,7 @@ class UniversalDataModule(LightningDataModule):
         if self._train_loader is None:
             loader = self._loader(self.train_dataset, train=True)
             loader.__class__ = _ResumingLoader
-            loader.resume_state = None  # type: ignore[attr-defined]
+            loader.fit_progress = self._fit_progress  # type: ignore[attr-defined]
             self._train_loader = loader
             self._pending_state = None
         return self._train_loader
@@ -117,10 +147,8 @@ class UniversalDataModule(LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         """The training sampler's position (``{"epoch", "seed", "position"}``).
 
-        Empty inside a Lightning fit: Lightning restarts an interrupted epoch by
-        replaying its first batches, and the sampler's order is a pure function of
-        (seed, epoch), so the replay leads to exactly the batches that were left.
-        Restoring a position as well would skip them twice.
+        Empty inside a Lightning fit: there the training loader itself is stateful and
+        Lightning saves its state with the loop progress.
         """
         if self._fitting_trainer() is not None:
             return {}
@@ -129,16 +157,11 @@ class UniversalDataModule(LightningDataModule):
         return self._train_loader.sampler.state_dict()  # type: ignore[attr-defined]
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Continue at the saved position, from the next iteration of the training loader.
-
-        Applied when iteration starts, not now: Lightning counts an epoch's batches
-        (``len(loader)``) before it iterates, and must see the whole epoch, since it
-        restores its own count of the batches already done.
-        """
+        """Continue at the saved position, from the next iteration of the training loader."""
         if not state_dict:
             return
         if self._train_loader is not None:
-            self._train_loader.resume_state = dict(state_dict)  # type: ignore[attr-defined]
+            self._train_loader.sampler.load_state_dict(state_dict)  # type: ignore[attr-defined]
         else:
             self._pending_state = dict(state_dict)
 
@@ -147,4 +170,16 @@ class UniversalDataModule(LightningDataModule):
             trainer = self.trainer
         except RuntimeError:  # not attached to a Lightning Trainer
             return None
-        return trainer if trainer is not None and trainer.training else None
+        if trainer is None or trainer.state.fn != TrainerFn.FITTING:
+            return None
+        return trainer
+
+    def _fit_progress(self) -> tuple[int, int, bool] | None:
+        """(epoch, training batches processed in it, whether they are all done), in a fit."""
+        trainer = self._fitting_trainer()
+        if trainer is None:
+            return None
+        progress = trainer.fit_loop.epoch_loop.batch_progress
+        processed = progress.current.processed
+        finished = progress.is_last_batch or processed >= trainer.num_training_batches
+        return trainer.current_epoch, processed, bool(finished)

@@ -22,7 +22,10 @@ class ResumableSampler(Sampler[int]):
     The permutation of epoch ``e`` comes from a private generator seeded with
     ``seed`` and ``e``; the global RNG is never touched. Completing an iteration moves to
     the next epoch; :meth:`set_epoch` with a different epoch starts that epoch at its
-    beginning, with the same epoch it keeps the position (so a resumed loop may call it).
+    beginning, with the same epoch it keeps a loaded position (so a resumed loop may call
+    it). Each iteration starts at the position :meth:`load_state_dict` set, else at the
+    epoch's beginning: an iterator abandoned part-way (a prefetching loader's, a
+    ``limit_train_batches`` epoch's) does not move where the next one starts.
 
     ``position`` counts indices handed to the DataLoader. With ``num_workers=0`` that is
     exactly the samples consumed; with workers, the loader prefetches, so pass the
@@ -52,6 +55,7 @@ class ResumableSampler(Sampler[int]):
         self.seed = seed
         self.epoch = 0
         self.position = 0
+        self._start = 0
 
     def order(self, epoch: int) -> list[int]:
         """The full index order of ``epoch``."""
@@ -62,6 +66,8 @@ class ResumableSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         order = self.order(self.epoch)
+        # an iteration starts where load_state_dict put it, else at the epoch's beginning
+        self.position, self._start = self._start, 0
         while self.position < self.num_samples:
             index = order[self.position]
             self.position += 1
@@ -70,13 +76,13 @@ class ResumableSampler(Sampler[int]):
         self.position = 0
 
     def __len__(self) -> int:
-        return self.num_samples - self.position
+        return self.num_samples - self._start
 
     def set_epoch(self, epoch: int) -> None:
         """Select ``epoch``; a different epoch than the current one starts at index 0."""
         if epoch != self.epoch:
             self.epoch = epoch
-            self.position = 0
+            self.position = self._start = 0
 
     def state_dict(self, *, consumed: int | None = None) -> dict[str, Any]:
         """``{"epoch", "seed", "position"}``; ``consumed`` overrides the position."""
@@ -99,4 +105,4 @@ class ResumableSampler(Sampler[int]):
                 "samples; did the dataset change since the checkpoint?"
             )
         self.epoch = int(state["epoch"])
-        self.position = position
+        self.position = self._start = position
