@@ -108,16 +108,6 @@ def test_checkpoint_callback_writes_verified_checkpoints_and_resumes(tiny, tmp_p
         torch.testing.assert_close(value, last["model_state_dict"][name])
 
 
-def test_checkpoint_callback_writes_nothing_off_rank_zero(tiny, tmp_path, monkeypatch):
-    manager = CheckpointManager(tmp_path / "ckpt", monitor="val/loss")
-    callback = CheckpointEngineCallback(manager, every_n_steps=1)
-    fit = tiny.trainer(max_steps=2, callbacks=[callback])
-    monkeypatch.setattr(type(fit), "is_global_zero", property(lambda self: False))
-    fit.fit(tiny.task_module(), train_dataloaders=tiny.loader())
-    assert manager.list_checkpoints() == []
-    assert callback.last_path is None
-
-
 def test_tracking_callback_records_the_run_in_sqlite(tiny, tmp_path):
     database = tmp_path / "t.db"
     tracker = ExperimentTracker("lightning", database=database, handle_sigterm=False)

@@ -84,12 +84,17 @@ def test_manual_optimization_runs_under_lightning(tmp_path):
     assert results.global_step == 6
 
 
-def test_multi_device_is_refused_clearly():
-    with pytest.raises(ConfigError, match="multi-device strategies are not available yet"):
-        load_config(
-            cli=["trainer.engine=lightning", "trainer.strategy=ddp", "trainer.devices=2"],
-            environ={},
-        )
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["trainer.engine=lightning", "trainer.strategy=fsdp"], "'fsdp' is not supported"),
+        (["trainer.engine=plain", "trainer.devices=2"], "use trainer.engine=lightning for DDP"),
+        (["trainer.engine=lightning", "trainer.devices=many"], "give a number of devices"),
+    ],
+)
+def test_unsupported_device_settings_are_refused_clearly(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(cli=overrides, environ={})
 
 
 def test_resume_from_any_checkpoint_is_bit_exact(tmp_path):

@@ -51,14 +51,20 @@ def train(
     if print_config:
         typer.echo(config.to_yaml(), nl=False)
         return
+    from trainforge.train._build import process_rank
+
+    # a data-parallel run's other ranks re-run this command: rank zero alone reports
+    rank_zero = process_rank() == 0
     if not (ctx.obj or {}).get("log_level_given"):
-        configure_logging(config.run.log_level if not dry_run else "WARNING")
+        level = config.run.log_level if not dry_run and rank_zero else "WARNING"
+        configure_logging(level)
     # the overview is printed here, as a table, so the Trainer need not log it again
-    print_table(
-        "configuration (non-default values)",
-        ("key", "value", "provenance"),
-        [(k, format_value(v), p.render()) for k, v, p in config.overview_rows()],
-    )
+    if rank_zero:
+        print_table(
+            "configuration (non-default values)",
+            ("key", "value", "provenance"),
+            [(k, format_value(v), p.render()) for k, v, p in config.overview_rows()],
+        )
     if dry_run:
         _dry_run(config)
         return
@@ -70,6 +76,8 @@ def train(
         command=["trainforge", *sys.argv[1:]],
         log_config=False,
     ).train(resume_from=resume)
+    if not rank_zero:
+        return
     best = "n/a" if results.best_metric is None else f"{results.best_metric:.4f}"
     rows = [
         ("run", results.run_id),

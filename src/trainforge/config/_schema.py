@@ -124,6 +124,10 @@ class OptimConfig(SchemaBase):
     )
 
 
+# Strategies whose every process holds the whole model (rank zero can checkpoint alone).
+DATA_PARALLEL_STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
+
+
 class TrainerConfig(SchemaBase):
     """How training is driven."""
 
@@ -138,9 +142,13 @@ class TrainerConfig(SchemaBase):
         "32-true", description="Numerical precision (mixed precision needs a GPU for 16)."
     )
     accelerator: str = Field("auto", description="cpu, gpu, cuda, mps or auto.")
-    devices: int | str = Field("auto", description="Number of devices, or auto.")
+    devices: int | str = Field(
+        "auto", description="Number of devices (processes with accelerator=cpu), or auto."
+    )
     strategy: str = Field(
-        "auto", description="Distributed strategy (the plain driver: auto, one device)."
+        "auto",
+        description="auto, ddp or ddp_find_unused_parameters_true (the plain "
+        "driver: auto, one device).",
     )
     accumulate_grad_batches: int = Field(1, ge=1, description="Batches per optimizer step.")
     gradient_clip_val: float | None = Field(None, gt=0, description="Clip the gradient norm.")
@@ -191,11 +199,19 @@ class TrainerConfig(SchemaBase):
                 "trainer.optimization=manual is a Lightning driver mode; the plain driver "
                 "always steps through its GradientAccumulator (use optimization=automatic)"
             )
-        if self.strategy != "auto" or self.devices not in ("auto", 1):
+        if self.engine == "plain" and (self.strategy != "auto" or self.devices not in ("auto", 1)):
             raise ValueError(
-                "training runs on one device: trainer.strategy must be auto and "
-                "trainer.devices auto or 1 (multi-device strategies are not available yet)"
+                "the plain driver runs on one device: trainer.strategy must be auto and "
+                "trainer.devices auto or 1; use trainer.engine=lightning for DDP"
             )
+        if self.strategy not in DATA_PARALLEL_STRATEGIES:
+            raise ValueError(
+                f"trainer.strategy={self.strategy!r} is not supported: checkpoints are written "
+                "by rank zero alone, which needs replicated state; use one of "
+                + ", ".join(DATA_PARALLEL_STRATEGIES)
+            )
+        if isinstance(self.devices, str) and self.devices != "auto":
+            raise ValueError(f"trainer.devices={self.devices!r}: give a number of devices or auto")
         if self.micro_batch_size is not None and self.optimization != "manual":
             raise ValueError("trainer.micro_batch_size needs trainer.optimization=manual")
         return self

@@ -49,10 +49,11 @@ class _ResumingLoader(DataLoader):  # type: ignore[type-arg]
         if progress is None:
             return sampler.state_dict()  # type: ignore[attr-defined]
         epoch, batches, finished = progress
-        if finished:
-            return {"epoch": epoch + 1, "seed": sampler.seed, "position": 0}  # type: ignore[attr-defined]
-        consumed = min(batches * int(self.batch_size or 1), sampler.num_samples)  # type: ignore[attr-defined]
-        return {"epoch": epoch, "seed": sampler.seed, "position": consumed}  # type: ignore[attr-defined]
+        size = int(self.batch_size or 1)
+        consumed = 0 if finished else min(batches * size, sampler.num_samples)  # type: ignore[attr-defined]
+        state = sampler.state_dict(consumed=consumed)  # type: ignore[attr-defined]
+        state["epoch"] = epoch + 1 if finished else epoch
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Start the next iteration at the saved position."""
@@ -75,6 +76,11 @@ class UniversalDataModule(LightningDataModule):
         drop_last: Drop the last incomplete training batch.
         shuffle: Shuffle the training data every epoch.
         seed: Seed of the sampler and of the loaders' generators.
+
+    In a data-parallel fit (``trainer.world_size > 1``) each process loads its own share
+    of every epoch (see :class:`~trainforge.engine.ResumableSampler`); create the
+    ``lightning.Trainer`` with ``use_distributed_sampler=False`` so that Lightning does not
+    split the data a second time.
 
     Examples:
         >>> import torch
@@ -112,9 +118,21 @@ class UniversalDataModule(LightningDataModule):
         self.shuffle = shuffle
         self.seed = seed
         self._train_loader: DataLoader[Any] | None = None
+        self._train_replicas = (1, 0)
         self._pending_state: dict[str, Any] | None = None
 
+    def _replicas(self) -> tuple[int, int]:
+        """(processes, this process's rank) of the attached trainer's strategy."""
+        try:
+            trainer = self.trainer
+        except RuntimeError:  # not attached to a Lightning Trainer
+            return 1, 0
+        if trainer is None:
+            return 1, 0
+        return int(trainer.world_size), int(trainer.global_rank)
+
     def _loader(self, dataset: Dataset[Any], *, train: bool) -> DataLoader[Any]:
+        replicas, rank = self._replicas()
         return DataLoaderFactory.create(
             dataset,
             self.batch_size if train else self.val_batch_size,
@@ -126,20 +144,23 @@ class UniversalDataModule(LightningDataModule):
             drop_last=self.drop_last and train,
             random_seed=self.seed,
             sampler_state=self._pending_state if train else None,
+            num_replicas=replicas,
+            rank=rank,
         )
 
     def train_dataloader(self) -> DataLoader[Any]:
-        """The training loader (one per module: its sampler carries the position)."""
-        if self._train_loader is None:
+        """The training loader (one per process: its sampler carries the position)."""
+        if self._train_loader is None or self._train_replicas != self._replicas():
             loader = self._loader(self.train_dataset, train=True)
             loader.__class__ = _ResumingLoader
             loader.fit_progress = self._fit_progress  # type: ignore[attr-defined]
             self._train_loader = loader
+            self._train_replicas = self._replicas()
             self._pending_state = None
         return self._train_loader
 
     def val_dataloader(self) -> DataLoader[Any]:
-        """The validation loader (sequential order)."""
+        """The validation loader (sequential order; split across data-parallel processes)."""
         if self.val_dataset is None:
             raise ValueError("UniversalDataModule has no validation dataset")
         return self._loader(self.val_dataset, train=False)

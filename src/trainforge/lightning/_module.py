@@ -238,10 +238,17 @@ class TaskModule(pl.LightningModule):
     def _log_train_loss(self, loss: Tensor, batch_size: int) -> None:
         # Lightning's self.log costs about a millisecond per call on a CPU, more than a
         # small model's whole step: log on the steps the loggers write, not on every one.
-        every = getattr(self._trainer, "log_every_n_steps", 1) or 1
-        if (self.global_step + 1) % every == 0 or self._trainer is None:
+        # Data-parallel: the mean over the ranks (one all-reduce on those steps only).
+        trainer = self._trainer
+        every = getattr(trainer, "log_every_n_steps", 1) or 1
+        if trainer is None or (self.global_step + 1) % every == 0:
             self.log(
-                "train/loss", loss.detach(), on_step=True, prog_bar=True, batch_size=batch_size
+                "train/loss",
+                loss.detach(),
+                on_step=True,
+                prog_bar=True,
+                batch_size=batch_size,
+                sync_dist=trainer is not None and trainer.world_size > 1,
             )
 
     # -- validation -----------------------------------------------------------------------

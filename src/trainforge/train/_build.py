@@ -31,6 +31,7 @@ from trainforge.zoo import TASKS, build_datasets, build_model
 
 __all__ = [
     "autocast_dtype",
+    "batches_per_epoch",
     "build_accumulator",
     "build_checkpoint_manager",
     "build_datamodule",
@@ -40,9 +41,11 @@ __all__ = [
     "build_optimizer_for",
     "build_scheduler_for",
     "build_tracker",
+    "data_parallel_size",
     "find_resume_checkpoint",
     "open_resume",
     "pick_device",
+    "process_rank",
     "start_run",
     "task_spec_from_config",
 ]
@@ -184,6 +187,40 @@ def build_optimizer_for(config: TrainingConfig, model: nn.Module) -> torch.optim
     )
 
 
+# Set by rank zero of a data-parallel fit for the processes Lightning launches after it:
+# the run folder they join and the exact checkpoint a resumed run continues from.
+RUN_DIR_VARIABLE = "TRAINFORGE_DDP_RUN_DIR"
+RESUME_VARIABLE = "TRAINFORGE_DDP_RESUME"
+
+
+def process_rank() -> int:
+    """This process's global rank as the launcher announced it (0 outside data parallel)."""
+    for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        value = os.environ.get(name)
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def data_parallel_size(config: TrainingConfig) -> int:
+    """Processes a Lightning fit of ``config`` runs (1 for the plain driver)."""
+    trainer = config.trainer
+    if trainer.engine != "lightning":
+        return 1
+    devices = trainer.devices
+    if devices == "auto":
+        gpu = trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+        return torch.cuda.device_count() if gpu else 1
+    return max(int(devices), 1)
+
+
+def batches_per_epoch(config: TrainingConfig, samples: int, processes: int = 1) -> int:
+    """Training batches each process runs per epoch (before ``limit_train_batches``)."""
+    per_process = math.ceil(samples / processes)
+    size = config.data.batch_size
+    return per_process // size if config.data.drop_last else math.ceil(per_process / size)
+
+
 def total_optimizer_steps(config: TrainingConfig, batches_per_epoch: int) -> int:
     """Optimizer steps of the whole run (for the schedule)."""
     trainer = config.trainer
@@ -289,7 +326,13 @@ def run_folder_name(tracker: ExperimentTracker | None, output_dir: str | Path) -
 
 
 def build_loggers(config: TrainingConfig, run_id: str) -> list[Any]:
-    """Every enabled logger of ``loggers.*``, writing under ``<save_dir>/<run_id>/``."""
+    """Every enabled logger of ``loggers.*``, writing under ``<save_dir>/<run_id>/``.
+
+    Each logger also gets the resolved config as hyperparameters (MLflow params, W&B
+    config, ``hparams.yaml``), with any password in a store URL hidden.
+    """
+    from trainforge.tracking._url import display_url
+
     built = []
     for kind, section in config.loggers:
         if not section.enabled:
@@ -300,6 +343,16 @@ def build_loggers(config: TrainingConfig, run_id: str) -> list[Any]:
                 kind, save_dir=section.save_dir, run_id=run_id, run_name=config.run.name, **options
             )
         )
+    if built:
+        params = config.to_dict()
+        for holder, field in (
+            (params["tracking"], "database"),
+            (params["loggers"]["mlflow"], "tracking_uri"),
+        ):
+            if holder.get(field):
+                holder[field] = display_url(holder[field])
+        for item in built:
+            item.log_hyperparams(params)
     return built
 
 

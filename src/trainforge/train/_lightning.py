@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from trainforge.engine import TaskSpec
+from trainforge.errors import TrainforgeError
 from trainforge.hooks import HookEvent
 from trainforge.lightning import (
     HeatmapModule,
@@ -54,6 +56,8 @@ def _trainer_options(config: Any) -> dict[str, Any]:
         "log_every_n_steps": trainer.log_every_n_steps,
         "enable_progress_bar": trainer.enable_progress_bar,
         "deterministic": config.run.deterministic,
+        # UniversalDataModule gives each data-parallel process its share itself
+        "use_distributed_sampler": False,
     }
     if trainer.limit_train_batches is not None:
         options["limit_train_batches"] = trainer.limit_train_batches
@@ -78,8 +82,11 @@ def train_with_lightning(
     trainer = config.trainer
     manual = trainer.optimization == "manual"
     datamodule = build.build_datamodule(config, train_data, val_data, spec)
-    batches = len(datamodule.train_dataloader())
+    datamodule.train_dataloader()  # bad data settings fail here, before any run starts
+    processes = build.data_parallel_size(config)
+    batches = build.batches_per_epoch(config, len(train_data), processes)
     total_steps = build.total_optimizer_steps(config, batches)
+    rank = build.process_rank()
     module_cls = HeatmapModule if spec.task_type == "heatmap" else TaskModule
     module = module_cls(
         model,
@@ -95,6 +102,8 @@ def train_with_lightning(
 
     resume_ckpt = None
     if resume_from is not None:
+        if rank > 0:  # the checkpoint rank zero resolved, not this process's own "last"
+            resume_from = _announced(build.RESUME_VARIABLE, rank)
         source, result = build.open_resume(
             config,
             resume_from,
@@ -103,14 +112,25 @@ def train_with_lightning(
             model=model,
         )
         resume_ckpt = result.checkpoint
-    tracker, run_id, run_dir = build.start_run(
-        config,
-        facade.command,
-        resumed_from=resume_ckpt["path"] if resume_ckpt is not None else None,
-    )
+    if rank == 0:
+        tracker, run_id, run_dir = build.start_run(
+            config,
+            facade.command,
+            resumed_from=resume_ckpt["path"] if resume_ckpt is not None else None,
+        )
+        # the processes Lightning launches for the other ranks re-run this command and
+        # join this run: its folder, no tracker run or saved config of their own
+        os.environ[build.RUN_DIR_VARIABLE] = str(run_dir)
+        if resume_ckpt is not None:
+            os.environ[build.RESUME_VARIABLE] = str(resume_ckpt["path"])
+    else:
+        tracker, run_dir = None, Path(_announced(build.RUN_DIR_VARIABLE, rank))
+        run_id = run_dir.name
     ckpt_path = None
     if resume_ckpt is not None:
-        ckpt_path = to_lightning_checkpoint(source, resume_ckpt["path"], run_dir / "resume.ckpt")
+        ckpt_path = run_dir / "resume.ckpt"
+        if rank == 0:
+            to_lightning_checkpoint(source, resume_ckpt["path"], ckpt_path)
     monitor = build.build_monitor(config, hooks)
     manager = build.build_checkpoint_manager(config, run_dir, hooks, tracker)
     callbacks = build_callbacks(
@@ -134,22 +154,27 @@ def train_with_lightning(
             memory=profile.memory,
             total_steps=total_steps,
         )
-    if facade.log_config:
+    if facade.log_config and rank == 0:
         log_config_overview(config.overview_rows())
     start = time.perf_counter()
     hooks.fire(HookEvent.ON_TRAIN_START, run_id=run_id, run_dir=run_dir)
-    outcome = fit(
-        module,
-        datamodule,
-        callbacks=callbacks,
-        loggers=loggers,
-        profiler=profiler,
-        ckpt_path=ckpt_path,
-        default_root_dir=run_dir,
-        **_trainer_options(config),
-    )
+    try:
+        outcome = fit(
+            module,
+            datamodule,
+            callbacks=callbacks,
+            loggers=loggers,
+            profiler=profiler,
+            ckpt_path=ckpt_path,
+            default_root_dir=run_dir,
+            **_trainer_options(config),
+        )
+    finally:
+        if rank == 0:
+            os.environ.pop(build.RUN_DIR_VARIABLE, None)
+            os.environ.pop(build.RESUME_VARIABLE, None)
     manager.wait_for_mirror()
-    if profiler is not None and profile.kind == "pytorch":
+    if profiler is not None and profile.kind == "pytorch" and rank == 0:
         # printed at INFO and saved as <trace_dir>/top_operators.txt
         logger.info("top operators by self time:\n%s", top_operators_table(profiler))
     history = outcome.history
@@ -181,3 +206,17 @@ def train_with_lightning(
     )
     hooks.fire(HookEvent.ON_TRAIN_END, results=results)
     return results
+
+
+def _announced(variable: str, rank: int) -> str:
+    """What rank zero announced to the processes launched for the other ranks."""
+    value = os.environ.get(variable)
+    if not value:
+        raise TrainforgeError(
+            f"this process is rank {rank} of a data-parallel run, but rank zero did not "
+            f"announce {variable}",
+            hint="start data-parallel training with 'trainforge train trainer.strategy=ddp "
+            "trainer.devices=N' and let it launch the other processes (external launchers "
+            "such as torchrun are not supported)",
+        )
+    return value

@@ -50,6 +50,8 @@ class DataLoaderFactory:
         *,
         prefetch_factor: int | None = None,
         collator_kwargs: dict[str, Any] | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> DataLoader[Any]:
         """Create a DataLoader whose order depends only on ``random_seed`` and the epoch.
 
@@ -67,6 +69,8 @@ class DataLoaderFactory:
                 iteration resumes at the next unseen sample.
             prefetch_factor: Batches prefetched per worker (ignored without workers).
             collator_kwargs: Extra arguments for the collator factory.
+            num_replicas: Data-parallel processes; each loads its own share of every epoch.
+            rank: This process's index among ``num_replicas``.
 
         Returns:
             A DataLoader; its ``sampler`` is the :class:`ResumableSampler` to checkpoint.
@@ -96,7 +100,9 @@ class DataLoaderFactory:
                 key="data.batch_size",
                 hint="lower data.batch_size or set data.drop_last=false",
             )
-        sampler = ResumableSampler(dataset, shuffle=shuffle, seed=random_seed)
+        sampler = ResumableSampler(
+            dataset, shuffle=shuffle, seed=random_seed, num_replicas=num_replicas, rank=rank
+        )
         if sampler_state is not None:
             sampler.load_state_dict(sampler_state)
         if collator_name is not None or task_spec is not None:

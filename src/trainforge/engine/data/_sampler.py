@@ -7,6 +7,7 @@ yielded, so a run killed mid-epoch sees exactly the samples an uninterrupted run
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sized
 from typing import Any
 
@@ -31,10 +32,18 @@ class ResumableSampler(Sampler[int]):
     exactly the samples consumed; with workers, the loader prefetches, so pass the
     consumed count to :meth:`state_dict` (``consumed=batches_done * batch_size``).
 
+    With ``num_replicas > 1`` (data-parallel training) every rank computes the same
+    epoch order and takes every ``num_replicas``-th index from ``rank`` on, after padding
+    the order by repeating its beginning so that all ranks see the same number of
+    samples (as ``DistributedSampler`` does); ``num_samples`` and ``position`` are then
+    per rank, and every rank's state is the same three integers.
+
     Args:
         data_source: The dataset (only its length is used) or the length itself.
         shuffle: Random order per epoch; False keeps the dataset order.
         seed: Seed of the per-epoch permutation.
+        num_replicas: Data-parallel processes sharing the dataset.
+        rank: This process's index among them.
 
     Examples:
         >>> sampler = ResumableSampler(10, seed=3)
@@ -47,10 +56,23 @@ class ResumableSampler(Sampler[int]):
         True
     """
 
-    def __init__(self, data_source: Sized | int, *, shuffle: bool = True, seed: int = 0) -> None:
-        self.num_samples = data_source if isinstance(data_source, int) else len(data_source)
+    def __init__(
+        self,
+        data_source: Sized | int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        self.dataset_size = data_source if isinstance(data_source, int) else len(data_source)
         if not 0 <= seed < 2**32:
             raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"need 0 <= rank < num_replicas, got rank {rank} of {num_replicas}")
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.num_samples = math.ceil(self.dataset_size / num_replicas)
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
@@ -58,11 +80,17 @@ class ResumableSampler(Sampler[int]):
         self._start = 0
 
     def order(self, epoch: int) -> list[int]:
-        """The full index order of ``epoch``."""
+        """This rank's index order in ``epoch`` (the whole order with one replica)."""
         if not self.shuffle:
-            return list(range(self.num_samples))
-        generator = torch.Generator().manual_seed((self.seed << 20) + epoch)
-        return torch.randperm(self.num_samples, generator=generator).tolist()
+            order = list(range(self.dataset_size))
+        else:
+            generator = torch.Generator().manual_seed((self.seed << 20) + epoch)
+            order = torch.randperm(self.dataset_size, generator=generator).tolist()
+        if self.num_replicas == 1:
+            return order
+        total = self.num_samples * self.num_replicas
+        padded = (order * math.ceil(total / len(order)))[:total] if order else order
+        return padded[self.rank : total : self.num_replicas]
 
     def __iter__(self) -> Iterator[int]:
         order = self.order(self.epoch)
@@ -89,7 +117,10 @@ class ResumableSampler(Sampler[int]):
         position = self.position if consumed is None else consumed
         if not 0 <= position <= self.num_samples:
             raise ValueError(f"position must be in [0, {self.num_samples}], got {position}")
-        return {"epoch": self.epoch, "seed": self.seed, "position": position}
+        state = {"epoch": self.epoch, "seed": self.seed, "position": position}
+        if self.num_replicas > 1:
+            state["num_replicas"] = self.num_replicas
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue at the first index not yet yielded in the saved epoch."""
@@ -97,6 +128,13 @@ class ResumableSampler(Sampler[int]):
             raise ValueError(
                 f"the checkpoint's sampler seed is {state['seed']}, this sampler's is "
                 f"{self.seed}; resume with the same run.seed"
+            )
+        replicas = int(state.get("num_replicas", 1))
+        if replicas != self.num_replicas and int(state["position"]) != 0:
+            raise ValueError(
+                f"the checkpoint's position is per process for {replicas} data-parallel "
+                f"process(es), this run has {self.num_replicas}; resume with the same "
+                "trainer.devices (or from an epoch-end checkpoint)"
             )
         position = int(state["position"])
         if not 0 <= position <= self.num_samples:
