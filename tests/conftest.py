@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-# Third-party tools (matplotlib, wandb, mlflow, onnxruntime) write caches under $HOME:
+# Third-party tools (matplotlib, wandb, mlflow, comet_ml, onnxruntime) write caches under $HOME:
 # point everything at a throwaway directory before any of them is imported.
 _HOME = Path(tempfile.mkdtemp(prefix="trainforge-test-home-"))
 for var, sub in (
@@ -23,6 +23,12 @@ for var, sub in (
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"
+# comet_ml: no error reports to Sentry (enabled for a random share of imports, which also
+# warns SentryHubDeprecationWarning) and no look-up of the route to comet.com for the IP
+# (without network it leaves an unclosed socket: ResourceWarning).
+os.environ["COMET_ERROR_TRACKING_ENABLE"] = "false"
+os.environ["COMET_AUTO_LOG_ENV_HOST"] = "false"
+os.environ.pop("COMET_API_KEY", None)
 os.environ.pop("TRAINFORGE_ENV", None)
 os.environ.pop("TRAINFORGE_DB", None)
 for _name in [n for n in os.environ if n.startswith("TRAINFORGE__")]:

@@ -1,13 +1,15 @@
 """The logger factory: real files, read back with the tools that own the format."""
 
 import csv
-import importlib.util
+import sys
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from trainforge.config import load_config
 from trainforge.errors import MissingDependencyError, RegistryError
 from trainforge.lightning import create_logger, logger_dir
+from trainforge.train._build import build_loggers
 
 
 def test_csv_logger_writes_metrics_in_the_run_folder(tmp_path):
@@ -48,8 +50,15 @@ def test_unknown_logger_suggests():
     ("kind", "module", "extra"),
     [("wandb", "wandb", "wandb"), ("mlflow", "mlflow", "mlflow"), ("comet", "comet_ml", "comet")],
 )
-def test_missing_package_names_the_extra(tmp_path, kind, module, extra):
-    if importlib.util.find_spec(module) is not None:
-        pytest.skip(f"{module} is installed here; the error path needs it absent")
+def test_missing_package_names_the_extra(tmp_path, monkeypatch, kind, module, extra):
+    # "not installed" without uninstalling: sys.modules[name] = None makes the import
+    # system (imports and importlib.util.find_spec alike) treat the module as absent
+    monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(MissingDependencyError, match=rf"pip install 'trainforge\[{extra}\]'"):
         create_logger(kind, save_dir=tmp_path, run_id="x")
+    config = load_config(
+        cli=[f"run.output_dir={tmp_path}", f"loggers.{kind}.enabled=true"], environ={}
+    )
+    with pytest.raises(MissingDependencyError, match=rf"needs the package '{module}'"):
+        build_loggers(config, "run-000001")
+    assert not (tmp_path / "x").exists()
