@@ -29,7 +29,14 @@ from typing import Any, Union
 
 from trainforge.errors import HookError
 
-__all__ = ["HookContext", "HookEvent", "HookHandle", "HookManager", "HookResult"]
+__all__ = [
+    "HookContext",
+    "HookEvent",
+    "HookHandle",
+    "HookManager",
+    "HookResult",
+    "call_hook_objects",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -222,6 +229,14 @@ class HookManager:
         """Remove every hook."""
         with self._lock:
             self._hooks.clear()
+
+
+def call_hook_objects(objects: Iterable[Any], name: str, **payload: Any) -> None:
+    """Call ``name(**payload)`` on each hook object that defines it (``on_epoch_end``, ...)."""
+    for hook in objects:
+        method = getattr(hook, name, None)
+        if callable(method):
+            method(**payload)
 
 
 def _as_events(events: HookEvent | str | Iterable[HookEvent | str]) -> list[HookEvent]:

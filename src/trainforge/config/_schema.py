@@ -131,10 +131,10 @@ DATA_PARALLEL_STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
 class TrainerConfig(SchemaBase):
     """How training is driven."""
 
-    engine: Literal["plain", "lightning"] = Field(
-        "plain",
-        description="Loop driver: plain (trainforge's single-device loop) or lightning "
-        "(lightning.Trainer: devices, strategies, manual optimization, profiling).",
+    engine: Literal["lightning", "plain"] = Field(
+        "lightning",
+        description="Loop driver: lightning (lightning.Trainer: devices, DDP, manual "
+        "optimization, profiling) or plain (trainforge's own single-device loop).",
     )
     max_epochs: int | None = Field(10, gt=0, description="Stop after this many epochs.")
     max_steps: int | None = Field(None, gt=0, description="Stop after this many optimizer steps.")

@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import Tensor, nn
@@ -23,12 +23,14 @@ from trainforge.engine._batch import as_batch_dict
 from trainforge.errors import TrainforgeError, TrainingError
 
 __all__ = [
+    "BATCH_ERRORS",
     "EpochResult",
     "StepInfo",
     "TrainingLoop",
     "ValidationLoop",
     "forward_batch",
     "move_to_device",
+    "raise_batch_error",
 ]
 
 
@@ -92,6 +94,24 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abs
 LossFn = Callable[[Any, Mapping[str, Any]], Tensor]
 
 
+# What a model or a loss raises when a batch does not fit it (shapes, dtypes, keys).
+BATCH_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, KeyError)
+
+
+def raise_batch_error(exc: BaseException, batch: Mapping[str, Any]) -> NoReturn:
+    """Re-raise ``exc`` of the model or the loss as a TrainingError naming ``data.name``."""
+    if isinstance(exc, TrainforgeError):
+        raise exc
+    shapes = {k: tuple(v.shape) for k, v in batch.items() if isinstance(v, Tensor)}
+    raise TrainingError(
+        f"the model or the loss cannot use this batch: {type(exc).__name__}: {exc}\n"
+        f"  batch: {shapes}",
+        key="data.name",
+        hint="check that data.name yields what model.name and task.task_type expect "
+        "(input size, number of classes, label shape)",
+    ) from exc
+
+
 def forward_batch(
     model: nn.Module,
     loss_fn: LossFn,
@@ -105,17 +125,8 @@ def forward_batch(
         with _autocast(device, autocast_dtype):
             outputs = model(batch["inputs"])
             loss = loss_fn(outputs, batch)
-    except (RuntimeError, ValueError, IndexError, TypeError, KeyError) as exc:
-        if isinstance(exc, TrainforgeError):
-            raise
-        shapes = {k: tuple(v.shape) for k, v in batch.items() if isinstance(v, Tensor)}
-        raise TrainingError(
-            f"the model or the loss cannot use this batch: {type(exc).__name__}: {exc}\n"
-            f"  batch: {shapes}",
-            key="data.name",
-            hint="check that data.name yields what model.name and task.task_type expect "
-            "(input size, number of classes, label shape)",
-        ) from exc
+    except BATCH_ERRORS as exc:
+        raise_batch_error(exc, batch)
     return batch, outputs, loss
 
 

@@ -16,7 +16,14 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 from trainforge.registry import Registry
 
-__all__ = ["OPTIMIZERS", "SCHEDULES", "build_optimizer", "build_scheduler", "warmup_steps_for"]
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "ScheduleSettings",
+    "build_optimizer",
+    "build_scheduler",
+    "warmup_steps_for",
+]
 
 OPTIMIZERS: Registry[type[torch.optim.Optimizer]] = Registry("optimizer")
 OPTIMIZERS.register("adamw", torch.optim.AdamW)
@@ -145,3 +152,33 @@ def build_scheduler(
         )
     warmup = warmup_steps_for(total_steps, warmup_steps, warmup_ratio)
     return LambdaLR(optimizer, _ScheduleFactor(name, total_steps, warmup, kwargs))
+
+
+class ScheduleSettings:
+    """A fresh schedule's learning rates and length, to keep across a resume.
+
+    A scheduler's saved state holds its base learning rates and (for per-step schedules)
+    the total length it was built for. Resuming with a new ``optim.lr`` or more epochs
+    must use the new values, so capture them from the freshly built scheduler, load the
+    checkpoint's state, then :meth:`apply`: only the position (``last_epoch``) comes from
+    the checkpoint. With an unchanged config the learning rates are bit-identical to an
+    uninterrupted run. Both loop drivers resume through this.
+    """
+
+    def __init__(self, scheduler: Any) -> None:
+        lambdas = getattr(scheduler, "lr_lambdas", None)
+        # None: e.g. OneCycleLR, whose own state is the schedule
+        self.lambdas = [dict(fn.__dict__) for fn in lambdas] if lambdas is not None else None
+        self.base_lrs = list(scheduler.base_lrs)
+
+    def apply(self, scheduler: Any, optimizer: torch.optim.Optimizer) -> None:
+        """Put the captured rates and length back; keep the loaded position."""
+        if self.lambdas is None:
+            return
+        for fn, values in zip(scheduler.lr_lambdas, self.lambdas):
+            fn.__dict__.update(values)
+        scheduler.base_lrs = list(self.base_lrs)
+        for group, base, fn in zip(optimizer.param_groups, self.base_lrs, scheduler.lr_lambdas):
+            group["initial_lr"] = base
+            group["lr"] = base * fn(scheduler.last_epoch)
+        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]

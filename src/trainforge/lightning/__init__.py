@@ -3,6 +3,7 @@
 from trainforge.lightning._callbacks import (
     ExperimentTrackingCallback,
     GradientHealthCallback,
+    HookCallback,
     TrainingMonitor,
 )
 from trainforge.lightning._checkpointing import CheckpointEngineCallback, to_lightning_checkpoint
@@ -19,6 +20,7 @@ __all__ = [
     "ExperimentTrackingCallback",
     "GradientHealthCallback",
     "HeatmapModule",
+    "HookCallback",
     "TaskModule",
     "TrainingMonitor",
     "UniversalDataModule",

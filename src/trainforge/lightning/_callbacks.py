@@ -21,9 +21,15 @@ from torch import nn
 
 from trainforge.engine import GradientMonitor
 from trainforge.engine._gradient_monitor import MetricsSink
+from trainforge.hooks import HookEvent, HookManager, call_hook_objects
 from trainforge.lightning._weight_stats import WeightStatistics
 
-__all__ = ["ExperimentTrackingCallback", "GradientHealthCallback", "TrainingMonitor"]
+__all__ = [
+    "ExperimentTrackingCallback",
+    "GradientHealthCallback",
+    "HookCallback",
+    "TrainingMonitor",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -254,3 +260,76 @@ class ExperimentTrackingCallback(Callback):
         status = "killed" if isinstance(exception, KeyboardInterrupt) else "failed"
         self.tracker.set_tags({"error": f"{type(exception).__name__}: {exception}"[:500]})
         self.tracker.finish(status)
+
+
+class HookCallback(Callback):
+    """Fires trainforge's hook events from a Lightning fit, as the plain driver does.
+
+    ``epoch_start``, ``validation_end`` (with the ``val/`` metrics) and ``epoch_end``
+    (with every scalar metric and the checkpoint saved that epoch, or None) go to the
+    :class:`~trainforge.hooks.HookManager`; the same moments, and ``on_batch_end`` after
+    each optimizer step, call the hook objects' methods of those names. Global rank zero
+    only: a data-parallel run reports once.
+
+    Args:
+        manager: Receives the events.
+        hook_objects: Objects with any of ``on_epoch_start``, ``on_validation_end``,
+            ``on_epoch_end``, ``on_batch_end``.
+        checkpoints: The :class:`CheckpointEngineCallback` whose last save is reported.
+    """
+
+    def __init__(
+        self,
+        manager: HookManager | None = None,
+        hook_objects: Sequence[Any] = (),
+        checkpoints: Any = None,
+    ) -> None:
+        self.manager = manager if manager is not None else HookManager()
+        self.hook_objects = list(hook_objects)
+        self.checkpoints = checkpoints
+        self._epoch_start_path: Any = None
+        self._last_step = -1
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """``epoch_start``."""
+        if not trainer.is_global_zero:
+            return
+        self._epoch_start_path = getattr(self.checkpoints, "last_path", None)
+        epoch = trainer.current_epoch
+        self.manager.fire(HookEvent.ON_EPOCH_START, epoch=epoch)
+        call_hook_objects(self.hook_objects, "on_epoch_start", epoch=epoch)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
+    ) -> None:
+        """``on_batch_end`` of the hook objects, once per optimizer step."""
+        step = trainer.global_step
+        if not self.hook_objects or step == self._last_step or not trainer.is_global_zero:
+            return
+        self._last_step = step
+        call_hook_objects(
+            self.hook_objects, "on_batch_end", global_step=step, epoch=trainer.current_epoch
+        )
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """``validation_end`` with the ``val/`` metrics (not for the sanity check)."""
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        metrics = scalar_metrics(trainer.callback_metrics, keep=("val/",))
+        epoch = trainer.current_epoch
+        self.manager.fire(HookEvent.ON_VALIDATION_END, epoch=epoch, metrics=metrics)
+        call_hook_objects(self.hook_objects, "on_validation_end", epoch=epoch, metrics=metrics)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """``epoch_end`` with the epoch's metrics and its checkpoint."""
+        if not trainer.is_global_zero:
+            return
+        path = getattr(self.checkpoints, "last_path", None)
+        saved = path if path != self._epoch_start_path else None
+        payload = {
+            "epoch": trainer.current_epoch,
+            "metrics": scalar_metrics(trainer.callback_metrics),
+            "checkpoint_path": saved,
+        }
+        self.manager.fire(HookEvent.ON_EPOCH_END, **payload)
+        call_hook_objects(self.hook_objects, "on_epoch_end", **payload)

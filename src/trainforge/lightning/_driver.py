@@ -9,6 +9,7 @@ same per-epoch summary as the plain driver.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,10 @@ class _EpochHistory(Callback):
         row: dict[str, float] = {"epoch": float(trainer.current_epoch)}
         for name, value in trainer.callback_metrics.items():
             row[name] = float(value)  # host-device sync, once per validation
+        # the epoch's mean training loss (the loggers get it only on logging steps)
+        mean = getattr(pl_module, "epoch_train_loss", None)
+        if mean is not None:
+            row["train/loss"] = mean
         self.rows.append(row)
 
 
@@ -79,7 +84,14 @@ def fit(
         default_root_dir=str(default_root_dir) if default_root_dir else None,
         **trainer_options,
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    with warnings.catch_warnings():
+        # Lightning 2.6 under torch 2.13 warns about its own use of torch's pytree API on
+        # every fit; nothing a user can act on
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+        # trainforge logs on global steps (log_every_n_steps counts across epochs), so an
+        # epoch shorter than the interval loses nothing
+        warnings.filterwarnings("ignore", message=r".*smaller than the logging interval")
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     frame = pd.DataFrame(history.rows)
     max_epochs = trainer_options.get("max_epochs")
     completed = trainer.current_epoch

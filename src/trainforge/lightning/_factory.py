@@ -7,15 +7,18 @@ passed in, so both drivers share them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.callbacks import Callback, EarlyStopping, LearningRateMonitor
 
 from trainforge.checkpoint import CheckpointManager
 from trainforge.engine import GradientMonitor
+from trainforge.hooks import HookManager
 from trainforge.lightning._callbacks import (
     ExperimentTrackingCallback,
     GradientHealthCallback,
+    HookCallback,
     TrainingMonitor,
 )
 from trainforge.lightning._checkpointing import CheckpointEngineCallback
@@ -35,6 +38,8 @@ def build_callbacks(
     checkpoint_every_n_steps: int | None = None,
     config: Any = None,
     params: dict[str, Any] | None = None,
+    hooks: HookManager | None = None,
+    hook_objects: Sequence[Any] = (),
 ) -> list[Callback]:
     """The Lightning callbacks of ``config.callbacks``, in the order they should run.
 
@@ -48,6 +53,8 @@ def build_callbacks(
         checkpoint_every_n_steps: Also checkpoint every N optimizer steps.
         config: The run's config, stored in checkpoints.
         params: Run parameters for the tracker.
+        hooks: Receives trainforge's epoch and validation events (:class:`HookCallback`).
+        hook_objects: Objects with ``on_epoch_end`` etc. methods, called at those moments.
 
     Raises:
         ValueError: gradient_health is enabled but no ``gradient_monitor`` was given.
@@ -78,15 +85,17 @@ def build_callbacks(
                 "gradient_monitor=..., or disable callbacks.gradient_health"
             )
         callbacks.append(GradientHealthCallback(gradient_monitor, policy=health.policy))
+    saver = None
     if checkpoint_manager is not None:
-        callbacks.append(
-            CheckpointEngineCallback(
-                checkpoint_manager,
-                gradient_monitor,
-                every_n_steps=checkpoint_every_n_steps,
-                config=config,
-            )
+        saver = CheckpointEngineCallback(
+            checkpoint_manager,
+            gradient_monitor,
+            every_n_steps=checkpoint_every_n_steps,
+            config=config,
         )
+        callbacks.append(saver)
+    if hooks is not None or hook_objects:
+        callbacks.append(HookCallback(hooks, hook_objects, checkpoints=saver))
     if tracker is not None:
         callbacks.append(ExperimentTrackingCallback(tracker, params=params))
     early = section.early_stopping

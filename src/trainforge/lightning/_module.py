@@ -27,6 +27,8 @@ import torch
 from torch import Tensor, nn
 
 from trainforge.engine import GradientAccumulator, as_batch_dict
+from trainforge.engine._loop import BATCH_ERRORS, raise_batch_error
+from trainforge.engine._optim import ScheduleSettings
 from trainforge.engine.metrics import pixel_distance
 
 __all__ = ["HeatmapModule", "TaskModule"]
@@ -105,6 +107,8 @@ class TaskModule(pl.LightningModule):
             ``Trainer(accumulate_grad_batches=...)``.
         max_grad_norm: Manual mode: clip the global gradient norm. In automatic mode use
             ``Trainer(gradient_clip_val=...)``.
+        compile: Run the steps through ``torch.compile(model)``; the module's state dict
+            (and so every checkpoint) keeps the uncompiled model's names.
 
     Raises:
         ValueError: An unknown ``optimization``, or a manual-only option in automatic mode.
@@ -132,6 +136,7 @@ class TaskModule(pl.LightningModule):
         micro_batch_size: int | None = None,
         accumulation_steps: int = 1,
         max_grad_norm: float | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if optimization not in ("automatic", "manual"):
@@ -152,6 +157,9 @@ class TaskModule(pl.LightningModule):
         if micro_batch_size is not None and micro_batch_size < 1:
             raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
         self.model = model
+        # what the steps call: the compiled wrapper shares the model's parameters and is
+        # kept out of the module tree, so state dicts never see its "_orig_mod." names
+        object.__setattr__(self, "_net", torch.compile(model) if compile else model)
         self.loss_fn = loss_fn
         self.metric_fn = metric_fn
         self.optimizer_factory = optimizer_factory
@@ -182,14 +190,36 @@ class TaskModule(pl.LightningModule):
             },
         }
 
+    # -- resume ---------------------------------------------------------------------------
+
+    def on_fit_start(self) -> None:
+        """Remember the fresh schedule (Lightning restores a checkpoint right after this)."""
+        scheduler = self._scheduler()
+        self._fresh_schedule = ScheduleSettings(scheduler) if scheduler is not None else None
+
+    def on_train_start(self) -> None:
+        """After a restore: keep the config's learning rates and schedule length."""
+        settings = getattr(self, "_fresh_schedule", None)
+        scheduler = self._scheduler()
+        if self.trainer.ckpt_path and settings is not None and scheduler is not None:
+            settings.apply(scheduler, scheduler.optimizer)
+        self._fresh_schedule = None
+
+    def _scheduler(self) -> Any:
+        configs = self.trainer.lr_scheduler_configs
+        return configs[0].scheduler if configs else None
+
     # -- training -------------------------------------------------------------------------
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         """Automatic: return the loss. Manual: micro-batches through the accumulator."""
         data = as_batch_dict(batch)
         if self.automatic_optimization:
-            loss = self.loss_fn(self.model(data["inputs"]), data)
-            self._log_train_loss(loss, len(data["inputs"]))
+            try:
+                loss = self.loss_fn(self._net(data["inputs"]), data)
+            except BATCH_ERRORS as exc:
+                raise_batch_error(exc, data)
+            self._add_train_loss(loss, len(data["inputs"]))
             return loss
         return self._manual_step(data, batch_idx)
 
@@ -203,7 +233,10 @@ class TaskModule(pl.LightningModule):
         chunks = _split(data, size)
         loss_sum = torch.zeros((), device=self.device)
         for i, chunk in enumerate(chunks):
-            loss = self.loss_fn(self.model(chunk["inputs"]), chunk)
+            try:
+                loss = self.loss_fn(self._net(chunk["inputs"]), chunk)
+            except BATCH_ERRORS as exc:
+                raise_batch_error(exc, chunk)
             stepped = accumulator.accumulate(
                 loss,
                 self,
@@ -215,7 +248,7 @@ class TaskModule(pl.LightningModule):
                 scheduler = self.lr_schedulers()
                 if scheduler is not None:
                     scheduler.step()  # type: ignore[union-attr]
-        self._log_train_loss(loss_sum / total, total)
+        self._add_train_loss(loss_sum / total, total)
 
     def _accumulator_for(self, chunks_per_batch: int, size: int) -> GradientAccumulator:
         # Built on the first batch: the window length in chunks depends on the batch size.
@@ -234,6 +267,25 @@ class TaskModule(pl.LightningModule):
     def _is_last_batch(self, batch_idx: int) -> bool:
         total = self.trainer.num_training_batches
         return isinstance(total, int) and batch_idx + 1 >= total
+
+    def on_train_epoch_start(self) -> None:
+        """Start the epoch's mean training loss afresh."""
+        self._loss_sum: Tensor | None = None
+        self._loss_samples = 0
+
+    @property
+    def epoch_train_loss(self) -> float | None:
+        """Mean training loss of the current epoch so far (one host-device sync)."""
+        total = getattr(self, "_loss_sum", None)
+        return None if total is None else float(total) / self._loss_samples
+
+    def _add_train_loss(self, loss: Tensor, batch_size: int) -> None:
+        # the epoch mean costs one tensor op per step, no sync; see epoch_train_loss
+        weighted = loss.detach() * batch_size
+        total = getattr(self, "_loss_sum", None)
+        self._loss_sum = weighted if total is None else total + weighted
+        self._loss_samples = getattr(self, "_loss_samples", 0) + batch_size
+        self._log_train_loss(loss, batch_size)
 
     def _log_train_loss(self, loss: Tensor, batch_size: int) -> None:
         # Lightning's self.log costs about a millisecond per call on a CPU, more than a
@@ -256,8 +308,11 @@ class TaskModule(pl.LightningModule):
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
         """Log ``val/loss`` and ``val/<metric>`` (epoch means, reduced across ranks)."""
         data = as_batch_dict(batch)
-        outputs = self.model(data["inputs"])
-        loss = self.loss_fn(outputs, data)
+        try:
+            outputs = self._net(data["inputs"])
+            loss = self.loss_fn(outputs, data)
+        except BATCH_ERRORS as exc:
+            raise_batch_error(exc, data)
         size = len(data["inputs"])
         values: dict[str, Any] = {"val/loss": loss}
         values.update({f"val/{k}": v for k, v in self.validation_metrics(outputs, data).items()})

@@ -48,6 +48,7 @@ __all__ = [
     "process_rank",
     "start_run",
     "task_spec_from_config",
+    "warm_start",
 ]
 
 logger = logging.getLogger(__name__)
@@ -422,6 +423,28 @@ def open_resume(
     for change in result.allowed_changes:
         config.tag(change.key, "resume", f"allowed change from {change.old!r}")
     return manager, result
+
+
+def warm_start(model: nn.Module, checkpoint: dict[str, Any], mismatches: Sequence[str]) -> None:
+    """Resume of a changed model (``resume_mode=warn``): load the tensors that still fit.
+
+    The optimizer, the schedule and the loop position belong to the old shapes, so the
+    run starts them fresh, as training from these weights.
+    """
+    current = model.state_dict()
+    fitting = {
+        k: v
+        for k, v in checkpoint["model_state_dict"].items()
+        if k in current and tuple(current[k].shape) == tuple(v.shape)
+    }
+    model.load_state_dict(fitting, strict=False)
+    logger.warning(
+        "resuming a different model: loaded %d of %d tensors; optimizer and schedule "
+        "start fresh; mismatches: %s",
+        len(fitting),
+        len(current),
+        "; ".join(mismatches),
+    )
 
 
 def start_run(

@@ -18,7 +18,7 @@ from torch import nn
 
 from trainforge.engine import TaskSpec
 from trainforge.errors import TrainforgeError
-from trainforge.hooks import HookEvent
+from trainforge.hooks import HookEvent, call_hook_objects
 from trainforge.lightning import (
     HeatmapModule,
     TaskModule,
@@ -98,9 +98,10 @@ def train_with_lightning(
         micro_batch_size=trainer.micro_batch_size if manual else None,
         accumulation_steps=trainer.accumulate_grad_batches if manual else 1,
         max_grad_norm=trainer.gradient_clip_val if manual else None,
+        compile=trainer.compile,
     )
 
-    resume_ckpt = None
+    resume_ckpt = resumed_from = None
     if resume_from is not None:
         if rank > 0:  # the checkpoint rank zero resolved, not this process's own "last"
             resume_from = _announced(build.RESUME_VARIABLE, rank)
@@ -112,11 +113,15 @@ def train_with_lightning(
             model=model,
         )
         resume_ckpt = result.checkpoint
+        resumed_from = resume_ckpt["path"]
+        if result.model_mismatches:  # warn mode: a warm start, not a continuation
+            build.warm_start(model, resume_ckpt, result.model_mismatches)
+            resume_ckpt = None
     if rank == 0:
         tracker, run_id, run_dir = build.start_run(
             config,
             facade.command,
-            resumed_from=resume_ckpt["path"] if resume_ckpt is not None else None,
+            resumed_from=resumed_from,
         )
         # the processes Lightning launches for the other ranks re-run this command and
         # join this run: its folder, no tracker run or saved config of their own
@@ -141,6 +146,8 @@ def train_with_lightning(
         checkpoint_every_n_steps=trainer.checkpoint_every_n_steps,
         config=config,
         params=config.to_dict(),
+        hooks=hooks,
+        hook_objects=facade.user_hooks,
     )
     loggers = build.build_loggers(config, run_id)
     profiler = None
@@ -157,7 +164,9 @@ def train_with_lightning(
     if facade.log_config and rank == 0:
         log_config_overview(config.overview_rows())
     start = time.perf_counter()
-    hooks.fire(HookEvent.ON_TRAIN_START, run_id=run_id, run_dir=run_dir)
+    if rank == 0:
+        hooks.fire(HookEvent.ON_TRAIN_START, run_id=run_id, run_dir=run_dir)
+        call_hook_objects(facade.user_hooks, "on_training_start", run_id=run_id, config=config)
     try:
         outcome = fit(
             module,
@@ -204,7 +213,9 @@ def train_with_lightning(
         global_step=outcome.global_step,
         epochs_completed=outcome.epochs_completed,
     )
-    hooks.fire(HookEvent.ON_TRAIN_END, results=results)
+    if rank == 0:
+        hooks.fire(HookEvent.ON_TRAIN_END, results=results)
+        call_hook_objects(facade.user_hooks, "on_training_end", results=results)
     return results
 
 

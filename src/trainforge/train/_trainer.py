@@ -26,9 +26,10 @@ from torch import nn
 from trainforge.config import TrainingConfig
 from trainforge.engine import TaskSpec
 from trainforge.engine._loop import EpochResult, StepInfo, TrainingLoop, ValidationLoop
+from trainforge.engine._optim import ScheduleSettings
 from trainforge.engine.metrics import MetricsEngine
 from trainforge.errors import GradientHealthError
-from trainforge.hooks import HookEvent, HookManager
+from trainforge.hooks import HookEvent, HookManager, call_hook_objects
 from trainforge.logs import TrainingProgress, log_config_overview, log_section
 from trainforge.seeding import set_random_seed
 from trainforge.train import _build as build
@@ -78,13 +79,6 @@ class TrainingResults:
     training_time: float
     global_step: int
     epochs_completed: int
-
-
-def _call(hooks: Sequence[Any], name: str, **payload: Any) -> None:
-    for hook in hooks:
-        method = getattr(hook, name, None)
-        if callable(method):
-            method(**payload)
 
 
 def _is_better(value: float, best: float | None, mode: str) -> bool:
@@ -231,7 +225,7 @@ class Trainer:
         )
         start = time.perf_counter()
         self.hook_manager.fire(HookEvent.ON_TRAIN_START, run_id=run_id, run_dir=run_dir)
-        _call(self.user_hooks, "on_training_start", run_id=run_id, config=config)
+        call_hook_objects(self.user_hooks, "on_training_start", run_id=run_id, config=config)
         status = "failed"
         try:
             batches = loop.max_batches or len(train_loader)
@@ -272,7 +266,7 @@ class Trainer:
             epochs_completed=state.epochs_completed,
         )
         self.hook_manager.fire(HookEvent.ON_TRAIN_END, results=results)
-        _call(self.user_hooks, "on_training_end", results=results)
+        call_hook_objects(self.user_hooks, "on_training_end", results=results)
         return results
 
     def _run_epochs(
@@ -290,21 +284,23 @@ class Trainer:
         while epoch < max_epochs and not state.reached_max_steps():
             train_loader.sampler.set_epoch(epoch)
             self.hook_manager.fire(HookEvent.ON_EPOCH_START, epoch=epoch)
-            _call(self.user_hooks, "on_epoch_start", epoch=epoch)
+            call_hook_objects(self.user_hooks, "on_epoch_start", epoch=epoch)
             state.begin_epoch(epoch)
             result = loop.run_epoch(
                 train_loader, epoch, state.scheduler, samples_before=state.samples_done
             )
             val = validation.run_epoch(val_loader, epoch)
             self.hook_manager.fire(HookEvent.ON_VALIDATION_END, epoch=epoch, metrics=val.metrics)
-            _call(self.user_hooks, "on_validation_end", epoch=epoch, metrics=val.metrics)
+            call_hook_objects(
+                self.user_hooks, "on_validation_end", epoch=epoch, metrics=val.metrics
+            )
             values = state.end_epoch(result, val, metrics)
             finished = not result.completed or epoch + 1 >= max_epochs or state.reached_max_steps()
             path = state.save_epoch(values, final=finished)
             self.hook_manager.fire(
                 HookEvent.ON_EPOCH_END, epoch=epoch, metrics=values, checkpoint_path=path
             )
-            _call(
+            call_hook_objects(
                 self.user_hooks, "on_epoch_end", epoch=epoch, metrics=values, checkpoint_path=path
             )
             log_section(f"epoch {epoch}", values)
@@ -335,28 +331,15 @@ class Trainer:
         )
         checkpoint = result.checkpoint
         if result.model_mismatches:
-            # warn mode (strict mode raised in resume()): keep what still fits, start the
-            # optimizer and schedule fresh because their state belongs to the old shapes
-            current = model.state_dict()
-            fitting = {
-                k: v
-                for k, v in checkpoint["model_state_dict"].items()
-                if k in current and tuple(current[k].shape) == tuple(v.shape)
-            }
-            model.load_state_dict(fitting, strict=False)
-            logger.warning(
-                "resuming a different model: loaded %d of %d tensors; optimizer and schedule "
-                "start fresh; mismatches: %s",
-                len(fitting),
-                len(current),
-                "; ".join(result.model_mismatches),
-            )
+            build.warm_start(model, checkpoint, result.model_mismatches)
             return {**checkpoint, "custom_state": {}}
         model.load_state_dict(checkpoint["model_state_dict"])
         if checkpoint.get("optimizer_state_dict"):
             optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
         if checkpoint.get("scheduler_state_dict"):
-            _load_schedule_position(scheduler, optimizer, checkpoint["scheduler_state_dict"])
+            settings = ScheduleSettings(scheduler)
+            scheduler.load_state_dict(checkpoint["scheduler_state_dict"])
+            settings.apply(scheduler, optimizer)
         custom = checkpoint.get("custom_state") or {}
         if "accumulator" in custom:
             accumulator.load_state_dict(custom["accumulator"])
@@ -369,29 +352,6 @@ class Trainer:
             checkpoint["global_step"],
         )
         return checkpoint
-
-
-def _load_schedule_position(scheduler: Any, optimizer: Any, state: dict[str, Any]) -> None:
-    """Resume the schedule's position, keeping the current config's lr and length.
-
-    A scheduler's state holds its base learning rates and (for per-step schedules) the
-    total length it was built for. Resuming with a new ``optim.lr`` or more epochs must
-    use the new values, so only the position (``last_epoch``) comes from the checkpoint;
-    with an unchanged config the learning rates are bit-identical to an uninterrupted run.
-    """
-    lambdas = getattr(scheduler, "lr_lambdas", None)
-    fresh = [dict(fn.__dict__) for fn in lambdas] if lambdas is not None else None
-    base_lrs = list(scheduler.base_lrs)
-    scheduler.load_state_dict(state)
-    if fresh is None:
-        return  # e.g. OneCycleLR: its own state is the schedule
-    for fn, values in zip(scheduler.lr_lambdas, fresh):
-        fn.__dict__.update(values)
-    scheduler.base_lrs = base_lrs
-    for group, base, fn in zip(optimizer.param_groups, base_lrs, scheduler.lr_lambdas):
-        group["initial_lr"] = base
-        group["lr"] = base * fn(scheduler.last_epoch)
-    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 def _best_or_none(checkpoints: Any) -> Path | None:
@@ -489,7 +449,7 @@ class _RunState:
                 {"train/loss": float(info.loss), self.config.checkpoint.monitor: math.nan},
                 epoch_done=False,
             )
-        _call(hooks, "on_batch_end", global_step=step, epoch=info.epoch)
+        call_hook_objects(hooks, "on_batch_end", global_step=step, epoch=info.epoch)
         return False
 
     def _layer_statistics(self, monitoring: Any) -> dict[str, float]:
