@@ -24,6 +24,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from trainforge.config import load_config
 from trainforge.lightning import create_logger
+from trainforge.tracking import ExperimentDB
 from trainforge.train import Trainer
 from trainforge.train._build import build_loggers
 
@@ -362,7 +363,8 @@ def test_environment_overlay_enables_a_logger_without_code_changes(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_train_without_wandb_names_the_extra_and_exits_1(tmp_path):
+@pytest.mark.parametrize("engine", ["lightning", "plain"])
+def test_cli_train_without_wandb_names_the_extra_and_exits_1(tmp_path, engine):
     # "not installed", simulated without uninstalling: Python's import system treats
     # sys.modules[name] = None as a module that cannot be imported
     script = (
@@ -375,7 +377,7 @@ def test_cli_train_without_wandb_names_the_extra_and_exits_1(tmp_path):
         "train",
         f"run.output_dir={tmp_path / 'outputs'}",
         f"tracking.database=sqlite:///{tmp_path / 't.db'}",
-        "trainer.engine=lightning",
+        f"trainer.engine={engine}",
         "trainer.max_epochs=1",
         "trainer.limit_train_batches=2",
         "trainer.enable_progress_bar=false",
@@ -388,3 +390,8 @@ def test_cli_train_without_wandb_names_the_extra_and_exits_1(tmp_path):
     assert "The W&B logger needs the package 'wandb', which is not installed" in proc.stderr
     assert "pip install 'trainforge[wandb]'" in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+    # the run that never trained is recorded as failed, not completed
+    db = ExperimentDB(f"sqlite:///{tmp_path / 't.db'}")
+    (run,) = db.search_runs()
+    assert run["status"] == "failed"
+    db.close()

@@ -6,12 +6,13 @@ Every component below takes plain typed arguments; this module reads a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ __all__ = [
     "build_scheduler_for",
     "build_tracker",
     "data_parallel_size",
+    "failed_on_error",
     "find_resume_checkpoint",
     "open_resume",
     "pick_device",
@@ -445,6 +447,21 @@ def warm_start(model: nn.Module, checkpoint: dict[str, Any], mismatches: Sequenc
         len(current),
         "; ".join(mismatches),
     )
+
+
+@contextlib.contextmanager
+def failed_on_error(tracker: ExperimentTracker | None) -> Iterator[None]:
+    """Mark the tracked run failed (killed on Ctrl-C) if the block raises, then re-raise.
+
+    Covers what runs between :func:`start_run` and the loop (loggers, callbacks): a run
+    that never trained must not end ``completed`` when the process exits normally.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        if tracker is not None:
+            tracker.finish("killed" if isinstance(exc, KeyboardInterrupt) else "failed")
+        raise
 
 
 def start_run(

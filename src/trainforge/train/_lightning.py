@@ -131,57 +131,58 @@ def train_with_lightning(
     else:
         tracker, run_dir = None, Path(_announced(build.RUN_DIR_VARIABLE, rank))
         run_id = run_dir.name
-    ckpt_path = None
-    if resume_ckpt is not None:
-        ckpt_path = run_dir / "resume.ckpt"
-        if rank == 0:
-            to_lightning_checkpoint(source, resume_ckpt["path"], ckpt_path)
-    monitor = build.build_monitor(config, hooks)
-    manager = build.build_checkpoint_manager(config, run_dir, hooks, tracker)
-    callbacks = build_callbacks(
-        config.callbacks,
-        gradient_monitor=monitor,
-        checkpoint_manager=manager,
-        tracker=tracker,
-        checkpoint_every_n_steps=trainer.checkpoint_every_n_steps,
-        config=config,
-        params=config.to_dict(),
-        hooks=hooks,
-        hook_objects=facade.user_hooks,
-    )
-    loggers = build.build_loggers(config, run_id)
-    profiler = None
-    profile = config.callbacks.profiler
-    if profile.enabled:
-        schedule = profile.schedule
-        profiler = build_profiler(
-            profile.kind,
-            dirpath=profile.trace_dir,
-            schedule=(schedule.wait, schedule.warmup, schedule.active, schedule.repeat),
-            memory=profile.memory,
-            total_steps=total_steps,
+    with build.failed_on_error(tracker):
+        ckpt_path = None
+        if resume_ckpt is not None:
+            ckpt_path = run_dir / "resume.ckpt"
+            if rank == 0:
+                to_lightning_checkpoint(source, resume_ckpt["path"], ckpt_path)
+        monitor = build.build_monitor(config, hooks)
+        manager = build.build_checkpoint_manager(config, run_dir, hooks, tracker)
+        callbacks = build_callbacks(
+            config.callbacks,
+            gradient_monitor=monitor,
+            checkpoint_manager=manager,
+            tracker=tracker,
+            checkpoint_every_n_steps=trainer.checkpoint_every_n_steps,
+            config=config,
+            params=config.to_dict(),
+            hooks=hooks,
+            hook_objects=facade.user_hooks,
         )
-    if facade.log_config and rank == 0:
-        log_config_overview(config.overview_rows())
-    start = time.perf_counter()
-    if rank == 0:
-        hooks.fire(HookEvent.ON_TRAIN_START, run_id=run_id, run_dir=run_dir)
-        call_hook_objects(facade.user_hooks, "on_training_start", run_id=run_id, config=config)
-    try:
-        outcome = fit(
-            module,
-            datamodule,
-            callbacks=callbacks,
-            loggers=loggers,
-            profiler=profiler,
-            ckpt_path=ckpt_path,
-            default_root_dir=run_dir,
-            **_trainer_options(config),
-        )
-    finally:
+        loggers = build.build_loggers(config, run_id)
+        profiler = None
+        profile = config.callbacks.profiler
+        if profile.enabled:
+            schedule = profile.schedule
+            profiler = build_profiler(
+                profile.kind,
+                dirpath=profile.trace_dir,
+                schedule=(schedule.wait, schedule.warmup, schedule.active, schedule.repeat),
+                memory=profile.memory,
+                total_steps=total_steps,
+            )
+        if facade.log_config and rank == 0:
+            log_config_overview(config.overview_rows())
+        start = time.perf_counter()
         if rank == 0:
-            os.environ.pop(build.RUN_DIR_VARIABLE, None)
-            os.environ.pop(build.RESUME_VARIABLE, None)
+            hooks.fire(HookEvent.ON_TRAIN_START, run_id=run_id, run_dir=run_dir)
+            call_hook_objects(facade.user_hooks, "on_training_start", run_id=run_id, config=config)
+        try:
+            outcome = fit(
+                module,
+                datamodule,
+                callbacks=callbacks,
+                loggers=loggers,
+                profiler=profiler,
+                ckpt_path=ckpt_path,
+                default_root_dir=run_dir,
+                **_trainer_options(config),
+            )
+        finally:
+            if rank == 0:
+                os.environ.pop(build.RUN_DIR_VARIABLE, None)
+                os.environ.pop(build.RESUME_VARIABLE, None)
     manager.wait_for_mirror()
     if profiler is not None and profile.kind == "pytorch" and rank == 0:
         # printed at INFO and saved as <trace_dir>/top_operators.txt

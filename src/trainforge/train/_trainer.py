@@ -184,48 +184,55 @@ class Trainer:
         tracker, run_id, run_dir = build.start_run(
             config, self.command, resumed_from=resume["path"] if resume is not None else None
         )
-        metrics = MetricsEngine(
-            loggers=build.build_loggers(config, run_id),
-            tracker=tracker,
-            hooks=self.hook_manager,
-        )
-        checkpoints = build.build_checkpoint_manager(config, run_dir, self.hook_manager, tracker)
-        compiled = model
-        if config.trainer.compile:
-            import torch
+        with build.failed_on_error(tracker):
+            metrics = MetricsEngine(
+                loggers=build.build_loggers(config, run_id),
+                tracker=tracker,
+                hooks=self.hook_manager,
+            )
+            checkpoints = build.build_checkpoint_manager(
+                config, run_dir, self.hook_manager, tracker
+            )
+            compiled = model
+            if config.trainer.compile:
+                import torch
 
-            compiled = torch.compile(model)
-        if self.log_config:
-            log_config_overview(config.overview_rows())
-        state = _RunState(config, checkpoints, model, optimizer, scheduler, accumulator, monitor)
-        state.sampler = train_loader.sampler
-        if resume is not None:
-            state.restore(resume["custom_state"] or {})
+                compiled = torch.compile(model)
+            if self.log_config:
+                log_config_overview(config.overview_rows())
+            state = _RunState(
+                config, checkpoints, model, optimizer, scheduler, accumulator, monitor
+            )
+            state.sampler = train_loader.sampler
+            if resume is not None:
+                state.restore(resume["custom_state"] or {})
 
-        def on_step(info: StepInfo) -> bool:
-            return state.on_step(info, metrics, train_loader, self.user_hooks)
+            def on_step(info: StepInfo) -> bool:
+                return state.on_step(info, metrics, train_loader, self.user_hooks)
 
-        loop = TrainingLoop(
-            compiled,
-            loss_fn,
-            accumulator,
-            device=device,
-            autocast_dtype=dtype,
-            on_step=on_step,
-            max_steps=config.trainer.max_steps,
-            max_batches=build.batch_limit(config.trainer.limit_train_batches, len(train_loader)),
-        )
-        validation = ValidationLoop(
-            compiled,
-            loss_fn,
-            metric_fn=lambda outputs, batch: task_metrics(spec, outputs, batch),
-            device=device,
-            autocast_dtype=dtype,
-            max_batches=build.batch_limit(config.trainer.limit_val_batches, len(val_loader)),
-        )
-        start = time.perf_counter()
-        self.hook_manager.fire(HookEvent.ON_TRAIN_START, run_id=run_id, run_dir=run_dir)
-        call_hook_objects(self.user_hooks, "on_training_start", run_id=run_id, config=config)
+            loop = TrainingLoop(
+                compiled,
+                loss_fn,
+                accumulator,
+                device=device,
+                autocast_dtype=dtype,
+                on_step=on_step,
+                max_steps=config.trainer.max_steps,
+                max_batches=build.batch_limit(
+                    config.trainer.limit_train_batches, len(train_loader)
+                ),
+            )
+            validation = ValidationLoop(
+                compiled,
+                loss_fn,
+                metric_fn=lambda outputs, batch: task_metrics(spec, outputs, batch),
+                device=device,
+                autocast_dtype=dtype,
+                max_batches=build.batch_limit(config.trainer.limit_val_batches, len(val_loader)),
+            )
+            start = time.perf_counter()
+            self.hook_manager.fire(HookEvent.ON_TRAIN_START, run_id=run_id, run_dir=run_dir)
+            call_hook_objects(self.user_hooks, "on_training_start", run_id=run_id, config=config)
         status = "failed"
         try:
             batches = loop.max_batches or len(train_loader)
