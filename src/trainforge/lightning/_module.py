@@ -281,9 +281,11 @@ class TaskModule(pl.LightningModule):
 
     def _add_train_loss(self, loss: Tensor, batch_size: int) -> None:
         # the epoch mean costs one tensor op per step, no sync; see epoch_train_loss
-        weighted = loss.detach() * batch_size
         total = getattr(self, "_loss_sum", None)
-        self._loss_sum = weighted if total is None else total + weighted
+        if total is None:
+            self._loss_sum = loss.detach() * batch_size
+        else:
+            total.add_(loss.detach(), alpha=batch_size)
         self._loss_samples = getattr(self, "_loss_samples", 0) + batch_size
         self._log_train_loss(loss, batch_size)
 
