@@ -8,6 +8,7 @@ same per-epoch summary as the plain driver.
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Sequence
@@ -20,6 +21,17 @@ import pandas as pd
 from lightning.pytorch.callbacks import Callback
 
 __all__ = ["FitOutcome", "fit"]
+
+
+class _NoAdverts(logging.Filter):
+    """Drops Lightning's product tips ("💡 Tip: ..."); its other messages pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+_RANK_ZERO_LOGGER = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+_RANK_ZERO_LOGGER.addFilter(_NoAdverts())
 
 
 class _EpochHistory(Callback):

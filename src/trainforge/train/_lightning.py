@@ -117,6 +117,13 @@ def train_with_lightning(
         if result.model_mismatches:  # warn mode: a warm start, not a continuation
             build.warm_start(model, resume_ckpt, result.model_mismatches)
             resume_ckpt = None
+        elif rank == 0:
+            logger.info(
+                "resuming from %s (epoch %s, step %s)",
+                resume_ckpt["path"],
+                resume_ckpt["epoch"],
+                resume_ckpt["global_step"],
+            )
     if rank == 0:
         tracker, run_id, run_dir = build.start_run(
             config,
@@ -194,7 +201,9 @@ def train_with_lightning(
         values = history[monitor_name].astype(float)
         finite = values[values.apply(math.isfinite)]
         if len(finite):
-            index = finite.idxmin() if mode == "min" else finite.idxmax()
+            # ties go to the newer epoch, as in the plain driver and checkpoint retention
+            newest_first = finite[::-1]
+            index = newest_first.idxmin() if mode == "min" else newest_first.idxmax()
             best_metric = float(finite[index])
             best_epoch = int(history.loc[index, "epoch"])
     checkpoints = manager.list_checkpoints()
