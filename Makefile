@@ -33,9 +33,8 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# MLflow is the reference of bench_tracking.py only; it is not a dependency of trainforge.
+# MLflow (the reference of bench_tracking.py) comes with the dev extra.
 bench: $(STAMP)
-	$(BIN)/pip install --quiet "mlflow==3.17.2"
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
