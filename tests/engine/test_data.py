@@ -167,3 +167,33 @@ def test_batch_convention():
     assert as_batch_dict({"inputs": 1}) == {"inputs": 1}
     with pytest.raises(ValueError, match="return a dict"):
         as_batch_dict((1, 2, 3))
+
+
+def test_replicas_take_disjoint_padded_shares_of_the_same_order():
+    full = ResumableSampler(10, seed=4).order(0)
+    shares = [list(ResumableSampler(10, seed=4, num_replicas=3, rank=r)) for r in range(3)]
+    assert [len(s) for s in shares] == [4, 4, 4]  # 10 padded to 12
+    padded = full + full[:2]
+    assert shares == [padded[r::3] for r in range(3)]
+
+
+def test_an_abandoned_iteration_does_not_move_the_next_start():
+    sampler = ResumableSampler(8, seed=1)
+    it = iter(sampler)
+    [next(it) for _ in range(3)]  # a prefetching loader's iterator, dropped part-way
+    sampler.set_epoch(1)
+    assert list(sampler) == sampler.order(1)
+    resumed = ResumableSampler(8, seed=1)
+    resumed.load_state_dict({"epoch": 1, "seed": 1, "position": 5})
+    resumed.set_epoch(1)  # announcing the same epoch keeps the loaded start
+    assert list(resumed) == sampler.order(1)[5:]
+
+
+def test_a_mid_epoch_position_needs_the_same_number_of_processes():
+    two = ResumableSampler(10, seed=0, num_replicas=2, rank=0)
+    state = two.state_dict(consumed=2)
+    assert state["num_replicas"] == 2
+    with pytest.raises(ValueError, match="resume with the same trainer.devices"):
+        ResumableSampler(10, seed=0).load_state_dict(state)
+    # an epoch boundary is the same for any number of processes
+    ResumableSampler(10, seed=0).load_state_dict({**state, "position": 0})

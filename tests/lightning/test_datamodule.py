@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from trainforge.engine import TaskSpec
@@ -47,3 +48,32 @@ def test_collator_follows_the_task_spec():
     batch = next(iter(module.train_dataloader()))
     assert batch["inputs"].shape == (2, 3)
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+
+
+def _two_process_trainer(**options):
+    import lightning.pytorch as pl
+
+    return pl.Trainer(
+        strategy="ddp", devices=2, accelerator="cpu", logger=False, **options
+    )  # not fitted: only its world size and settings are read
+
+
+def test_data_parallel_shares_are_disjoint_and_cover_the_epoch():
+    data = torch.utils.data.TensorDataset(torch.arange(10.0), torch.arange(10))
+    seen = []
+    for rank in (0, 1):
+        module = UniversalDataModule(data, data, batch_size=2, seed=3)
+        module.trainer = _two_process_trainer(use_distributed_sampler=False)
+        module.trainer.strategy.cluster_environment.set_global_rank(rank)  # as DDP does
+        loader = module.train_dataloader()
+        assert len(loader) == 3  # 5 samples per process, batches of 2
+        seen.append([int(i) for batch in loader for i in batch[1]])
+    assert sorted(seen[0] + seen[1]) == list(range(10))
+
+
+def test_lightning_splitting_the_data_again_is_refused():
+    data = torch.utils.data.TensorDataset(torch.zeros(8, 2), torch.zeros(8))
+    module = UniversalDataModule(data, data, batch_size=2)
+    module.trainer = _two_process_trainer()
+    with pytest.raises(ValueError, match="use_distributed_sampler=False"):
+        module.train_dataloader()

@@ -9,7 +9,6 @@ sampler's position, so a resumed run continues with the next unseen sample.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 from lightning.pytorch import LightningDataModule
@@ -30,7 +29,10 @@ class _ResumingLoader(DataLoader):  # type: ignore[type-arg]
     before the first iteration of a resumed fit.
     """
 
-    fit_progress: Callable[[], tuple[int, int, bool] | None]
+    @staticmethod
+    def fit_progress() -> tuple[int, int, bool] | None:
+        """(epoch, batches processed, epoch done) of the fit; replaced by the data module."""
+        return None
 
     def __len__(self) -> int:
         samples = self.sampler.num_samples  # type: ignore[attr-defined]
@@ -129,7 +131,15 @@ class UniversalDataModule(LightningDataModule):
             return 1, 0
         if trainer is None:
             return 1, 0
-        return int(trainer.world_size), int(trainer.global_rank)
+        world = int(trainer.world_size)
+        connector = getattr(trainer, "_accelerator_connector", None)
+        if world > 1 and getattr(connector, "use_distributed_sampler", False):
+            raise ValueError(
+                "UniversalDataModule splits the data across processes itself; create the "
+                "lightning.Trainer with use_distributed_sampler=False, or Lightning splits "
+                "every process's share again"
+            )
+        return world, int(trainer.global_rank)
 
     def _loader(self, dataset: Dataset[Any], *, train: bool) -> DataLoader[Any]:
         replicas, rank = self._replicas()
@@ -153,7 +163,7 @@ class UniversalDataModule(LightningDataModule):
         if self._train_loader is None or self._train_replicas != self._replicas():
             loader = self._loader(self.train_dataset, train=True)
             loader.__class__ = _ResumingLoader
-            loader.fit_progress = self._fit_progress  # type: ignore[attr-defined]
+            loader.fit_progress = self._fit_progress  # type: ignore[method-assign]
             self._train_loader = loader
             self._train_replicas = self._replicas()
             self._pending_state = None
