@@ -86,21 +86,33 @@ def test_early_stopping_stops_after_patience_epochs(tmp_path):
     assert results.epochs_completed == 3
 
 
-def test_hook_manager_and_hook_objects_together(tmp_path):
+@pytest.mark.parametrize("engine", ["lightning", "plain"])
+def test_hook_manager_and_hook_objects_together(tmp_path, engine):
     class Recorder:
         def __init__(self):
-            self.epochs = []
+            self.epochs, self.checkpoints, self.steps = [], [], []
 
         def on_epoch_end(self, **payload):
             self.epochs.append(payload["epoch"])
+            self.checkpoints.append(payload["checkpoint_path"])
+
+        def on_batch_end(self, global_step, epoch):
+            self.steps.append((epoch, global_step))
 
     manager = HookManager()
-    started = []
+    started, validated = [], []
     manager.register(HookEvent.ON_TRAIN_START, lambda ctx: started.append(True))
+    manager.register(
+        HookEvent.ON_VALIDATION_END, lambda ctx: validated.append(sorted(ctx["metrics"]))
+    )
     recorder = Recorder()
-    Trainer(training_config=config(tmp_path), hooks=[manager, recorder]).train()
+    config_ = config(tmp_path, f"trainer.engine={engine}")
+    Trainer(training_config=config_, hooks=[manager, recorder]).train()
     assert started == [True]
+    assert validated == [["val/acc", "val/loss"]] * 2
     assert recorder.epochs == [0, 1]
+    assert all(path is not None and path.is_dir() for path in recorder.checkpoints)
+    assert recorder.steps == [(0, 1), (0, 2), (0, 3), (0, 4), (1, 5), (1, 6), (1, 7), (1, 8)]
 
 
 def test_options_the_plain_driver_does_not_have_are_refused():
