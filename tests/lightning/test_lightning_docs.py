@@ -21,7 +21,7 @@ def test_doc_example_runs(index, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     exec(compile(BLOCKS[index], f"{DOC.name}[{index}]", "exec"), {})
     printed = capsys.readouterr().out
-    assert "32 ['train/loss', 'val/loss']" in printed
+    assert "32 ['train/loss', 'train/loss_epoch', 'val/loss']" in printed
     assert "self CPU ms" in printed
     assert list((tmp_path / "profile").glob("*.pt.trace.json"))
     assert list((tmp_path / "logs" / "demo" / "tensorboard").glob("events.out.tfevents.*"))

@@ -45,7 +45,8 @@ class _EpochHistory(Callback):
             return
         row: dict[str, float] = {"epoch": float(trainer.current_epoch)}
         for name, value in trainer.callback_metrics.items():
-            row[name] = float(value)  # host-device sync, once per validation
+            if name != "train/loss_epoch":  # the previous epoch's until this one ends
+                row[name] = float(value)  # host-device sync, once per validation
         # the epoch's mean training loss (the loggers get it only on logging steps)
         mean = getattr(pl_module, "epoch_train_loss", None)
         if mean is not None:

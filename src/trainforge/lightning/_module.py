@@ -273,6 +273,18 @@ class TaskModule(pl.LightningModule):
         self._loss_sum: Tensor | None = None
         self._loss_samples = 0
 
+    def on_train_epoch_end(self) -> None:
+        """Log the epoch's mean training loss as ``train/loss_epoch`` (one call an epoch)."""
+        total = getattr(self, "_loss_sum", None)
+        if total is not None and self._trainer is not None:
+            self.log(
+                "train/loss_epoch",
+                total / self._loss_samples,
+                on_step=False,
+                on_epoch=True,
+                sync_dist=self._trainer.world_size > 1,
+            )
+
     @property
     def epoch_train_loss(self) -> float | None:
         """Mean training loss of the current epoch so far (one host-device sync)."""

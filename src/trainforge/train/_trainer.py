@@ -482,7 +482,14 @@ class _RunState:
             "system/epoch_time_s": result.duration_s,
             "system/throughput": result.throughput,
         }
-        metrics.log_epoch(result.epoch, values, step=result.global_step)
+        # the epoch mean goes to the loggers as train/loss_epoch, as under Lightning; the
+        # per-step values own train/loss
+        metrics.log_epoch(
+            result.epoch,
+            values,
+            step=result.global_step,
+            logged_as={"train/loss": "train/loss_epoch"},
+        )
         self.final_loss = result.metrics["train/loss"]
         self.epochs_completed = result.epoch + 1 if result.completed else self.epochs_completed
         monitor, mode = self.config.checkpoint.monitor, self.config.checkpoint.mode

@@ -187,6 +187,7 @@ class MetricsEngine:
         val_profile: DatasetProfile | None = None,
         *,
         step: int | None = None,
+        logged_as: Mapping[str, str] | None = None,
     ) -> DriftMetrics | None:
         """Log epoch-level metrics; check alerts; measure drift when both profiles are given.
 
@@ -196,6 +197,9 @@ class MetricsEngine:
             train_profile: Reference profile (:func:`profile_dataset` of the training set).
             val_profile: Profile to compare with it.
             step: The effective step (default: the latest step logged).
+            logged_as: Names the loggers and the tracker get instead, e.g.
+                ``{"train/loss": "train/loss_epoch"}`` when per-step values already use
+                the name; the epoch summary keeps the given names.
 
         Returns:
             The drift between the profiles, or None when a profile is missing. Drift is
@@ -219,7 +223,8 @@ class MetricsEngine:
                     drift.js_divergence,
                     ", ".join(drift.affected_features),
                 )
-        self.log_metrics({"epoch": float(epoch), **values}, step)
+        renamed = {(logged_as or {}).get(k, k): v for k, v in values.items()}
+        self.log_metrics({"epoch": float(epoch), **renamed}, step)
         self._epochs.append({"epoch": epoch, **values})
         self._check_epoch_alerts(epoch, values, step)
         return drift
