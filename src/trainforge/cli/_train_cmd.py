@@ -114,8 +114,10 @@ def _log_rows(config, run_id: str) -> list[tuple[str, str]]:  # type: ignore[no-
 
 def _dry_run(config) -> None:  # type: ignore[no-untyped-def]
     from trainforge.train._build import (
+        batches_per_epoch,
         build_datasets_for,
         build_model_for,
+        data_parallel_size,
         task_spec_from_config,
         total_optimizer_steps,
     )
@@ -123,8 +125,11 @@ def _dry_run(config) -> None:  # type: ignore[no-untyped-def]
     spec = task_spec_from_config(config)
     model = build_model_for(config, spec)
     train_data, val_data = build_datasets_for(config, spec)
-    batches = -(-len(train_data) // config.data.batch_size)
+    processes = data_parallel_size(config)
+    batches = batches_per_epoch(config, len(train_data), processes)
     params = sum(p.numel() for p in model.parameters())
+    trainer = config.trainer
+    driver = f"{trainer.engine}, {processes} process{'es' if processes > 1 else ''}"
     print_table(
         "dry run: nothing was trained",
         ("", ""),
@@ -132,6 +137,7 @@ def _dry_run(config) -> None:  # type: ignore[no-untyped-def]
             ("task", f"{spec.name} ({spec.task_type}, {spec.modality})"),
             ("model", f"{type(model).__name__}, {params:,} parameters"),
             ("data", f"{len(train_data)} train / {len(val_data)} validation samples"),
+            ("driver", driver),
             ("optimizer steps", str(total_optimizer_steps(config, batches))),
         ],
         show_header=False,
