@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 
 import pytest
@@ -139,3 +140,32 @@ def test_compiled_model_trains_and_checkpoints_the_plain_state_dict(tmp_path):
     manager = CheckpointManager(results.run_dir / "checkpoints", monitor=None)
     state = manager.load("last", restore_rng=False)["model_state_dict"]
     assert state and not any(key.startswith("_orig_mod.") for key in state)
+
+
+def test_both_drivers_raise_the_same_epoch_alerts(tmp_path):
+    """A too-high learning rate: val/acc drops in epoch 3; both drivers alert alike."""
+    fired = {}
+    for engine in ("lightning", "plain"):
+        hooks = HookManager()
+        seen = fired.setdefault(engine, [])
+        hooks.register(
+            HookEvent.ON_ALERT,
+            lambda ctx, seen=seen: seen.append((ctx["alert"].type, ctx["alert"].epoch)),
+        )
+        results = Trainer(
+            training_config=config(
+                tmp_path / engine,
+                f"trainer.engine={engine}",
+                "trainer.max_epochs=4",
+                "trainer.limit_val_batches=null",
+                "optim.lr=0.3",
+                "optim.scheduler=none",
+                "callbacks.gradient_health.enabled=false",
+            ),
+            hooks=hooks,
+        ).train()
+        with (results.run_dir / "csv" / "metrics.csv").open() as handle:
+            rows = list(csv.DictReader(handle))
+        assert any(row.get("health/accuracy_drop") for row in rows), engine
+    assert fired["lightning"] == fired["plain"]
+    assert ("accuracy_drop", 3) in fired["plain"]

@@ -276,6 +276,9 @@ class HookCallback(Callback):
         hook_objects: Objects with any of ``on_epoch_start``, ``on_validation_end``,
             ``on_epoch_end``, ``on_batch_end``.
         checkpoints: The :class:`CheckpointEngineCallback` whose last save is reported.
+        alerts: A :class:`~trainforge.engine.metrics.MetricsEngine` that checks every
+            validation's metrics for a loss spike or an accuracy drop (``ON_ALERT``, a
+            warning and a ``health/<alert>`` metric), as in the plain driver.
     """
 
     def __init__(
@@ -283,10 +286,12 @@ class HookCallback(Callback):
         manager: HookManager | None = None,
         hook_objects: Sequence[Any] = (),
         checkpoints: Any = None,
+        alerts: Any = None,
     ) -> None:
         self.manager = manager if manager is not None else HookManager()
         self.hook_objects = list(hook_objects)
         self.checkpoints = checkpoints
+        self.alerts = alerts
         self._epoch_start_path: Any = None
         self._last_step = -1
 
@@ -318,6 +323,8 @@ class HookCallback(Callback):
         metrics = scalar_metrics(trainer.callback_metrics, keep=("val/",))
         epoch = trainer.current_epoch
         self.manager.fire(HookEvent.ON_VALIDATION_END, epoch=epoch, metrics=metrics)
+        if self.alerts is not None:
+            self.alerts.check_epoch_alerts(epoch, metrics, step=trainer.global_step)
         call_hook_objects(self.hook_objects, "on_validation_end", epoch=epoch, metrics=metrics)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -40,6 +40,7 @@ def build_callbacks(
     params: dict[str, Any] | None = None,
     hooks: HookManager | None = None,
     hook_objects: Sequence[Any] = (),
+    alerts: Any = None,
 ) -> list[Callback]:
     """The Lightning callbacks of ``config.callbacks``, in the order they should run.
 
@@ -55,6 +56,8 @@ def build_callbacks(
         params: Run parameters for the tracker.
         hooks: Receives trainforge's epoch and validation events (:class:`HookCallback`).
         hook_objects: Objects with ``on_epoch_end`` etc. methods, called at those moments.
+        alerts: A MetricsEngine checking each validation for loss spikes and accuracy
+            drops.
 
     Raises:
         ValueError: gradient_health is enabled but no ``gradient_monitor`` was given.
@@ -94,8 +97,8 @@ def build_callbacks(
             config=config,
         )
         callbacks.append(saver)
-    if hooks is not None or hook_objects:
-        callbacks.append(HookCallback(hooks, hook_objects, checkpoints=saver))
+    if hooks is not None or hook_objects or alerts is not None:
+        callbacks.append(HookCallback(hooks, hook_objects, checkpoints=saver, alerts=alerts))
     if tracker is not None:
         callbacks.append(ExperimentTrackingCallback(tracker, params=params))
     early = section.early_stopping

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from trainforge.engine import TaskSpec
+from trainforge.engine.metrics import MetricsEngine
 from trainforge.errors import TrainforgeError
 from trainforge.hooks import HookEvent, call_hook_objects
 from trainforge.lightning import (
@@ -145,6 +146,9 @@ def train_with_lightning(
             if rank == 0:
                 to_lightning_checkpoint(source, resume_ckpt["path"], ckpt_path)
         monitor = build.build_monitor(config, hooks)
+        loggers = build.build_loggers(config, run_id)
+        # the plain driver's epoch alerts, written to the same loggers and tracker
+        alerts = MetricsEngine(loggers=loggers, tracker=tracker, hooks=hooks) if rank == 0 else None
         manager = build.build_checkpoint_manager(config, run_dir, hooks, tracker)
         callbacks = build_callbacks(
             config.callbacks,
@@ -156,8 +160,8 @@ def train_with_lightning(
             params=config.to_dict(),
             hooks=hooks,
             hook_objects=facade.user_hooks,
+            alerts=alerts,
         )
-        loggers = build.build_loggers(config, run_id)
         profiler = None
         profile = config.callbacks.profiler
         if profile.enabled:

@@ -226,7 +226,7 @@ class MetricsEngine:
         renamed = {(logged_as or {}).get(k, k): v for k, v in values.items()}
         self.log_metrics({"epoch": float(epoch), **renamed}, step)
         self._epochs.append({"epoch": epoch, **values})
-        self._check_epoch_alerts(epoch, values, step)
+        self.check_epoch_alerts(epoch, values, step)
         return drift
 
     def log_confidence(
@@ -269,7 +269,10 @@ class MetricsEngine:
         """Every alert raised so far, oldest first."""
         return list(self._alerts)
 
-    def _check_epoch_alerts(self, epoch: int, values: dict[str, float], step: int | None) -> None:
+    def check_epoch_alerts(
+        self, epoch: int, values: Mapping[str, float], step: int | None = None
+    ) -> None:
+        """Raise the val-loss-spike and accuracy-drop alerts of one validation's metrics."""
         cfg = self.alert_config
         loss = values.get("val/loss")
         if loss is not None:
