@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -140,6 +142,13 @@ def test_pytorch_profiler_leaves_a_trace_and_the_operator_table(tmp_path):
     )
     Trainer(training_config=config).train()
     trace_dir = tmp_path / "outputs" / "profiler"
-    assert list(trace_dir.glob("*.pt.trace.json"))
+    traces = list(trace_dir.glob("*.pt.trace.json"))
+    assert traces
+    # the Chrome trace format TensorBoard's profiler plugin reads: operator events with
+    # names, phases and timestamps
+    trace = json.loads(traces[0].read_text())
+    events = [e for e in trace["traceEvents"] if e.get("ph") == "X"]
+    assert events and all({"name", "ts", "dur"} <= e.keys() for e in events)
+    assert any(e.get("cat") == "cpu_op" for e in events)
     table = (trace_dir / "top_operators.txt").read_text()
     assert "self CPU ms" in table
