@@ -155,3 +155,18 @@ def test_build_callbacks_from_the_config_section(tmp_path):
     assert built[0].log_frequency == 7
     with pytest.raises(ValueError, match="gradient_monitor"):
         build_callbacks(section)
+
+
+def test_training_monitor_histograms_reach_tensorboard(tiny, tmp_path):
+    tb = create_logger("tensorboard", save_dir=tmp_path, run_id="run")
+    monitor = TrainingMonitor(log_frequency=2, histogram=True)
+    fit = tiny.trainer(max_steps=4, logger=tb, callbacks=[monitor], log_every_n_steps=1)
+    fit.fit(tiny.task_module(), train_dataloaders=tiny.loader())
+    tb.finalize("success")
+    # size guidance 0: keep every histogram (the reader keeps one by default)
+    events = EventAccumulator(
+        str(logger_dir(tmp_path, "run", "tensorboard")), size_guidance={"histograms": 0}
+    )
+    events.Reload()
+    assert [e.step for e in events.Histograms("grad/distribution")] == [0, 2]
+    assert {"grad/distribution/std", "grad/distribution/p99"} <= set(events.Tags()["scalars"])

@@ -56,8 +56,9 @@ class TrainingMonitor(Callback):
         log_frequency: Compute every N optimizer steps (each costs one weight copy).
         log_gradients: Log gradient norms.
         log_weights: Log weight norms and update ratios.
-        histogram: Also log gradient distribution statistics (and histograms where the
-            logger takes them).
+        histogram: Also log gradient distribution statistics (``grad/distribution/*``:
+            mean, std, absmax, percentiles) and, to TensorBoard, the histogram of a
+            sample of the gradients (``grad/distribution``).
         sinks: More metric sinks (``log_metrics(metrics, step)``), rank zero only.
     """
 
@@ -79,6 +80,7 @@ class TrainingMonitor(Callback):
         self.weights = WeightStatistics()
         self.sinks = list(sinks)
         self._pending: dict[str, float] = {}
+        self._histograms: dict[str, Any] = {}
 
     def _is_log_step(self, trainer: pl.Trainer) -> bool:
         return trainer.global_step % self.log_frequency == 0
@@ -91,7 +93,9 @@ class TrainingMonitor(Callback):
             return
         if self.log_gradients:
             self.gradients.log_gradient_distribution(
-                network_of(pl_module), _Collect(self._pending), trainer.global_step
+                network_of(pl_module),
+                _Collect(self._pending, self._histograms),
+                trainer.global_step,
             )
         if self.log_weights:
             self.weights.snapshot(network_of(pl_module))
@@ -105,20 +109,31 @@ class TrainingMonitor(Callback):
         if not self._pending:
             return
         metrics, self._pending = self._pending, {}
+        histograms, self._histograms = self._histograms, {}
         step = trainer.global_step - 1  # the optimizer step these values belong to
         if trainer.is_global_zero:
             for sink in [*trainer.loggers, *self.sinks]:
                 sink.log_metrics(metrics, step=step)
+            for name, values in histograms.items():
+                for target in trainer.loggers:
+                    # TensorBoard's SummaryWriter; other loggers keep the statistics
+                    add_histogram = getattr(target.experiment, "add_histogram", None)
+                    if callable(add_histogram):
+                        add_histogram(name, values, global_step=step)
 
 
 class _Collect:
     """A MetricsSink that keeps the values for the monitor to write with the weights."""
 
-    def __init__(self, into: dict[str, float]) -> None:
+    def __init__(self, into: dict[str, float], histograms: dict[str, Any]) -> None:
         self.into = into
+        self.histograms = histograms
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         self.into.update(metrics)
+
+    def log_histogram(self, name: str, values: Any, step: int | None = None) -> None:
+        self.histograms[name] = values
 
 
 class GradientHealthCallback(Callback):
