@@ -119,6 +119,8 @@ def test_hook_manager_and_hook_objects_together(tmp_path, engine):
 def test_options_the_plain_driver_does_not_have_are_refused():
     with pytest.raises(ConfigError, match="plain driver does not profile"):
         load_config(cli=["trainer.engine=plain", "callbacks.profiler.enabled=true"], environ={})
+    with pytest.raises(ConfigError, match="the plain driver logs norms only"):
+        load_config(cli=["trainer.engine=plain", "callbacks.monitoring.histogram=true"], environ={})
     with pytest.raises(ConfigError, match="trainer.precision"):
         load_config(cli=["trainer.precision=64-true"], environ={})
 

@@ -71,6 +71,13 @@ class TrainingConfig(SchemaBase):
                 "callbacks.profiler.enabled=true needs a profiling driver; the plain driver "
                 "does not profile (set callbacks.profiler.enabled=false)"
             )
+        monitoring = self.callbacks.monitoring
+        if self.trainer.engine == "plain" and monitoring.enabled and monitoring.histogram:
+            raise ValueError(
+                "callbacks.monitoring.histogram=true is a Lightning driver option; the plain "
+                "driver logs norms only (set callbacks.monitoring.histogram=false or "
+                "trainer.engine=lightning)"
+            )
         return self
 
     # -- provenance -------------------------------------------------------------------
