@@ -171,3 +171,62 @@ def test_both_drivers_raise_the_same_epoch_alerts(tmp_path):
         assert any(row.get("health/accuracy_drop") for row in rows), engine
     assert fired["lightning"] == fired["plain"]
     assert ("accuracy_drop", 3) in fired["plain"]
+
+
+@pytest.mark.parametrize("engine", ["lightning", "plain"])
+def test_save_interval_epochs_and_the_final_state_are_checkpointed(tmp_path, engine):
+    from trainforge.checkpoint import CheckpointManager
+
+    def saved_epochs(*extra):
+        results = Trainer(
+            training_config=config(
+                tmp_path,
+                f"trainer.engine={engine}",
+                "checkpoint.save_interval_epochs=2",
+                "checkpoint.keep_last_n=10",
+                *extra,
+            )
+        ).train()
+        manager = CheckpointManager(results.run_dir / "checkpoints", monitor=None)
+        return sorted(c.epoch for c in manager.list_checkpoints())
+
+    assert saved_epochs("trainer.max_epochs=5") == [1, 3, 4]  # every 2nd epoch, and the last
+    # an early stop after epoch 2 (an odd epoch of the interval) still leaves its state
+    stopped = saved_epochs(
+        "trainer.max_epochs=10",
+        "optim.lr=1e-9",
+        "callbacks.early_stopping.enabled=true",
+        "callbacks.early_stopping.monitor=val/loss",
+        "callbacks.early_stopping.patience=2",
+        "callbacks.early_stopping.min_delta=0.1",
+    )
+    assert stopped[-1] == 2
+
+
+@pytest.mark.parametrize("engine", ["lightning", "plain"])
+def test_a_run_cut_by_max_steps_continues_where_it_stopped(tmp_path, engine):
+    """6 steps (half of epoch 1), then resumed to 12: the same weights as 12 at once."""
+    import torch
+
+    from trainforge.checkpoint import CheckpointManager
+
+    def run(folder, max_steps, resume=None):
+        results = Trainer(
+            training_config=config(
+                tmp_path / folder,
+                f"trainer.engine={engine}",
+                "trainer.max_epochs=null",
+                f"trainer.max_steps={max_steps}",
+                "optim.scheduler=none",  # a schedule's length would follow max_steps
+            )
+        ).train(resume_from=resume)
+        manager = CheckpointManager(results.run_dir / "checkpoints", monitor=None)
+        return manager.load("last", restore_rng=False)
+
+    expected = run("once", 12)
+    cut = run("twice", 6)
+    assert (cut["epoch"], cut["global_step"]) == (1, 6)  # in epoch 1 of 4-batch epochs
+    actual = run("twice", 12, resume="last")
+    assert actual["global_step"] == 12
+    for key, tensor in expected["model_state_dict"].items():
+        assert torch.equal(tensor, actual["model_state_dict"][key]), key

@@ -180,6 +180,15 @@ class GradientHealthCallback(Callback):
         self.skipped_steps = int(state_dict.get("skipped_steps", 0))
 
 
+def running_epoch(trainer: pl.Trainer) -> int:
+    """The epoch being trained, or the last one trained once the fit loop has ended.
+
+    ``trainer.current_epoch`` counts completed epochs, so after the last epoch (in
+    ``on_train_end``) it is one past the epoch whose state a checkpoint holds.
+    """
+    return max(trainer.fit_loop.epoch_progress.current.started - 1, 0)
+
+
 def scalar_metrics(
     metrics: Mapping[str, Any], keep: Iterable[str] | None = None
 ) -> dict[str, float]:

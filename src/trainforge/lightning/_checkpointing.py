@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks import Callback
 
 from trainforge.checkpoint import CheckpointManager
 from trainforge.engine import GradientMonitor
-from trainforge.lightning._callbacks import network_of, scalar_metrics
+from trainforge.lightning._callbacks import network_of, running_epoch, scalar_metrics
 
 __all__ = ["CheckpointEngineCallback", "to_lightning_checkpoint"]
 
@@ -35,6 +35,10 @@ _MAPPED = ("state_dict", "optimizer_states", "lr_schedulers", "epoch", "global_s
 
 class CheckpointEngineCallback(Callback):
     """Saves trainforge checkpoints from a Lightning fit, on global rank zero only.
+
+    Saves at validation ends (of every ``manager.save_interval_epochs``-th epoch and of
+    the last), every ``every_n_steps`` optimizer steps, and at the end of training when
+    the final step has no checkpoint yet (an early stop, ``max_steps``).
 
     Args:
         manager: Where and how checkpoints are written (retention, storage, mirror).
@@ -84,9 +88,29 @@ class CheckpointEngineCallback(Callback):
             self.save(trainer, pl_module)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """At every validation end (not the sanity check)."""
-        if not trainer.sanity_checking:
+        """At the validation ends of every ``save_interval_epochs``-th epoch and the last."""
+        if trainer.sanity_checking:
+            return
+        if self.manager.should_save(trainer.current_epoch) or _last_epoch(trainer):
             self.save(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The final state is always checkpointed (early stopping, ``max_steps``)."""
+        if trainer.global_step != self._last_step and trainer.global_step > 0:
+            self.save(trainer, pl_module)
+
+    def _reopen_cut_epoch(self, trainer: pl.Trainer, loops: dict[str, Any]) -> None:
+        # Lightning counts an epoch that max_steps cut short as completed, and a fit
+        # resumed from it would skip the epoch's remaining batches; record it as the
+        # in-progress epoch it is, as a step checkpoint inside it would
+        batches = trainer.fit_loop.epoch_loop.batch_progress
+        done = batches.is_last_batch or batches.current.processed >= trainer.num_training_batches
+        epochs = loops.get("fit_loop", {}).get("epoch_progress")
+        if done or not trainer.fit_loop.done or epochs is None:
+            return
+        for counts in (epochs["total"], epochs["current"]):
+            if counts["completed"] == counts["started"]:
+                counts["processed"] = counts["completed"] = counts["started"] - 1
 
     def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Path | None:
         """Write one checkpoint now (rank zero; other ranks return None)."""
@@ -95,6 +119,8 @@ class CheckpointEngineCallback(Callback):
             return None
         # Lightning's own checkpoint dict: the loop and callback states it restores from.
         state = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+        if state.get("loops"):
+            self._reopen_cut_epoch(trainer, state["loops"])
         optimizers = state.get("optimizer_states") or []
         schedulers = state.get("lr_schedulers") or []
         network = network_of(pl_module)
@@ -102,9 +128,10 @@ class CheckpointEngineCallback(Callback):
         metrics = scalar_metrics(trainer.callback_metrics)
         if self.manager.monitor and self.manager.monitor not in metrics:
             metrics[self.manager.monitor] = math.nan  # a step save before any validation
+        epoch = running_epoch(trainer)
         custom = {
             "loop": {
-                "epoch": trainer.current_epoch,
+                "epoch": epoch,
                 "global_step": trainer.global_step,
                 "batches_done": trainer.fit_loop.epoch_loop.batch_progress.current.processed,
             },
@@ -127,13 +154,18 @@ class CheckpointEngineCallback(Callback):
             model=network,
             optimizer=optimizers[0] if optimizers else None,
             scheduler=schedulers[0] if schedulers else None,
-            epoch=trainer.current_epoch,
+            epoch=epoch,
             metrics=metrics,
             global_step=trainer.global_step,
             custom_state=custom,
             config=self.config,
         )
         return self.last_path
+
+
+def _last_epoch(trainer: pl.Trainer) -> bool:
+    max_epochs = trainer.max_epochs
+    return max_epochs is not None and max_epochs > 0 and trainer.current_epoch + 1 >= max_epochs
 
 
 def to_lightning_checkpoint(

@@ -16,6 +16,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, Dataset
 
 from trainforge.engine import DataLoaderFactory, TaskSpec
+from trainforge.lightning._callbacks import running_epoch
 
 __all__ = ["UniversalDataModule"]
 
@@ -213,4 +214,4 @@ class UniversalDataModule(LightningDataModule):
         progress = trainer.fit_loop.epoch_loop.batch_progress
         processed = progress.current.processed
         finished = progress.is_last_batch or processed >= trainer.num_training_batches
-        return trainer.current_epoch, processed, bool(finished)
+        return running_epoch(trainer), processed, bool(finished)

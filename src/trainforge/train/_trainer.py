@@ -302,8 +302,13 @@ class Trainer:
                 self.user_hooks, "on_validation_end", epoch=epoch, metrics=val.metrics
             )
             values = state.end_epoch(result, val, metrics)
-            finished = not result.completed or epoch + 1 >= max_epochs or state.reached_max_steps()
-            path = state.save_epoch(values, final=finished)
+            finished = (
+                not result.completed
+                or epoch + 1 >= max_epochs
+                or state.reached_max_steps()
+                or state.should_stop_early()  # the final state is always checkpointed
+            )
+            path = state.save_epoch(values, final=finished, completed=result.completed)
             self.hook_manager.fire(
                 HookEvent.ON_EPOCH_END, epoch=epoch, metrics=values, checkpoint_path=path
             )
@@ -500,13 +505,19 @@ class _RunState:
         self.epoch = result.epoch + 1 if result.completed else result.epoch
         return values
 
-    def save_epoch(self, values: dict[str, float], *, final: bool) -> Path | None:
-        """Checkpoint at the end of an epoch (every ``save_interval_epochs``, and the last)."""
+    def save_epoch(
+        self, values: dict[str, float], *, final: bool, completed: bool = True
+    ) -> Path | None:
+        """Checkpoint at the end of an epoch (every ``save_interval_epochs``, and the last).
+
+        An epoch cut short (``max_steps``) keeps its position, so a resumed run with a
+        higher limit trains the rest of that epoch, not the whole of it again.
+        """
         monitor = self.config.checkpoint.monitor
         if monitor not in values:
             values = {**values, monitor: math.nan}
         if final or self.checkpoints.should_save(self.epoch - 1):
-            return self._save(values, epoch_done=True)
+            return self._save(values, epoch_done=completed)
         return None
 
     def _save(self, values: dict[str, float], *, epoch_done: bool) -> Path:
