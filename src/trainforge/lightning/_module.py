@@ -169,6 +169,7 @@ class TaskModule(pl.LightningModule):
         self.accumulation_steps = accumulation_steps
         self.max_grad_norm = max_grad_norm
         self.accumulator: GradientAccumulator | None = None
+        self._epoch_loss: dict[str, Any] = {"total": None, "samples": 0}
 
     def forward(self, inputs: Any) -> Any:
         """The wrapped model's output."""
@@ -270,16 +271,15 @@ class TaskModule(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         """Start the epoch's mean training loss afresh."""
-        self._loss_sum: Tensor | None = None
-        self._loss_samples = 0
+        self._epoch_loss.update(total=None, samples=0)
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch's mean training loss as ``train/loss_epoch`` (one call an epoch)."""
-        total = getattr(self, "_loss_sum", None)
+        total = self._epoch_loss["total"]
         if total is not None and self._trainer is not None:
             self.log(
                 "train/loss_epoch",
-                total / self._loss_samples,
+                total / self._epoch_loss["samples"],
                 on_step=False,
                 on_epoch=True,
                 sync_dist=self._trainer.world_size > 1,
@@ -288,17 +288,18 @@ class TaskModule(pl.LightningModule):
     @property
     def epoch_train_loss(self) -> float | None:
         """Mean training loss of the current epoch so far (one host-device sync)."""
-        total = getattr(self, "_loss_sum", None)
-        return None if total is None else float(total) / self._loss_samples
+        total = self._epoch_loss["total"]
+        return None if total is None else float(total) / self._epoch_loss["samples"]
 
     def _add_train_loss(self, loss: Tensor, batch_size: int) -> None:
-        # the epoch mean costs one tensor op per step, no sync; see epoch_train_loss
-        total = getattr(self, "_loss_sum", None)
-        if total is None:
-            self._loss_sum = loss.detach() * batch_size
+        # the epoch mean costs one in-place add per step and no sync (see epoch_train_loss);
+        # a dict, because setting a module attribute goes through nn.Module.__setattr__
+        epoch = self._epoch_loss
+        if epoch["total"] is None:
+            epoch["total"] = loss.detach() * batch_size
         else:
-            total.add_(loss.detach(), alpha=batch_size)
-        self._loss_samples = getattr(self, "_loss_samples", 0) + batch_size
+            epoch["total"].add_(loss.detach(), alpha=batch_size)
+        epoch["samples"] += batch_size
         self._log_train_loss(loss, batch_size)
 
     def _log_train_loss(self, loss: Tensor, batch_size: int) -> None:
