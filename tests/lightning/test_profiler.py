@@ -38,3 +38,14 @@ def test_a_schedule_longer_than_the_run_warns(tmp_path):
 )
 def test_other_profilers(kind, name, tmp_path):
     assert type(build_profiler(kind, dirpath=tmp_path)).__name__ == name
+
+
+def test_memory_profiling_adds_a_memory_column(tiny, tmp_path):
+    profiler = build_profiler(
+        "pytorch", dirpath=tmp_path, schedule=(1, 1, 3, 1), memory=True, total_steps=6
+    )
+    fit = tiny.trainer(max_steps=6, profiler=profiler)
+    fit.fit(tiny.task_module(), train_dataloaders=tiny.loader(n=96))
+    header = top_operators_table(profiler, n=5).splitlines()[0]
+    assert "self CPU MB" in header
+    assert "self CUDA ms" not in header  # no device time on the CPU

@@ -97,7 +97,10 @@ def build_profiler(
 def top_operators_table(
     profiler_or_dir: PyTorchProfiler | str | Path, n: int = 15, *, save_to: str | Path | None = None
 ) -> str:
-    """A table of the ``n`` operators with the most self CPU time, saved as text.
+    """A table of the ``n`` operators with the most self time, saved as text.
+
+    Ranked by self CPU time, or by self CUDA time when the run recorded device time;
+    a self-memory column is added when memory was profiled.
 
     Args:
         profiler_or_dir: A PyTorchProfiler after the fit (its recorded events), or a
@@ -115,15 +118,19 @@ def top_operators_table(
     else:
         directory = Path(profiler_or_dir)
         rows = _rows_from_traces(directory)
-    rows.sort(key=lambda r: r[1], reverse=True)
     if not rows:
         return ""
+    # on a GPU the device time is what the step waits for: rank by it when recorded
+    has_device = any(r[4] for r in rows)
+    rows.sort(key=lambda r: (r[4], r[1]) if has_device else r[1], reverse=True)
     has_memory = any(r[3] for r in rows)
     header = f"{'operator':<48} {'self CPU ms':>12} {'calls':>8}"
+    header += f" {'self CUDA ms':>12}" if has_device else ""
     header += f" {'self CPU MB':>12}" if has_memory else ""
     lines = [header, "-" * len(header)]
-    for name, self_us, calls, mem in rows[:n]:
+    for name, self_us, calls, mem, device_us in rows[:n]:
         line = f"{name[:48]:<48} {self_us / 1e3:>12.3f} {calls:>8d}"
+        line += f" {device_us / 1e3:>12.3f}" if has_device else ""
         line += f" {mem / 2**20:>12.3f}" if has_memory else ""
         lines.append(line)
     table = "\n".join(lines)
@@ -133,17 +140,23 @@ def top_operators_table(
     return table
 
 
-def _rows_from_events(profiler: PyTorchProfiler) -> list[tuple[str, float, int, int]]:
+def _rows_from_events(profiler: PyTorchProfiler) -> list[tuple[str, float, int, int, float]]:
     events = profiler.function_events
     if not events:
         return []
     return [
-        (e.key, float(e.self_cpu_time_total), int(e.count), int(e.self_cpu_memory_usage))
+        (
+            e.key,
+            float(e.self_cpu_time_total),
+            int(e.count),
+            int(e.self_cpu_memory_usage),
+            float(getattr(e, "self_device_time_total", 0.0) or 0.0),
+        )
         for e in events.key_averages()
     ]
 
 
-def _rows_from_traces(directory: Path) -> list[tuple[str, float, int, int]]:
+def _rows_from_traces(directory: Path) -> list[tuple[str, float, int, int, float]]:
     """Self time per operator: each op's duration minus its direct children's, per thread."""
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     for trace in sorted(directory.rglob("*.pt.trace.json")):
@@ -164,7 +177,7 @@ def _rows_from_traces(directory: Path) -> list[tuple[str, float, int, int]]:
                 stack.append([start + dur, op["name"], dur])
             while stack:
                 _close(stack.pop(), totals)
-    return [(name, t, int(c), 0) for name, (t, c) in totals.items()]
+    return [(name, t, int(c), 0, 0.0) for name, (t, c) in totals.items()]
 
 
 def _close(entry: list[Any], totals: dict[str, list[float]]) -> None:
