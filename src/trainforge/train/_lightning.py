@@ -134,8 +134,8 @@ def train_with_lightning(
         # the processes Lightning launches for the other ranks re-run this command and
         # join this run: its folder, no tracker run or saved config of their own
         os.environ[build.RUN_DIR_VARIABLE] = str(run_dir)
-        if resume_ckpt is not None:
-            os.environ[build.RESUME_VARIABLE] = str(resume_ckpt["path"])
+        if resumed_from is not None:
+            os.environ[build.RESUME_VARIABLE] = str(resumed_from)
     else:
         tracker, run_dir = None, Path(_announced(build.RUN_DIR_VARIABLE, rank))
         run_id = run_dir.name
