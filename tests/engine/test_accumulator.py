@@ -180,3 +180,25 @@ def test_amp_scaler_skips_overflowing_steps():
     acc.accumulate(F.cross_entropy(model(x), y), model)
     assert acc.stats.skipped_steps == 1 and acc.stats.optimizer_steps == 2
     assert any(not torch.equal(p, b) for p, b in zip(model.parameters(), before))
+
+
+def test_before_step_sees_the_weights_before_each_step_taken():
+    model, optimizer = _setup()
+    x, y = _data(16)
+    before = []
+    accumulator = GradientAccumulator(
+        optimizer,
+        accumulation_steps=2,
+        monitor=GradientMonitor(),
+        before_step=lambda step: before.append((step, model[0].weight.detach().clone())),
+    )
+    for i in range(4):
+        accumulator.accumulate(
+            F.cross_entropy(model(x[i * 4 : i * 4 + 4]), y[i * 4 : i * 4 + 4]), model
+        )
+    assert [step for step, _ in before] == [1, 2]
+    assert not torch.equal(before[1][1], model[0].weight)  # taken before step 2 moved it
+    # a step the monitor skips (non-finite gradients) is not announced
+    accumulator.accumulate(F.cross_entropy(model(x[:4]), y[:4]) * float("nan"), model)
+    accumulator.accumulate(F.cross_entropy(model(x[:4]), y[:4]), model)
+    assert [step for step, _ in before] == [1, 2]

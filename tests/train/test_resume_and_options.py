@@ -56,18 +56,25 @@ def test_resume_best_and_a_longer_schedule_with_a_new_lr(tmp_path, engine):
     assert all(v > 0 for v in values[:-1])
 
 
-def test_monitoring_logs_layer_norms_and_lr_monitor_can_be_turned_off(tmp_path):
+@pytest.mark.parametrize("engine", ["lightning", "plain"])
+def test_monitoring_logs_layer_norms_and_lr_monitor_can_be_turned_off(tmp_path, engine):
     results = Trainer(
         training_config=config(
-            tmp_path, "callbacks.monitoring.log_frequency=1", "callbacks.lr_monitor.enabled=false"
+            tmp_path,
+            f"trainer.engine={engine}",
+            "callbacks.monitoring.log_frequency=2",
+            "callbacks.lr_monitor.enabled=false",
         )
     ).train()
     events = EventAccumulator(str(results.run_dir / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
     assert "grad/global_norm" in tags
-    assert any(t.startswith("grad/") and t.endswith("/norm") for t in tags)
-    assert any(t.startswith("weights/") and t.endswith("/norm") for t in tags)
+    assert {"grad/net.0.weight/norm", "weights/net.0.weight/norm"} <= tags
+    # the update ratio of the step's own update: 2 epochs x 4 steps, every 2nd step
+    ratios = events.Scalars("weights/net.0.weight/update_ratio")
+    assert len(ratios) == 4
+    assert all(0 < e.value < 1 for e in ratios)
     assert not any(t.startswith("lr/") for t in tags)
 
 

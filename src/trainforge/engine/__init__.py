@@ -10,6 +10,7 @@ from trainforge.engine._gradient_monitor import GradientHealth, GradientMonitor
 from trainforge.engine._loop import EpochResult, StepInfo, TrainingLoop, ValidationLoop
 from trainforge.engine._optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
 from trainforge.engine._task import Modality, TaskSpec, TaskType
+from trainforge.engine._weight_stats import WeightStatistics
 from trainforge.engine.data import (
     CollatorRegistry,
     DataLoaderFactory,
@@ -77,6 +78,7 @@ __all__ = [
     "ValidationLoop",
     "VisionCollator",
     "VisionLoss",
+    "WeightStatistics",
     "as_batch_dict",
     "build_optimizer",
     "build_scheduler",

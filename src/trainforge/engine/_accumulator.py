@@ -11,6 +11,7 @@ the same samples, without having to know the window size in advance.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,8 @@ class GradientAccumulator:
             read). When it accumulates, this object must not.
         monitor: Checks gradients on each boundary (after unscaling, before clipping); a
             step with NaN/inf gradients is skipped instead of corrupting the weights.
+        before_step: Called with the 1-based number of the optimizer step about to be
+            taken, after clipping (e.g. to snapshot the weights for update ratios).
 
     Raises:
         AccumulationConflictError: ``trainer.accumulate_grad_batches > 1`` and
@@ -98,6 +101,7 @@ class GradientAccumulator:
         trainer: Any | None = None,
         *,
         monitor: GradientMonitor | None = None,
+        before_step: Callable[[int], None] | None = None,
     ) -> None:
         if accumulation_steps < 1:
             raise ValueError(f"accumulation_steps must be >= 1, got {accumulation_steps}")
@@ -122,6 +126,7 @@ class GradientAccumulator:
         self.batch_size = batch_size
         self.trainer = trainer
         self.monitor = monitor
+        self.before_step = before_step
         self._lightning_steps = lightning_steps
         self._micro_steps = 0
         self._optimizer_steps = 0
@@ -247,6 +252,8 @@ class GradientAccumulator:
             finite = not (health.has_nan or health.has_inf)
         if self.max_grad_norm is not None:
             self._last_grad_norm = torch.nn.utils.clip_grad_norm_(parameters(), self.max_grad_norm)
+        if self.before_step is not None and finite:
+            self.before_step(self._optimizer_steps + 1)
         if self.scaler is not None:
             # get_scale() reads a device scalar: a sync, paid only with AMP enabled
             before = self.scaler.get_scale()

@@ -1,5 +1,6 @@
 """Lightning integration: the only place trainforge imports ``lightning``."""
 
+from trainforge.engine import WeightStatistics  # re-exported: it began here
 from trainforge.lightning._callbacks import (
     ExperimentTrackingCallback,
     GradientHealthCallback,
@@ -12,7 +13,6 @@ from trainforge.lightning._factory import build_callbacks
 from trainforge.lightning._loggers import LOGGERS, create_logger, logger_dir
 from trainforge.lightning._module import HeatmapModule, TaskModule
 from trainforge.lightning._profiler import build_profiler, top_operators_table
-from trainforge.lightning._weight_stats import WeightStatistics
 
 __all__ = [
     "LOGGERS",

@@ -19,10 +19,9 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from trainforge.engine import GradientMonitor
+from trainforge.engine import GradientMonitor, WeightStatistics
 from trainforge.engine._gradient_monitor import MetricsSink
 from trainforge.hooks import HookEvent, HookManager, call_hook_objects
-from trainforge.lightning._weight_stats import WeightStatistics
 
 __all__ = [
     "ExperimentTrackingCallback",

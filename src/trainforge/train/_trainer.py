@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
-import torch
 from torch import nn
 
 from trainforge.config import TrainingConfig
 from trainforge.engine import TaskSpec
 from trainforge.engine._loop import EpochResult, StepInfo, TrainingLoop, ValidationLoop
 from trainforge.engine._optim import ScheduleSettings
+from trainforge.engine._weight_stats import WeightStatistics
 from trainforge.engine.metrics import MetricsEngine
 from trainforge.errors import GradientHealthError
 from trainforge.hooks import HookEvent, HookManager, call_hook_objects
@@ -404,6 +404,15 @@ class _RunState:
         self.early_best: float | None = None
         self.sampler: Any = None
         self._pending_sampler: dict[str, Any] | None = None
+        # weight norms and update ratios on monitoring steps (a snapshot before the step)
+        self.weights = WeightStatistics()
+        monitoring = config.callbacks.monitoring
+        if monitoring.enabled and monitoring.log_weights:
+            accumulator.before_step = self._snapshot_weights
+
+    def _snapshot_weights(self, step: int) -> None:
+        if step % self.config.callbacks.monitoring.log_frequency == 0:
+            self.weights.snapshot(self.model)
 
     # -- resume ---------------------------------------------------------------------
     def restore(self, custom: dict[str, Any]) -> None:
@@ -465,15 +474,13 @@ class _RunState:
         return False
 
     def _layer_statistics(self, monitoring: Any) -> dict[str, float]:
-        """``grad/<layer>/norm`` from the step's health check, ``weights/<layer>/norm``."""
+        """Gradient norms (from the health check), weight norms and update ratios."""
         values: dict[str, float] = {}
         if monitoring.log_gradients and self.monitor is not None:
             values.update(self.monitor.last_layer_norms())
         if monitoring.log_weights:
-            named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-            norms = torch.stack(torch._foreach_norm([p.detach() for _, p in named], 2))
-            # one host-device sync, every log_frequency steps
-            values.update({f"weights/{n}/norm": v for (n, _), v in zip(named, norms.tolist())})
+            # norms, and update ratios against the snapshot taken before this step
+            values.update(self.weights.after_step(self.model))
         return values
 
     # -- per epoch ------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Per-layer weight norms and update-to-weight ratios, with fused ops and one sync.
 
-Plain torch, no Lightning: :class:`WeightStatistics` snapshots the weights before an
+Plain torch, used by both loop drivers: :class:`WeightStatistics` snapshots the weights before an
 optimizer step and, after it, reports ``weights/<layer>/norm`` and
 ``weights/<layer>/update_ratio`` (``||w_after - w_before|| / ||w_before||``). A ratio far
 above ~1e-3 means the learning rate is large for that layer; far below, that it barely
