@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 # Third-party tools (matplotlib, wandb, mlflow, comet_ml, onnxruntime) write caches under $HOME:
 # point everything at a throwaway directory before any of them is imported.
@@ -33,3 +36,30 @@ os.environ.pop("TRAINFORGE_ENV", None)
 os.environ.pop("TRAINFORGE_DB", None)
 for _name in [n for n in os.environ if n.startswith("TRAINFORGE__")]:
     os.environ.pop(_name)
+
+
+def _short_digits(tmp_path: Path, *extra: str) -> Any:
+    from trainforge.config import load_config
+
+    return load_config(
+        template="digits",
+        cli=[
+            "trainer.engine=lightning",
+            f"run.output_dir={tmp_path / 'outputs'}",
+            f"tracking.database=sqlite:///{tmp_path / 't.db'}",
+            "trainer.max_epochs=2",
+            "trainer.limit_train_batches=6",
+            "trainer.enable_progress_bar=false",
+            "trainer.log_every_n_steps=2",
+            "callbacks.monitoring.log_frequency=2",
+            *extra,
+        ],
+        environ={},
+    )
+
+
+@pytest.fixture
+def digits_config():
+    """``digits_config(tmp_path, *overrides)``: digits under Lightning, 2 epochs of 6
+    batches, logged every 2 steps, tracked in ``tmp_path/t.db``."""
+    return _short_digits

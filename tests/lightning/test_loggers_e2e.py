@@ -29,11 +29,6 @@ from trainforge.train import Trainer
 from trainforge.train._build import build_loggers
 
 pytestmark = [
-    pytest.mark.filterwarnings("ignore:.*does not have many workers.*"),
-    pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning"),
-    pytest.mark.filterwarnings("ignore:.*_pytree.*"),
-    pytest.mark.filterwarnings("ignore:.*log_every_n_steps.*"),
-    pytest.mark.filterwarnings("ignore:.*val_check_interval.*"),
     # mlflow 3.17 configures its SQLAlchemy mappers with the deprecated noload strategy
     pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated"),
 ]
@@ -42,24 +37,6 @@ pytestmark = [
 # one validation per epoch, after steps 6 and 12 (Lightning logs them at steps 5 and 11)
 TRAIN_STEPS = [1, 3, 5, 7, 9, 11]
 VAL_STEPS = [5, 11]
-
-
-def digits_config(tmp_path: Path, *extra: str) -> Any:
-    """The digits task under Lightning, two short epochs, tracked in a temporary store."""
-    return load_config(
-        template="digits",
-        cli=[
-            "trainer.engine=lightning",
-            f"run.output_dir={tmp_path / 'outputs'}",
-            f"tracking.database=sqlite:///{tmp_path / 't.db'}",
-            "trainer.max_epochs=2",
-            "trainer.limit_train_batches=6",
-            "trainer.enable_progress_bar=false",
-            "trainer.log_every_n_steps=2",
-            *extra,
-        ],
-        environ={},
-    )
 
 
 def csv_losses(run_dir: Path) -> list[float]:
@@ -84,7 +61,7 @@ def mlflow_run(tracking_uri: str, experiment: str = "trainforge") -> tuple[Any, 
 
 
 @pytest.mark.slow
-def test_mlflow_run_is_read_back_by_the_mlflow_client(tmp_path):
+def test_mlflow_run_is_read_back_by_the_mlflow_client(tmp_path, digits_config):
     config = digits_config(tmp_path, "loggers.mlflow.enabled=true")
     results = Trainer(training_config=config).train()
 
@@ -108,7 +85,7 @@ def test_mlflow_run_is_read_back_by_the_mlflow_client(tmp_path):
     assert params["trainer/max_epochs"] == "2"
 
 
-def test_logged_config_hides_store_passwords(tmp_path):
+def test_logged_config_hides_store_passwords(tmp_path, digits_config):
     config = digits_config(
         tmp_path, "tracking.database=postgresql+psycopg://trainer:s3cret@db.example:5432/runs"
     )
@@ -187,7 +164,7 @@ def only(records: list[Any], kind: str) -> Any:
 
 
 @pytest.mark.slow
-def test_wandb_offline_run_is_complete_when_training_returns(tmp_path, monkeypatch):
+def test_wandb_offline_run_is_complete_when_training_returns(tmp_path, monkeypatch, digits_config):
     import wandb
 
     monkeypatch.delenv("WANDB_MODE", raising=False)  # offline comes from the config default
@@ -251,7 +228,9 @@ def comet_archive(run_dir: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_comet_offline_archive_is_written_when_training_returns(tmp_path, monkeypatch):
+def test_comet_offline_archive_is_written_when_training_returns(
+    tmp_path, monkeypatch, digits_config
+):
     monkeypatch.delenv("COMET_START_ONLINE", raising=False)
     # the Comet logger sets this for the whole process (as Lightning does): restore it
     monkeypatch.delenv("COMET_DISABLE_AUTO_LOGGING", raising=False)
@@ -280,7 +259,7 @@ def test_comet_offline_archive_is_written_when_training_returns(tmp_path, monkey
 
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["lightning", "plain"])
-def test_all_loggers_at_once_each_write_their_files(tmp_path, monkeypatch, engine):
+def test_all_loggers_at_once_each_write_their_files(tmp_path, monkeypatch, engine, digits_config):
     import wandb
 
     monkeypatch.delenv("COMET_DISABLE_AUTO_LOGGING", raising=False)  # restored afterwards

@@ -14,35 +14,9 @@ from trainforge.errors import ConfigError
 from trainforge.tracking import ExperimentDB
 from trainforge.train import Trainer
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:.*does not have many workers.*"),
-    pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning"),
-    pytest.mark.filterwarnings("ignore:.*_pytree.*"),
-    pytest.mark.filterwarnings("ignore:.*log_every_n_steps.*"),
-    pytest.mark.filterwarnings("ignore:.*val_check_interval.*"),
-]
 
-
-def lightning_config(tmp_path, *extra):
-    return load_config(
-        template="digits",
-        cli=[
-            "trainer.engine=lightning",
-            f"run.output_dir={tmp_path / 'outputs'}",
-            f"tracking.database=sqlite:///{tmp_path / 't.db'}",
-            "trainer.max_epochs=2",
-            "trainer.limit_train_batches=6",
-            "trainer.enable_progress_bar=false",
-            "trainer.log_every_n_steps=2",
-            "callbacks.monitoring.log_frequency=2",
-            *extra,
-        ],
-        environ={},
-    )
-
-
-def test_digits_under_lightning_logs_tracks_and_checkpoints(tmp_path):
-    results = Trainer(training_config=lightning_config(tmp_path)).train()
+def test_digits_under_lightning_logs_tracks_and_checkpoints(tmp_path, digits_config):
+    results = Trainer(training_config=digits_config(tmp_path)).train()
     assert results.global_step == 12
     assert results.epochs_completed == 2
     assert list(results.metrics_summary["epoch"]) == [0, 1]
@@ -64,18 +38,18 @@ def test_digits_under_lightning_logs_tracks_and_checkpoints(tmp_path):
     assert len(db.get_metric_history(run["run_id"], "val/acc")) == 2
 
 
-def test_resume_under_lightning_continues_from_the_checkpoint(tmp_path):
-    first = Trainer(training_config=lightning_config(tmp_path, "tracking.enabled=false")).train()
-    longer = lightning_config(tmp_path, "tracking.enabled=false", "trainer.max_epochs=3")
+def test_resume_under_lightning_continues_from_the_checkpoint(tmp_path, digits_config):
+    first = Trainer(training_config=digits_config(tmp_path, "tracking.enabled=false")).train()
+    longer = digits_config(tmp_path, "tracking.enabled=false", "trainer.max_epochs=3")
     resumed = Trainer(training_config=longer).train(resume_from="last")
     assert first.global_step == 12
     assert resumed.global_step == 18  # one more epoch of 6 batches, not three
     assert list(resumed.metrics_summary["epoch"]) == [2]
 
 
-def test_manual_optimization_runs_under_lightning(tmp_path):
+def test_manual_optimization_runs_under_lightning(tmp_path, digits_config):
     results = Trainer(
-        training_config=lightning_config(
+        training_config=digits_config(
             tmp_path,
             "tracking.enabled=false",
             "trainer.optimization=manual",
@@ -99,7 +73,7 @@ def test_unsupported_device_settings_are_refused_clearly(overrides, message):
         load_config(cli=overrides, environ={})
 
 
-def test_resume_from_any_checkpoint_is_bit_exact(tmp_path):
+def test_resume_from_any_checkpoint_is_bit_exact(tmp_path, digits_config):
     """Mid-epoch, epoch-end and final-epoch checkpoints all resume to the same weights.
 
     Batches of 200 over digits' 1,437 training images: 8 per epoch, the last one short;
@@ -113,14 +87,14 @@ def test_resume_from_any_checkpoint_is_bit_exact(tmp_path):
         "trainer.checkpoint_every_n_steps=3",
         "checkpoint.keep_last_n=50",
     )
-    first = Trainer(training_config=lightning_config(tmp_path, *extra)).train()
+    first = Trainer(training_config=digits_config(tmp_path, *extra)).train()
     manager = CheckpointManager(first.run_dir / "checkpoints", monitor=None)
     expected = manager.load("last", restore_rng=False)
     assert first.global_step == expected["global_step"] == 16
     starts = [c for c in manager.list_checkpoints() if c.global_step < 16]
     assert {c.global_step for c in starts} == {3, 6, 8, 9, 12, 15}
     for start in starts:
-        resumed = Trainer(training_config=lightning_config(tmp_path, *extra)).train(
+        resumed = Trainer(training_config=digits_config(tmp_path, *extra)).train(
             resume_from=start.path
         )
         actual = CheckpointManager(resumed.run_dir / "checkpoints", monitor=None).load(
@@ -132,8 +106,8 @@ def test_resume_from_any_checkpoint_is_bit_exact(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:Warning. Profiler clears events at the end of each cycle")
-def test_pytorch_profiler_leaves_a_trace_and_the_operator_table(tmp_path):
-    config = lightning_config(
+def test_pytorch_profiler_leaves_a_trace_and_the_operator_table(tmp_path, digits_config):
+    config = digits_config(
         tmp_path,
         "tracking.enabled=false",
         "trainer.max_epochs=1",
