@@ -27,6 +27,7 @@ LAYERS = {
     "lightning": 3,
     "zoo": 3,
     "production": 3,
+    "ui": 3,
     "train": 4,
     "cli": 5,
 }
