@@ -10,7 +10,7 @@ from trainforge.tracking._registry import ModelRegistry
 from trainforge.tracking._schema import MODEL_TAGS, RUN_STATUSES
 from trainforge.tracking._store import TrackingStore
 from trainforge.tracking._tracker import ExperimentTracker, system_info
-from trainforge.tracking._url import DATABASE_ENV_VAR, resolve_database_url
+from trainforge.tracking._url import DATABASE_ENV_VAR, display_url, resolve_database_url
 
 __all__ = [
     "DATABASE_ENV_VAR",
@@ -20,6 +20,7 @@ __all__ = [
     "ExperimentTracker",
     "ModelRegistry",
     "TrackingStore",
+    "display_url",
     "parse_filter",
     "resolve_database_url",
     "system_info",
