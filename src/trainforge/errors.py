@@ -111,7 +111,7 @@ class TrainforgeError(Exception):
         )
 
 
-def _rebuild_error(cls, message, file, key, path, hint, state):  # type: ignore[no-untyped-def]
+def _rebuild_error(cls, message, file, key, path, hint, state):
     err = cls.__new__(cls)
     err.__dict__.update(state)
     Exception.__init__(err, message)

@@ -48,9 +48,7 @@ def _bounds(metadata: list[Any]) -> str:
 
 
 def _default(field: Any) -> str:
-    value = (
-        field.default if field.default is not PydanticUndefined else field.default_factory()  # type: ignore[misc]
-    )
+    value = field.default if field.default is not PydanticUndefined else field.default_factory()
     if isinstance(value, tuple):
         value = list(value)
     return json.dumps(value)

@@ -371,11 +371,14 @@ class TrackingConfig(SchemaBase):
     project_name: str = Field("trainforge", description="Project the experiment belongs to.")
 
 
+ExportFormat = Literal["onnx", "torchscript", "pytorch"]
+
+
 class ExportConfig(SchemaBase):
     """Export after training."""
 
-    formats: list[Literal["onnx", "torchscript", "pytorch"]] = Field(
-        default_factory=lambda: ["pytorch"], description="Artifact formats."
+    formats: list[ExportFormat] = Field(
+        default_factory=lambda: list[ExportFormat](["pytorch"]), description="Artifact formats."
     )
     bundle: bool = Field(False, description="Build a serving bundle after training.")
 

@@ -21,7 +21,7 @@ __all__ = ["parse_dotlist", "parse_value", "read_yaml_file"]
 _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class _Loader(_Base):  # type: ignore[misc, valid-type]
+class _Loader(_Base):
     """Safe loader: floats like ``1e-3``, errors on duplicate keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:

@@ -330,7 +330,7 @@ class GradientMonitor:
 
 
 def _select(names: Sequence[str], mask: np.ndarray) -> list[str]:
-    return [names[i] for i in np.flatnonzero(mask)]
+    return [names[int(i)] for i in np.flatnonzero(mask)]
 
 
 def _per_parameter_norms(

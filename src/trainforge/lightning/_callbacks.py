@@ -279,7 +279,8 @@ class ExperimentTrackingCallback(Callback):
     ) -> None:
         """Training metrics, at Lightning's logging cadence."""
         step = trainer.global_step
-        if not trainer.is_global_zero or step % trainer.log_every_n_steps:
+        every = int(getattr(trainer, "log_every_n_steps", 1) or 1)
+        if not trainer.is_global_zero or step % every:
             return
         metrics = scalar_metrics(trainer.callback_metrics, keep=("train/",))
         if metrics:

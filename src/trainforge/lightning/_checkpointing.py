@@ -187,8 +187,8 @@ class CheckpointEngineCallback(Callback):
 def _position(trainer: pl.Trainer, epoch: int) -> RunPosition:
     """Where the fit continues, in the shared form (from the stateful training loader)."""
     processed, finished = epoch_batches(trainer)
-    loader = trainer.train_dataloader
-    sampler = loader.state_dict() if callable(getattr(loader, "state_dict", None)) else None
+    state_dict = getattr(trainer.train_dataloader, "state_dict", None)
+    sampler = state_dict() if callable(state_dict) else None
     done = epoch + 1 if finished else epoch
     return RunPosition(
         epoch=done,

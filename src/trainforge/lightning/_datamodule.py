@@ -21,7 +21,7 @@ from trainforge.lightning._callbacks import epoch_batches, running_epoch
 __all__ = ["UniversalDataModule"]
 
 
-class _ResumingLoader(DataLoader):  # type: ignore[type-arg]
+class _ResumingLoader(DataLoader):
     """The training loader: a whole epoch long, and stateful for Lightning's loops.
 
     ``len`` is the full epoch even when the sampler resumes part-way: Lightning counts an
@@ -164,7 +164,7 @@ class UniversalDataModule(LightningDataModule):
         if self._train_loader is None or self._train_replicas != self._replicas():
             loader = self._loader(self.train_dataset, train=True)
             loader.__class__ = _ResumingLoader
-            loader.fit_progress = self._fit_progress  # type: ignore[method-assign]
+            loader.fit_progress = self._fit_progress
             self._train_loader = loader
             self._train_replicas = self._replicas()
             self._pending_state = None

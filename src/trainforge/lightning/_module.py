@@ -128,6 +128,8 @@ class TaskModule(pl.LightningModule):
         False
     """
 
+    _net: Callable[..., Any]  # the (compiled) model the steps call, outside the module tree
+
     def __init__(
         self,
         model: nn.Module,
@@ -226,7 +228,8 @@ class TaskModule(pl.LightningModule):
                 raise_batch_error(exc, data)
             self._add_train_loss(loss, len(data["inputs"]))
             return loss
-        return self._manual_step(data, batch_idx)
+        self._manual_step(data, batch_idx)
+        return None
 
     def _manual_step(self, data: dict[str, Any], batch_idx: int) -> None:
         total = len(data["inputs"])

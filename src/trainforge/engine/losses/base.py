@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any, Protocol, TypedDict, runtime_checkable
+from typing import Any, Protocol, TypedDict, cast, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -91,7 +91,7 @@ def require(batch: LossInputs, key: str, strategy: str) -> Tensor:
             f"{sorted(batch)}; return dict batches such as "
             "{'inputs': x, 'labels': y} from your dataset or collator"
         )
-    return value
+    return cast(Tensor, value)
 
 
 # Fields of a TaskSpec a strategy constructor receives when it declares them.
