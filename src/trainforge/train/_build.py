@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainforge.checkpoint import CheckpointManager
+from trainforge.checkpoint import CheckpointManager, resolve_checkpoint
 from trainforge.config import TrainingConfig
 from trainforge.engine import GradientAccumulator, GradientMonitor, TaskSpec, get_loss_strategy
 from trainforge.engine._optim import build_optimizer, build_scheduler
@@ -483,7 +483,8 @@ def find_resume_checkpoint(target: str | Path, output_dir: str | Path) -> tuple[
     """Where ``--resume`` points: (checkpoint directory of a manager, target inside it).
 
     ``last`` / ``best`` mean: of the most recent run under ``output_dir`` that has one.
-    A path may be one checkpoint, or a directory of checkpoints (its ``last``).
+    A path is resolved by :func:`~trainforge.checkpoint.resolve_checkpoint` (a directory
+    of checkpoints, a pointer file, one checkpoint, its manifest or payload file).
     """
     target = str(target)
     if target in ("last", "best"):
@@ -499,9 +500,4 @@ def find_resume_checkpoint(target: str | Path, output_dir: str | Path) -> tuple[
                 hint="train once first, or pass --resume PATH to a checkpoint directory",
             )
         return candidates[0].parent, target
-    path = Path(target)
-    if not path.exists():
-        raise CheckpointNotFoundError(f"checkpoint not found: {path}", path=path)
-    if (path / "last").exists():
-        return path, "last"
-    return path.parent, str(path)
+    return resolve_checkpoint(target)
