@@ -12,8 +12,9 @@ know trainforge::
     ├── RegistryError (KeyError)                 unknown name in a registry ("did you mean")
     ├── HookError (RuntimeError)                 a hook failed and the manager was told to raise
     ├── CheckpointError
-    │   ├── CheckpointCorruptedError (ValueError)    hash / size / manifest mismatch
+    │   ├── CheckpointCorruptedError (ValueError)    hash / size / manifest mismatch, bad field
     │   ├── CheckpointNotFoundError (FileNotFoundError)
+    │   ├── CheckpointRankingError (ValueError)      monitor / mode differ from the recorded ones
     │   ├── CheckpointSaveError (OSError)            disk full, permission denied, ...
     │   ├── UnsafeCheckpointError (ValueError)       pickle that would run code
     │   └── ResumeError (ValueError)                 config / model mismatch on resume
@@ -21,6 +22,7 @@ know trainforge::
     │   ├── StoreUnavailableError (ConnectionError)  database cannot be opened
     │   ├── RunNotFoundError (KeyError)
     │   ├── ModelNotFoundError (KeyError)
+    │   ├── TrackingValueError (ValueError)          a key, name, step or limit no store can hold
     │   └── FilterSyntaxError (ValueError)           search filter with the position
     ├── TrainingError (RuntimeError)
     │   └── GradientHealthError                      N consecutive unhealthy steps
@@ -40,6 +42,7 @@ __all__ = [
     "CheckpointCorruptedError",
     "CheckpointError",
     "CheckpointNotFoundError",
+    "CheckpointRankingError",
     "CheckpointSaveError",
     "ConfigError",
     "ConfigFileError",
@@ -55,6 +58,7 @@ __all__ = [
     "RunNotFoundError",
     "StoreUnavailableError",
     "TrackingError",
+    "TrackingValueError",
     "TrainforgeError",
     "TrainingError",
     "UnsafeCheckpointError",
@@ -221,6 +225,14 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
         return self.user_message()
 
 
+class CheckpointRankingError(CheckpointError, ValueError):
+    """Checkpoints cannot be ranked as asked.
+
+    The monitor or mode given differ from the ones the checkpoints recorded, or the
+    checkpoints of one directory recorded different ones.
+    """
+
+
 class CheckpointSaveError(CheckpointError, OSError):
     """Writing a checkpoint failed; the previous checkpoint is untouched."""
 
@@ -256,6 +268,15 @@ class ModelNotFoundError(TrackingError, KeyError):
 
     def __str__(self) -> str:
         return self.user_message()
+
+
+class TrackingValueError(TrackingError, ValueError):
+    """A value no tracking store can hold or answer, refused before it reaches one.
+
+    A metric key that is empty, too long or holds control characters, a step outside the
+    integer range, a name too long for its column, text with a NUL character, a negative
+    limit; or a value the database itself refused.
+    """
 
 
 class FilterSyntaxError(TrackingError, ValueError):

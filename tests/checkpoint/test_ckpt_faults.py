@@ -100,8 +100,10 @@ def test_sigkill_during_saves_and_deletes_never_leaves_a_bad_checkpoint(tmp_path
             if round_ % 2:  # aim at retention: kill a few ms after the rename
                 _read_until(zygote.stdout, "retention")
                 time.sleep(rng.uniform(0, 0.03))
-            else:  # anywhere in a save of ~104 MB
-                time.sleep(rng.uniform(0.05, 1.2))
+            else:  # anywhere in the save of ~104 MB that follows a completed one
+                saved = _read_until(zygote.stdout, "saved")
+                confirmed = max(confirmed, int(saved.split()[1]))
+                time.sleep(rng.uniform(0, 0.8))
             os.kill(pid, signal.SIGKILL)
             kills += 1
             for line in iter(zygote.stdout.readline, ""):

@@ -93,14 +93,19 @@ def test_damage_is_detected_named_and_isolated(
     assert _tree(manager.root) == before  # nothing deleted or rewritten because of it
 
 
-@pytest.mark.parametrize("damage", ["deleted manifest", "garbled manifest"])
-def test_checkpoint_without_valid_manifest_is_invisible(
-    manager: CheckpointManager, save_many: Any, damage: str
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [("deleted manifest", "no manifest.json"), ("garbled manifest", "garbled")],
+)
+def test_checkpoint_without_valid_manifest_is_invisible_and_named_when_passed_over(
+    manager: CheckpointManager, save_many: Any, damage: str, reason: str
 ) -> None:
     first, second = save_many(manager, [0.5, 0.4])
     DAMAGE[damage][0](second)
     assert [c.path for c in manager.list_checkpoints()] == [first]
-    assert manager.load("last")["path"] == first
+    with pytest.warns(RuntimeWarning, match=f"passing over newer {second.name} .*{reason}"):
+        assert manager.load("last")["path"] == first
+    assert manager.load(first)["path"] == first  # an explicit path passes over nothing
 
 
 def test_corrupted_last_without_alternative(manager: CheckpointManager, save_many: Any) -> None:
@@ -130,9 +135,12 @@ def test_malicious_pickle_is_refused_without_running(
     manifest["files"]["state.pt"].update(sha256=sha, size=size)  # hashes match: attacker-made
     (ckpt / MANIFEST_NAME).write_text(json.dumps(manifest))
 
-    with pytest.raises(UnsafeCheckpointError, match="allow-list"):
+    with pytest.raises(UnsafeCheckpointError, match="allow-list") as info:
         manager.load(ckpt)
     assert not marker.exists()
+    message = str(info.value)  # names the blocked global, never advises weights_only=False
+    assert "the global getattr" in message  # how the pickle reaches Path.touch
+    assert "weights_only" not in message and "ALLOWED_GLOBALS" in message
     # and the plain-pickle route really would have run it
     torch.load(ckpt / "state.pt", weights_only=False)
     assert marker.exists()

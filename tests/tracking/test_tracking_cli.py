@@ -68,14 +68,15 @@ def test_runs_plot_writes_png(db_file, tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_registry_workflow(db_file, capsys):
+def test_registry_workflow(db_file, tmp_path, capsys):
+    (tmp_path / "model.onnx").write_bytes(b"onnx")
     code, out, _ = _run(
         capsys,
         "registry",
         "register",
         "mlp",
         "--checkpoint",
-        "c",
+        str(tmp_path / "model.onnx"),
         "-m",
         "val_loss=0.2",
         "--db",
@@ -126,7 +127,9 @@ def test_unavailable_store_exits_1(tmp_path, capsys, db, message):
 
 def test_read_only_store_exits_1(db_file, capsys):
     url = f"sqlite:///file:{db_file}?mode=ro&uri=true"
-    code, _, err = _run(capsys, "registry", "register", "m", "--checkpoint", "c", "--db", url)
+    code, _, err = _run(
+        capsys, "registry", "register", "m", "--checkpoint", "s3://bucket/c", "--db", url
+    )
     assert code == 1 and "read-only" in err and db_file in err
 
 

@@ -10,13 +10,17 @@ small files go through :class:`HashingWriter`, which hashes bytes as they pass.
 
 Loading maps the file once, checks size and SHA256 over the mapping, and hands the same
 pages to the deserialiser, so verification costs one pass of hashing and no extra copy.
+Every file is opened without following symbolic links and without blocking, and must be
+a regular file: a manifest cannot make a load read a link's target, a FIFO or a device.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import mmap
 import os
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +35,13 @@ __all__ = [
     "hash_file",
     "hash_file_and_fsync",
     "open_payload",
+    "open_regular",
+    "read_regular",
 ]
 
 _CHUNK = 8 << 20
+# no symlink is followed, and opening a FIFO or a device neither blocks nor reads it
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 @dataclass(frozen=True)
@@ -195,6 +203,61 @@ def hash_file_and_fsync(path: Path) -> tuple[str, int]:
     return digest, size
 
 
+def open_regular(path: Path, *, what: str = "checkpoint file", listed: bool = False) -> int:
+    """Open ``path`` for reading if it is a regular file that is not a symbolic link.
+
+    Returns:
+        The file descriptor; the caller closes it.
+
+    Raises:
+        CheckpointCorruptedError: Missing, a symbolic link, or not a regular file.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        where = " (listed in the manifest)" if listed else ""
+        raise CheckpointCorruptedError(f"{what} {path} is missing{where}", path=path) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CheckpointCorruptedError(
+                f"{what} {path} is a symbolic link; checkpoints hold regular files only",
+                path=path,
+            ) from None
+        raise CheckpointCorruptedError(
+            f"cannot open {what} {path}: {exc.strerror or exc}", path=path
+        ) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise CheckpointCorruptedError(
+            f"{what} {path} is {kind}; checkpoints hold regular files only", path=path
+        )
+    return fd
+
+
+def read_regular(path: Path, *, limit: int, what: str) -> bytes:
+    """The bytes of a small regular file (see :func:`open_regular`), at most ``limit``.
+
+    Raises:
+        CheckpointCorruptedError: Missing, not a regular file, or larger than ``limit``.
+    """
+    fd = open_regular(path, what=what)
+    try:
+        size = os.fstat(fd).st_size
+        if size > limit:
+            raise CheckpointCorruptedError(
+                f"{what} {path} has {size} bytes, more than a {what} can hold ({limit})",
+                path=path,
+            )
+        chunks = []
+        while chunk := os.read(fd, _CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def open_payload(path: Path, entry: FileEntry, *, verify: bool) -> Any:
     """Map ``path`` read-only after checking its size and (with ``verify``) its SHA256.
 
@@ -202,14 +265,10 @@ def open_payload(path: Path, entry: FileEntry, *, verify: bool) -> Any:
         A read-only buffer (``mmap`` or ``b""``); the caller closes it when done.
 
     Raises:
-        CheckpointCorruptedError: The file is missing, has the wrong size or hash.
+        CheckpointCorruptedError: The file is missing, a symbolic link or not a regular
+            file, or has the wrong size or hash.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        raise CheckpointCorruptedError(
-            f"checkpoint file {path} is missing (listed in the manifest)", path=path
-        ) from None
+    fd = open_regular(path, listed=True)
     try:
         size = os.fstat(fd).st_size
         if size != entry.size:

@@ -7,6 +7,9 @@ reader, retention, the CLI and the migrations cannot drift apart::
       .lock                                   short exclusive lock: publish, delete, prune
       .readers/ckpt-000012-....<token>.lock   one per process currently loading a checkpoint
       last, best                              pointer files holding a directory name
+      .tmp-...                                a checkpoint being written (or a dead writer's)
+      .trash-ckpt-...                         a checkpoint being deleted
+      .replaced-ckpt-...                      the old copy while ``migrate`` swaps one in
       ckpt-000012-epoch0005-step001000/
         state.pt (or state.safetensors + state.json, optionally .gz / .zst)
         manifest.json                         written last: without it the directory is ignored
@@ -24,6 +27,7 @@ __all__ = [
     "LOCK_NAME",
     "MANIFEST_NAME",
     "READERS_DIR",
+    "REPLACED_PREFIX",
     "STATE_KEYS",
     "TEMP_PREFIX",
     "TRASH_PREFIX",
@@ -41,6 +45,7 @@ LOCK_NAME = ".lock"
 READERS_DIR = ".readers"
 TEMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
+REPLACED_PREFIX = ".replaced-"
 CHECKPOINT_PREFIX = "ckpt-"
 
 MODEL_KEY = "model_state_dict"

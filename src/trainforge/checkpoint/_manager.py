@@ -1,8 +1,9 @@
 """CheckpointManager: save, list, load, verify, retain and prune checkpoints.
 
 The manager composes the parts that each live in their own module: the atomic writer,
-the verifying reader, storage backends, retention policies, locks, the metadata cache and
-the mirror. It holds no state that is not also on disk, so several processes can share a
+the verifying reader, storage backends, the catalog (listing and ranking), the pruner
+(retention, pruning, crash recovery), locks, the metadata cache, conversions and the
+mirror. It holds no state that is not also on disk, so several processes can share a
 checkpoint directory.
 
 Examples:
@@ -17,58 +18,36 @@ Examples:
 from __future__ import annotations
 
 import logging
-import os
-import uuid
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from trainforge.checkpoint import _layout as L
-from trainforge.checkpoint._catalog import CheckpointCatalog, remove_path
+from trainforge.checkpoint._catalog import CheckpointCatalog
 from trainforge.checkpoint._compression import compression_for
-from trainforge.checkpoint._integrity import fsync_dir
-from trainforge.checkpoint._lightning import lightning_to_state, read_lightning_checkpoint
+from trainforge.checkpoint._conversion import (
+    import_lightning_file,
+    migrate_in_place,
+    plain_metrics,
+    state_of,
+)
+from trainforge.checkpoint._loading import Loader
 from trainforge.checkpoint._lock import CheckpointLocks
-from trainforge.checkpoint._manifest import read_manifest, write_bytes_atomic
 from trainforge.checkpoint._metadata import CheckpointMetadata, TTLCache
 from trainforge.checkpoint._mirror import Mirror, MirrorFailure
-from trainforge.checkpoint._reader import VerifyReport, read_checkpoint, verify_checkpoint
-from trainforge.checkpoint._resume import ResumeResult, validate_resume
-from trainforge.checkpoint._retention import (
-    AnyOf,
-    KeepBestK,
-    KeepLastN,
-    RetentionPolicy,
-    plan_retention,
-)
+from trainforge.checkpoint._pruning import Pruner
+from trainforge.checkpoint._reader import VerifyReport, verify_checkpoint
+from trainforge.checkpoint._resume import ResumeResult
+from trainforge.checkpoint._retention import AnyOf, KeepBestK, KeepLastN, RetentionPolicy
 from trainforge.checkpoint._writer import config_fields, environment_info, write_checkpoint
 from trainforge.checkpoint.storage import get_storage
-from trainforge.errors import CheckpointCorruptedError
 from trainforge.hooks import HookEvent, HookManager
 from trainforge.records import ConfigSource
-from trainforge.seeding import capture_rng_state, restore_rng_state
+from trainforge.seeding import capture_rng_state
 
 __all__ = ["CheckpointManager"]
 
 logger = logging.getLogger(__name__)
-
-
-def _state_of(obj: Any) -> Any:
-    """``obj.state_dict()`` for anything Stateful; mappings and None pass through."""
-    if obj is None or isinstance(obj, Mapping):
-        return obj
-    state_dict = getattr(obj, "state_dict", None)
-    if not callable(state_dict):
-        raise TypeError(
-            f"expected an object with state_dict() or a mapping, got {type(obj).__name__}"
-        )
-    return state_dict()
-
-
-def _plain_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    # tensors / numpy scalars -> float; .item() on a CUDA tensor is a device sync
-    return {str(k): float(v.item() if hasattr(v, "item") else v) for k, v in metrics.items()}
 
 
 class CheckpointManager:
@@ -131,6 +110,22 @@ class CheckpointManager:
         self.locks = CheckpointLocks(self.root)
         self.catalog = CheckpointCatalog(self.root, monitor=monitor, mode=mode, cache_ttl=cache_ttl)
         self.mirror = Mirror(mirror) if mirror else None
+        if self.pruner.has_interrupted():
+            try:
+                with self.locks.exclusive():
+                    self.pruner.recover()
+            except OSError as exc:  # a read-only directory: listing still works
+                logger.warning("cannot recover interrupted migrations in %s: %s", self.root, exc)
+
+    @property
+    def pruner(self) -> Pruner:
+        """Retention, pruning and recovery with this manager's current policy and hooks."""
+        return Pruner(self.catalog, self.locks, self.policy, self.hooks)
+
+    @property
+    def loader(self) -> Loader:
+        """Loading with this manager's current hooks and verification setting."""
+        return Loader(self.catalog, self.locks, self.hooks, verify=self.verify_on_load)
 
     # ------------------------------------------------------------------ saving
     def should_save(self, epoch: int) -> bool:
@@ -157,7 +152,10 @@ class CheckpointManager:
             The checkpoint directory.
 
         Raises:
-            ValueError: ``monitor`` is missing from ``metrics``.
+            ValueError: ``monitor`` is missing from ``metrics``, or a value would not make
+                a valid manifest (a negative epoch, non-text notes).
+            CheckpointRankingError: The directory holds checkpoints ranked by another
+                monitor or mode (retention would compare unlike values); nothing is written.
             CheckpointSaveError: Disk full, permission denied; earlier checkpoints intact.
         """
         if self.monitor is not None and self.monitor not in metrics:
@@ -166,14 +164,15 @@ class CheckpointManager:
                 f"got keys: {sorted(metrics)}; pass it, or build the manager with "
                 "another monitor (monitor=None to rank nothing)"
             )
-        values = _plain_metrics(metrics)
+        self.catalog.check_ranking()
+        values = plain_metrics(metrics)
         self.hooks.fire(
             HookEvent.BEFORE_CHECKPOINT_SAVE, epoch=epoch, global_step=global_step, metrics=values
         )
         state = {
-            L.MODEL_KEY: _state_of(model),
-            L.OPTIMIZER_KEY: _state_of(optimizer),
-            L.SCHEDULER_KEY: _state_of(scheduler),
+            L.MODEL_KEY: state_of(model),
+            L.OPTIMIZER_KEY: state_of(optimizer),
+            L.SCHEDULER_KEY: state_of(scheduler),
             L.CUSTOM_KEY: custom_state,
         }
         metadata = {
@@ -202,24 +201,18 @@ class CheckpointManager:
 
     def _after_write(self, path: Path, metrics: dict[str, float]) -> None:
         self.cache.invalidate()
-        checkpoints = self.list_checkpoints()
-        best = next((c for c in checkpoints if c.is_best), None)
-        pointers = {L.LAST_POINTER: path.name}
-        if best is not None:
-            pointers[L.BEST_POINTER] = best.name
-        with self.locks.exclusive():
-            for name, target in pointers.items():
-                write_bytes_atomic(self.root / name, f"{target}\n".encode())
-        is_best = best is not None and best.path == path
-        if is_best:
+        self.catalog.remember(path, True)  # hashed as it was written
+        best = next((c for c in self.list_checkpoints() if c.is_best), None)
+        if best is not None and best.path == path:
             self.hooks.fire(HookEvent.ON_BEST_CHECKPOINT, path=path, metric=best.metric)
-        self.apply_retention(just_written=path.name)
+        pruner = self.pruner
+        pruner.apply_retention(just_written=path.name)
         if self.mirror is not None:
-            self.mirror.submit(path, pointers)
+            self.mirror.submit(path, pruner.pointers)
         if self.tracker is not None:
             # the manifest lists every file's hash: logging it records the whole checkpoint
             self.tracker.log_artifact(path / L.MANIFEST_NAME)
-            if is_best:
+            if best is not None and best.path == path:
                 self.tracker.set_tags({"best_checkpoint": path.name})
         self.hooks.fire(HookEvent.AFTER_CHECKPOINT_SAVE, path=path, metrics=metrics)
 
@@ -242,6 +235,7 @@ class CheckpointManager:
 
         Raises:
             CheckpointNotFoundError: No complete checkpoint has a monitor value.
+            CheckpointRankingError: The checkpoints recorded another monitor or mode.
         """
         return self.resolve("best")
 
@@ -256,6 +250,10 @@ class CheckpointManager:
     ) -> dict[str, Any]:
         """Verify and load a checkpoint (``last`` by default).
 
+        ``last`` is the newest *complete* checkpoint; when newer checkpoint directories
+        are passed over (no manifest, an unreadable one), a ``RuntimeWarning`` names each
+        of them and why.
+
         Returns:
             ``epoch``, ``global_step``, ``model_state_dict``, ``optimizer_state_dict``,
             ``scheduler_state_dict``, ``custom_state``, ``metrics``, ``config``,
@@ -263,155 +261,60 @@ class CheckpointManager:
 
         Raises:
             CheckpointCorruptedError: Naming the file, expected/actual hash and the newest
-                valid alternative (loaded instead, with a warning, when ``fallback``).
-            UnsafeCheckpointError: The payload would run code when unpickled.
+                valid alternative (loaded instead, with a warning, when ``fallback``);
+                also for recorded RNG states that cannot be restored.
+            UnsafeCheckpointError: The payload would run code when unpickled; naming the
+                blocked type.
         """
-        directory = self.resolve(path)
-        self.hooks.fire(HookEvent.BEFORE_CHECKPOINT_LOAD, path=directory)
-        try:
-            manifest, state = self._read(directory, map_location)
-        except CheckpointCorruptedError as exc:
-            self.hooks.fire(HookEvent.ON_CHECKPOINT_CORRUPTED, path=directory, error=exc)
-            alternative = self.newest_valid(exclude=directory)
-            error = CheckpointCorruptedError(
-                exc.message,
-                path=exc.path,
-                expected=exc.expected,
-                actual=exc.actual,
-                alternative=alternative,
-            )
-            if not fallback or alternative is None:
-                raise error from None
-            message = f"{error.message}; loading the newest valid checkpoint {alternative}"
-            logger.warning(message)
-            warnings.warn(message, RuntimeWarning, stacklevel=2)
-            directory = alternative
-            manifest, state = self._read(directory, map_location)
-        meta = manifest.metadata
-        result = {
-            **state,
-            "epoch": meta.get("epoch"),
-            "global_step": meta.get("global_step"),
-            "metrics": meta.get("metrics", {}),
-            "config": meta.get("config"),
-            "config_hash": meta.get("config_hash"),
-            "config_provenance": meta.get("config_provenance"),
-            "rng_state": meta.get("rng_state"),
-            "metadata": meta,
-            "path": directory,
-        }
-        for key in L.STATE_KEYS:
-            result.setdefault(key, None)
-        if restore_rng and result["rng_state"]:
-            restore_rng_state(result["rng_state"])
-        self.hooks.fire(HookEvent.AFTER_CHECKPOINT_LOAD, path=directory, epoch=result["epoch"])
-        return result
-
-    def _read(self, directory: Path, map_location: Any) -> tuple[Any, dict[str, Any]]:
-        with self.locks.reading(directory.name):
-            self.hooks.fire(HookEvent.BEFORE_INTEGRITY_CHECK, path=directory)
-            manifest, state = read_checkpoint(
-                directory, verify=self.verify_on_load, map_location=map_location
-            )
-            self.hooks.fire(HookEvent.AFTER_INTEGRITY_CHECK, path=directory, ok=True)
-        return manifest, state
+        return self.loader.load(
+            path, map_location=map_location, restore_rng=restore_rng, fallback=fallback
+        )
 
     def newest_valid(self, *, exclude: Path | None = None) -> Path | None:
         """Newest checkpoint whose files all match the manifest (full hash check)."""
-        for meta in self.list_checkpoints():
-            if exclude is not None and meta.path.resolve() == exclude.resolve():
-                continue
-            if verify_checkpoint(meta.path).ok:
-                return meta.path
-        return None
+        return self.loader.newest_valid(exclude=exclude)
 
     # ---------------------------------------------------------- verify / prune
-    def verify(self, target: str | Path | None = None) -> list[VerifyReport]:
-        """Verify one checkpoint, or every ``ckpt-*`` directory when ``target`` is None."""
-        if target is not None:
-            directory = self.resolve(target)
-            reports = [verify_checkpoint(directory)]
-        else:
-            dirs = sorted(
-                (p for p in self.root.iterdir() if L.parse_checkpoint_name(p.name) and p.is_dir()),
-                reverse=True,
-            )
-            reports = [verify_checkpoint(d) for d in dirs]
-        for report in reports:
-            if not report.ok:
-                self.hooks.fire(
-                    HookEvent.ON_CHECKPOINT_CORRUPTED, path=report.path, error=report.problem
-                )
+    def verify(self, target: str | Path | None = None, *, deep: bool = False) -> list[VerifyReport]:
+        """Verify one checkpoint, or every ``ckpt-*`` directory when ``target`` is None.
+
+        Args:
+            target: A checkpoint (path, ``last`` or ``best``); None for all of them.
+            deep: Also deserialise each payload through the safe loader, as ``load``
+                would (catches what hashes cannot: a payload that is unsafe to unpickle).
+        """
+        dirs = [self.resolve(target)] if target is not None else self.catalog.directories()
+        reports = [verify_checkpoint(d, deep=deep) for d in dirs]
+        for bad in (r for r in reports if not r.ok):
+            self.hooks.fire(HookEvent.ON_CHECKPOINT_CORRUPTED, path=bad.path, error=bad.problem)
         return reports
 
     def apply_retention(
         self, *, just_written: str | None = None, dry_run: bool = False
     ) -> list[CheckpointMetadata]:
-        """Delete what no policy keeps (never one being read); return what was deleted."""
-        with self.locks.exclusive():
-            checkpoints = self.list_checkpoints()
-            _, doomed = plan_retention(checkpoints, self.policy, just_written=just_written)
-            deleted, trash = [], []
-            for meta in doomed:
-                if self.locks.readers_of(meta.name):
-                    logger.info("keeping %s for now: another process is reading it", meta.name)
-                    continue
-                deleted.append(meta)
-                if not dry_run:
-                    trash.append(self._to_trash(meta.path))
-            if trash:
-                fsync_dir(self.root)
-            if not dry_run:
-                trash.extend(self.catalog.leftovers(self.locks))
-        for path in trash:
-            remove_path(path)
-        if not dry_run:
-            self.cache.invalidate()
-            for meta in deleted:
-                self.hooks.fire(HookEvent.ON_CHECKPOINT_DELETED, path=meta.path, epoch=meta.epoch)
-            self.hooks.fire(
-                HookEvent.ON_RETENTION_APPLIED,
-                kept=[c.path for c in checkpoints if c not in deleted],
-                deleted=[c.path for c in deleted],
-            )
-        return deleted
+        """Delete what no policy keeps (never one being read); return what was deleted.
 
-    def _to_trash(self, path: Path) -> Path:
-        # rename first: the checkpoint disappears atomically, rmtree may then be killed
-        trash = self.root / f"{L.TRASH_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}"
-        os.rename(path, trash)
-        return trash
+        ``last`` and ``best`` are first pointed at checkpoints that stay.
 
-    def prune(self, *, dry_run: bool = False) -> dict[str, list[str]]:
-        """Remove incomplete checkpoints and leftovers, then apply retention.
+        Raises:
+            CheckpointRankingError: The checkpoints recorded another monitor or mode.
+        """
+        return self.pruner.apply_retention(just_written=just_written, dry_run=dry_run)
+
+    def prune(self, *, dry_run: bool = False, remove_unreadable: bool = False) -> dict[str, Any]:
+        """Verify every checkpoint, remove incomplete ones and leftovers, apply retention.
+
+        Checkpoints that cannot be ranked (an unreadable or newer-format manifest, files
+        that fail verification) are kept and reported unless ``remove_unreadable``; they
+        never count as one of the checkpoints retention keeps.
 
         Returns:
-            ``{"incomplete": [...], "leftovers": [...], "retention": [...]}`` (names).
+            Names by outcome (see :meth:`Pruner.prune`), and ``reasons`` (name -> why).
+
+        Raises:
+            CheckpointRankingError: The checkpoints recorded another monitor or mode.
         """
-        incomplete: list[str] = []
-        with self.locks.exclusive():
-            trash = self.catalog.leftovers(self.locks)
-            leftovers = sorted(p.name for p in trash)
-            if dry_run:
-                trash = []
-            for entry in sorted(self.root.iterdir()):
-                name = entry.name
-                if L.parse_checkpoint_name(name) and entry.is_dir():
-                    try:
-                        read_manifest(entry)
-                    except CheckpointCorruptedError:
-                        incomplete.append(name)
-                        if not dry_run:
-                            trash.append(self._to_trash(entry))
-        for path in trash:
-            remove_path(path)
-        self.cache.invalidate()
-        deleted = self.apply_retention(dry_run=dry_run)
-        return {
-            "incomplete": incomplete,
-            "leftovers": leftovers,
-            "retention": [m.name for m in deleted],
-        }
+        return self.pruner.prune(dry_run=dry_run, remove_unreadable=remove_unreadable)
 
     # --------------------------------------------------- resume / migrate / import
     def resume(
@@ -431,56 +334,33 @@ class CheckpointManager:
 
         Raises:
             ResumeError: ``strict`` mode and a breaking config change that is not in
-                ``allow_changes``, or model keys/shapes that differ.
+                ``allow_changes``, model keys/shapes that differ, or an entry of
+                ``allow_changes`` that names no config key (with a did-you-mean).
         """
-        checkpoint = self.load(path, map_location=map_location, restore_rng=False)
-        current = config_fields(config)
-        result = validate_resume(
-            checkpoint,
-            current["config"],
-            current["config_hash"],
+        return self.loader.resume(
+            path,
+            config_fields(config),
             mode=mode,
             allow_changes=allow_changes,
-            model_state=_state_of(model) if model is not None else None,
+            model_state=state_of(model) if model is not None else None,
+            map_location=map_location,
+            restore_rng=restore_rng,
         )
-        if restore_rng and checkpoint["rng_state"]:
-            restore_rng_state(checkpoint["rng_state"])
-        self.hooks.fire(
-            HookEvent.ON_RESUME,
-            path=checkpoint["path"],
-            changes=result.changes,
-            allowed_changes=result.allowed_changes,
-        )
-        return result
 
     def migrate(self, path: str | Path) -> Path | None:
         """Rewrite an older-format checkpoint in the current format, in place.
+
+        Safe to kill at any point: the checkpoint is afterwards in its old or its new
+        format, never gone.
 
         Returns:
             The checkpoint directory, or None when it already was current.
         """
         directory = self.resolve(path)
-        manifest, state = read_checkpoint(directory, verify=True)
-        if manifest.migrated_from is None:
-            return None
-        metadata = {**manifest.metadata, "migrated_from": manifest.migrated_from}
-        write_checkpoint(
-            directory.parent,
-            state,
-            metadata,
-            storage=manifest.storage,
-            compression=None,
-            locks=CheckpointLocks(directory.parent),
-            replace=directory,
-        )
+        locks = CheckpointLocks(directory.parent)
+        migrated = migrate_in_place(directory, locks=locks, hooks=self.hooks)
         self.cache.invalidate()
-        self.hooks.fire(
-            HookEvent.ON_MIGRATION,
-            path=directory,
-            from_version=manifest.migrated_from,
-            to_version=L.FORMAT_VERSION,
-        )
-        return directory
+        return directory if migrated else None
 
     def import_lightning(
         self,
@@ -491,28 +371,18 @@ class CheckpointManager:
         notes: str | None = None,
     ) -> Path:
         """Convert a Lightning ``.ckpt`` into a trainforge checkpoint in this directory."""
-        data = read_lightning_checkpoint(ckpt_path)
-        values = _plain_metrics(metrics or {})
-        metadata = {
-            "epoch": int(data["epoch"]),
-            "global_step": int(data["global_step"]),
-            "metrics": values,
-            "monitor": self.monitor,
-            "monitor_value": values.get(self.monitor) if self.monitor else None,
-            "mode": self.mode,
-            "protected": False,
-            "notes": notes or f"imported from Lightning checkpoint {ckpt_path}",
-            "rng_state": None,
-            **config_fields(data.get("hyper_parameters") or None),
-            **environment_info(),
-        }
-        path = write_checkpoint(
+        self.catalog.check_ranking()
+        path, values = import_lightning_file(
+            ckpt_path,
             self.root,
-            lightning_to_state(data, strip_prefix=strip_prefix),
-            metadata,
             storage=self.storage,
             compression=self.compression,
             locks=self.locks,
+            monitor=self.monitor,
+            mode=self.mode,
+            metrics=metrics,
+            strip_prefix=strip_prefix,
+            notes=notes,
         )
         self._after_write(path, values)
         return path

@@ -19,6 +19,9 @@ __all__ = ["CheckpointMetadata", "TTLCache"]
 class CheckpointMetadata:
     """One complete checkpoint as listed: where it is, what it scored, its flags.
 
+    ``monitor``, ``mode`` and ``metric`` are what the checkpoint is ranked by: the monitor,
+    mode and monitor value its manifest recorded, or, for a checkpoint that recorded none
+    (an older format, an import), the lister's monitor and mode and that metric's value.
     ``sha256`` is the digest of the manifest, which itself lists the hash of every file,
     so it identifies the whole checkpoint.
     """
@@ -29,6 +32,7 @@ class CheckpointMetadata:
     global_step: int
     metric: float | None
     monitor: str | None
+    mode: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     timestamp: str | None = None
     git_commit: str | None = None
@@ -57,16 +61,16 @@ class CheckpointMetadata:
     @classmethod
     def from_manifest(cls, path: Path, index: int, manifest: Manifest) -> CheckpointMetadata:
         """Build from a parsed manifest; flags best/last are set by the manager."""
-        meta = manifest.metadata
-        value = meta.get("monitor_value")
+        meta = manifest.metadata  # validated: every field has its type
         return cls(
             path=path,
             index=index,
-            epoch=int(meta.get("epoch", 0)),
-            global_step=int(meta.get("global_step", 0)),
-            metric=None if value is None else float(value),
-            monitor=meta.get("monitor"),
-            metrics=dict(meta.get("metrics") or {}),
+            epoch=meta["epoch"],
+            global_step=meta["global_step"],
+            metric=meta["monitor_value"],
+            monitor=meta["monitor"],
+            mode=meta["mode"],
+            metrics=dict(meta["metrics"]),
             timestamp=meta.get("timestamp"),
             git_commit=(meta.get("git") or {}).get("commit"),
             config_hash=meta.get("config_hash"),
@@ -74,8 +78,8 @@ class CheckpointMetadata:
             sha256=manifest.raw_digest,
             storage=manifest.storage,
             format_version=manifest.migrated_from or manifest.format_version,
-            protected=bool(meta.get("protected", False)),
-            notes=meta.get("notes"),
+            protected=meta["protected"],
+            notes=meta["notes"],
         )
 
 

@@ -43,8 +43,8 @@ MIGRATIONS: Registry[Migration] = Registry("checkpoint format migration")
 def manifest_version(raw: dict[str, Any]) -> int:
     """The format version a raw manifest declares (format 1 called the field ``version``)."""
     version = raw.get("format_version", raw.get("version"))
-    if not isinstance(version, int):
-        raise ValueError(f"the manifest has no integer format_version (got {version!r})")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"the manifest has no format_version >= 1 (got {version!r})")
     return version
 
 

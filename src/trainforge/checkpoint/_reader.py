@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import mmap
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from trainforge.checkpoint._migration import upgrade_state
 from trainforge.checkpoint.storage import get_storage
 from trainforge.errors import CheckpointCorruptedError, CheckpointError
 
-__all__ = ["VerifyReport", "read_checkpoint", "verify_checkpoint"]
+__all__ = ["VerifyReport", "files_present", "read_checkpoint", "verify_checkpoint"]
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,18 @@ def read_checkpoint(
     return manifest, upgrade_state(state, manifest.migrated_from)
 
 
-def verify_checkpoint(directory: Path) -> VerifyReport:
-    """Check the manifest and every file's size and SHA256 without deserialising."""
+def verify_checkpoint(directory: Path, *, deep: bool = False) -> VerifyReport:
+    """Check the manifest and every file's size and SHA256 without deserialising.
+
+    Args:
+        directory: The checkpoint directory.
+        deep: Also deserialise the payload through the same safe loader as ``load``
+            (a payload can match its hashes and still be refused as unsafe).
+    """
     try:
+        if deep:
+            read_checkpoint(directory, verify=True, map_location="cpu")
+            return VerifyReport(directory, True)
         manifest = read_manifest(directory)
         for name, entry in manifest.files.items():
             buffer = open_payload(directory / name, entry, verify=True)
@@ -76,3 +87,20 @@ def verify_checkpoint(directory: Path) -> VerifyReport:
         bad = Path(exc.path).name if getattr(exc, "path", None) else None
         return VerifyReport(directory, False, exc.message, bad)
     return VerifyReport(directory, True)
+
+
+def files_present(directory: Path) -> bool:
+    """True when the manifest reads and lists regular files of the recorded sizes.
+
+    A ``stat`` per file, no hashing: what retention checks after every save, cheap enough
+    for checkpoints of any size (``verify_checkpoint`` also compares the hashes).
+    """
+    try:
+        manifest = read_manifest(directory)
+        for name, entry in manifest.files.items():
+            info = os.lstat(directory / name)
+            if not stat.S_ISREG(info.st_mode) or info.st_size != entry.size:
+                return False
+    except (CheckpointError, OSError):
+        return False
+    return True

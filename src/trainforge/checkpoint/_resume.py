@@ -3,7 +3,9 @@
 Config differences come from :func:`trainforge.config.diff_configs`, key by key with a
 severity. ``strict`` refuses breaking changes unless each key is allowed explicitly and
 refuses any model key/shape mismatch; ``warn`` logs them and goes on. Allowed changes are
-returned so the caller can record them in the run's provenance.
+returned so the caller can record them in the run's provenance. An allowed key must name a
+key (or a section) of the saved or the current config: a typo is refused with the closest
+key, whatever the mode, instead of silently allowing nothing.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from trainforge.config import ConfigChange, diff_configs
-from trainforge.errors import ResumeError
+from trainforge.errors import ResumeError, did_you_mean
+from trainforge.records import flatten
 
-__all__ = ["ResumeResult", "compare_state_dicts", "validate_resume"]
+__all__ = ["ResumeResult", "check_allowed_keys", "compare_state_dicts", "validate_resume"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,32 @@ def _is_allowed(key: str, allowed: Iterable[str]) -> bool:
     return any(key == a or key.startswith(a + ".") for a in allowed)
 
 
+def check_allowed_keys(
+    allowed: Iterable[str], *configs: Mapping[str, Any] | None, where: Any = None
+) -> None:
+    """Raise unless every allowed key names a key or section of one of ``configs``.
+
+    Raises:
+        ResumeError: Naming the unknown key and the closest existing one.
+    """
+    keys: set[str] = set()
+    for config in configs:
+        for key in flatten(config or {}):
+            parts = key.split(".")
+            keys.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    if not keys:
+        return
+    for key in allowed:
+        if key not in keys:
+            guess = did_you_mean(key, keys)
+            raise ResumeError(
+                f"--allow-config-change {key!r} names no key of the config"
+                + (f"; did you mean {guess!r}?" if guess else ""),
+                path=where,
+                hint="give a dotted config key such as optim.name, or a section such as model",
+            )
+
+
 def validate_resume(
     checkpoint: dict[str, Any],
     current_config: Mapping[str, Any] | None,
@@ -75,6 +104,7 @@ def validate_resume(
     allowed = tuple(allow_changes)
     result = ResumeResult(checkpoint)
     saved_config, saved_hash = checkpoint.get("config"), checkpoint.get("config_hash")
+    check_allowed_keys(allowed, saved_config, current_config, where=checkpoint.get("path"))
     if saved_hash is not None and current_hash is not None:
         result.hash_matches = saved_hash == current_hash
     if saved_config is not None and current_config is not None and not result.hash_matches:

@@ -45,17 +45,24 @@ class KeepLastN:
 
 @dataclass(frozen=True)
 class KeepBestK:
-    """Keep the ``k`` best by the monitored metric; ties go to the newer checkpoint."""
+    """Keep the ``k`` best by the monitored metric; ties go to the newer checkpoint.
+
+    Each checkpoint is ranked in the mode it recorded; ``mode`` applies to checkpoints
+    that recorded none.
+    """
 
     k: int
     mode: Literal["min", "max"] = "min"
 
     def keep(self, checkpoints: Sequence[CheckpointMetadata]) -> set[str]:
-        """The ``k`` best among checkpoints that recorded a monitor value."""
+        """The ``k`` best among checkpoints that recorded a monitor value (NaN never ranks)."""
         scored = [c for c in checkpoints if c.metric is not None and c.metric == c.metric]
-        sign = 1.0 if self.mode == "min" else -1.0
-        ranked = sorted(scored, key=lambda c: (sign * float(c.metric or 0.0), -c.index))
-        return {c.name for c in ranked[: max(self.k, 0)]}
+
+        def rank(c: CheckpointMetadata) -> tuple[float, int]:
+            sign = 1.0 if (c.mode or self.mode) == "min" else -1.0
+            return sign * float(c.metric or 0.0), -c.index
+
+        return {c.name for c in sorted(scored, key=rank)[: max(self.k, 0)]}
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,11 @@ The payload and the manifest are written into ``.tmp-<name>-<token>/``, fsynced,
 directory is renamed to its final name under the directory lock, then the parent is
 fsynced. A process killed at any moment leaves either a complete checkpoint or a hidden
 temporary directory that listing ignores and pruning removes.
+
+Replacing a checkpoint in place (format migration) takes two renames under the lock: the
+old directory is parked as ``.replaced-<name>-<token>``, then the new one takes its name.
+A process killed between them leaves the old copy parked and no checkpoint under the
+name; the next manager to open the directory renames it back (see ``_pruning``).
 """
 
 from __future__ import annotations
@@ -18,17 +23,20 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from trainforge._version import __version__
 from trainforge.checkpoint._compression import compression_for
 from trainforge.checkpoint._integrity import fsync_dir
 from trainforge.checkpoint._layout import (
+    REPLACED_PREFIX,
     TEMP_PREFIX,
-    TRASH_PREFIX,
     checkpoint_name,
     parse_checkpoint_name,
 )
 from trainforge.checkpoint._lock import CheckpointLocks
 from trainforge.checkpoint._manifest import Manifest, write_manifest
+from trainforge.checkpoint._record import MetadataRecord, describe_validation_error
 from trainforge.checkpoint.storage import get_storage
 from trainforge.errors import CheckpointSaveError
 from trainforge.records import ConfigRecord, ConfigSource
@@ -98,9 +106,14 @@ def write_checkpoint(
     removed (used by format migration); otherwise it gets the next free number.
 
     Raises:
+        ValueError: ``metadata`` would not make a valid manifest (a negative epoch, ...).
         CheckpointSaveError: The disk is full, a permission is missing, or another OS
             error; the temporary directory is removed and existing checkpoints are intact.
     """
+    try:  # never write a manifest this version could not read back
+        MetadataRecord.model_validate(metadata)
+    except ValidationError as exc:
+        raise ValueError(f"cannot save this checkpoint: {describe_validation_error(exc)}") from None
     backend = get_storage(storage)
     codec = compression_for(compression)
     epoch, step = int(metadata["epoch"]), int(metadata["global_step"])
@@ -116,8 +129,10 @@ def write_checkpoint(
                 if replace is None:
                     final = root / checkpoint_name(next_index(root), epoch, step)
                 else:
-                    final, old = replace, root / f"{TRASH_PREFIX}{replace.name}-{temp.name[-12:]}"
+                    final = replace
+                    old = root / f"{REPLACED_PREFIX}{replace.name}-{temp.name[-12:]}"
                     os.rename(replace, old)
+                    fsync_dir(root)
                 os.rename(temp, final)
                 fsync_dir(root)
             if replace is not None:

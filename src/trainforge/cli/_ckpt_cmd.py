@@ -15,24 +15,40 @@ app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-MonitorOpt = Annotated[str, typer.Option("--monitor", help="Metric that ranks checkpoints.")]
-ModeOpt = Annotated[str, typer.Option("--mode", help="min or max: which is better.")]
+MonitorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--monitor",
+        help="Metric that ranks checkpoints (default: the one they recorded; must match it).",
+        show_default=False,
+    ),
+]
+ModeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mode",
+        help="min or max (default: the mode the checkpoints recorded; must match it).",
+        show_default=False,
+    ),
+]
 
 
-def _manager(directory: Path, monitor: str = "val_loss", mode: str = "min", **kwargs: Any) -> Any:
-    from trainforge.checkpoint import CheckpointManager
+def _manager(
+    directory: Path, monitor: str | None = None, mode: str | None = None, **kwargs: Any
+) -> Any:
+    """A manager of ``directory`` ranking by what its checkpoints recorded."""
+    from trainforge.checkpoint import CheckpointManager, recorded_ranking
 
     if not directory.is_dir():
-        raise CheckpointNotFoundError(
-            f"checkpoint directory {directory} does not exist", path=directory
-        )
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise CheckpointNotFoundError(f"checkpoint directory {directory} {what}", path=directory)
+    monitor, mode = recorded_ranking(directory, monitor, mode)
     return CheckpointManager(directory, monitor=monitor, mode=mode, **kwargs)  # type: ignore[arg-type]
 
 
-def _is_checkpoint(path: Path) -> bool:
-    from trainforge.checkpoint import MANIFEST_NAME
-
-    return (path / MANIFEST_NAME).exists() or path.name.startswith("ckpt-")
+def _warn_unreadable(manager: Any) -> None:
+    for item in manager.catalog.scan()[1]:
+        typer.echo(f"warning: not listed: {item.name}: {item.reason}", err=True)
 
 
 def _size(n: int) -> str:
@@ -47,15 +63,17 @@ def _size(n: int) -> str:
 @app.command("list")
 def list_(
     directory: Path,
-    monitor: MonitorOpt = "val_loss",
-    mode: ModeOpt = "min",
+    monitor: MonitorOpt = None,
+    mode: ModeOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List complete checkpoints in DIRECTORY, newest first."""
-    checkpoints = _manager(directory, monitor, mode).list_checkpoints()
+    """List complete checkpoints in DIRECTORY, newest first, ranked as they recorded."""
+    manager = _manager(directory, monitor, mode)
+    checkpoints = manager.list_checkpoints()
     if as_json:
         print_json([c.to_dict() for c in checkpoints])
         return
+    _warn_unreadable(manager)
     rows = [
         (
             c.name,
@@ -78,7 +96,7 @@ def list_(
         "checkpoint",
         "epoch",
         "step",
-        monitor,
+        manager.monitor or "metric",
         "flags",
         "size",
         "time (UTC)",
@@ -89,52 +107,64 @@ def list_(
 
 
 @app.command("inspect")
-def inspect(path: Path, as_json: JsonOpt = False) -> None:
-    """Show the manifest of a checkpoint directory, or summarise a Lightning .ckpt file."""
-    from trainforge.checkpoint import inspect_lightning_checkpoint, read_manifest
+def inspect(
+    path: Annotated[
+        Path, typer.Argument(help="A checkpoint, its best/last pointer, or a Lightning .ckpt.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a checkpoint's manifest and tensors (name, shape, dtype), loading nothing unsafe."""
+    from trainforge.checkpoint import inspect_checkpoint
 
-    if path.is_file():
-        info = inspect_lightning_checkpoint(path)
-        if as_json:
-            print_json(info)
-            return
+    info = inspect_checkpoint(path)
+    if as_json:
+        print_json(info)
+        return
+    tensors = [
+        (t["name"], "x".join(map(str, t["shape"])) or "scalar", t["dtype"])
+        for t in info.pop("tensors")
+    ]
+    if info["kind"] == "lightning":
         keys = info.pop("state_dict_keys")
         rows = [(k, v) for k, v in info.items()] + [("state_dict keys", len(keys))]
         print_table(f"Lightning checkpoint {path}", ["field", "value"], rows)
-        return
-    if not path.exists():
-        raise CheckpointNotFoundError(f"checkpoint {path} does not exist", path=path)
-    manifest = read_manifest(path)
-    meta = {k: v for k, v in manifest.metadata.items() if k != "rng_state"}
-    data = {
-        "path": str(path),
-        "format_version": manifest.format_version,
-        "written_as_format": manifest.migrated_from or manifest.format_version,
-        "storage": manifest.storage,
-        "files": {name: entry.to_dict() for name, entry in manifest.files.items()},
-        "metadata": meta,
-    }
-    if as_json:
-        print_json(data)
-        return
-    rows: list[tuple[Any, ...]] = [
-        ("format", f"{data['written_as_format']} (current {manifest.format_version})"),
-        ("storage", manifest.storage),
-    ]
-    rows += [(k, v) for k, v in meta.items() if k not in ("config", "config_provenance")]
-    print_table(f"checkpoint {path}", ["field", "value"], rows)
-    files = [(n, e.size, e.compression or "", e.sha256) for n, e in sorted(manifest.files.items())]
-    print_table("files", ["file", "bytes", "compression", "sha256"], files)
+    else:
+        meta = info["metadata"]
+        rows: list[tuple[Any, ...]] = [
+            ("format", f"{info['written_as_format']} (current {info['format_version']})"),
+            ("storage", info["storage"]),
+        ]
+        rows += [(k, v) for k, v in meta.items() if k not in ("config", "config_provenance")]
+        print_table(f"checkpoint {info['path']}", ["field", "value"], rows)
+        files = [
+            (n, e["size"], e["compression"] or "", e["sha256"]) for n, e in info["files"].items()
+        ]
+        print_table("files", ["file", "bytes", "compression", "sha256"], files)
+    print_table(f"{len(tensors)} tensor(s)", ["name", "shape", "dtype"], tensors)
 
 
 @app.command("verify")
-def verify(target: Path, as_json: JsonOpt = False) -> None:
+def verify(
+    target: Annotated[
+        Path, typer.Argument(help="A checkpoint, its best/last pointer, or a directory of them.")
+    ],
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Also load each payload through the safe loader, as a load would "
+            "(finds payloads that are unsafe to unpickle).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Check size and SHA256 of every file of one checkpoint, or of all in a directory."""
-    from trainforge.checkpoint import verify_checkpoint
+    from trainforge.checkpoint import resolve_checkpoint
 
-    if not target.exists():
-        raise CheckpointNotFoundError(f"{target} does not exist", path=target)
-    reports = [verify_checkpoint(target)] if _is_checkpoint(target) else _manager(target).verify()
+    directory, name = resolve_checkpoint(target)
+    manager = _manager(directory)
+    whole = target.is_dir() and not (directory / name).is_dir()
+    reports = manager.verify(None if whole else name, deep=deep)
     bad = [r for r in reports if not r.ok]
     if as_json:
         print_json([r.to_dict() for r in reports])
@@ -164,6 +194,7 @@ def migrate(
 ) -> None:
     """Rewrite older-format checkpoints in the current format (or import a Lightning .ckpt)."""
     from trainforge.checkpoint import CheckpointManager
+    from trainforge.checkpoint._targets import is_checkpoint_dir
 
     if path.is_file():
         if into is None:
@@ -177,10 +208,10 @@ def migrate(
     else:
         if not path.exists():
             raise CheckpointNotFoundError(f"{path} does not exist", path=path)
-        if _is_checkpoint(path):
+        if is_checkpoint_dir(path):
             targets, manager = [path], CheckpointManager(path.parent, monitor=None)
         else:
-            manager = _manager(path, monitor=None)  # type: ignore[arg-type]
+            manager = CheckpointManager(path, monitor=None)
             targets = [c.path for c in manager.list_checkpoints()]
         migrated = [str(p) for p in targets if manager.migrate(p) is not None]
         result = {"migrated": migrated, "already_current": len(targets) - len(migrated)}
@@ -199,19 +230,41 @@ def migrate(
 @app.command("prune")
 def prune(
     directory: Path,
-    keep_last_n: Annotated[int, typer.Option("--keep-last-n", help="Keep the n newest.")] = 5,
-    keep_best_k: Annotated[int, typer.Option("--keep-best-k", help="Keep the k best.")] = 3,
-    monitor: MonitorOpt = "val_loss",
-    mode: ModeOpt = "min",
+    keep_last_n: Annotated[
+        int, typer.Option("--keep-last-n", min=0, help="Keep the n newest.")
+    ] = 5,
+    keep_best_k: Annotated[int, typer.Option("--keep-best-k", min=0, help="Keep the k best.")] = 3,
+    monitor: MonitorOpt = None,
+    mode: ModeOpt = None,
+    remove_unreadable: Annotated[
+        bool,
+        typer.Option(
+            "--remove-unreadable",
+            help="Also remove checkpoints that cannot be read (damaged files, an unreadable "
+            "or newer-format manifest); by default they are kept and reported.",
+        ),
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Remove incomplete checkpoints and leftovers, then apply retention."""
+    """Remove incomplete checkpoints and leftovers, then apply retention.
+
+    Checkpoints are ranked by the monitor and mode they recorded.
+    """
     manager = _manager(directory, monitor, mode, keep_last_n=keep_last_n, keep_best_k=keep_best_k)
-    report = manager.prune(dry_run=dry_run)
+    report = manager.prune(dry_run=dry_run, remove_unreadable=remove_unreadable)
     if as_json:
         print_json({"dry_run": dry_run, **report})
         return
     verb = "would remove" if dry_run else "removed"
-    rows = [(kind, name) for kind, names in report.items() for name in names]
-    print_table(f"{verb} {len(rows)} item(s) in {directory}", ["reason", "name"], rows)
+    reasons = report.pop("reasons")
+    removed = set(report.pop("removed_unreadable"))
+    rows = []
+    for kind, names in report.items():
+        for name in names:
+            if kind == "unreadable":
+                state = "removed" if name in removed else "kept"
+                rows.append((f"unreadable, {state}: {reasons[name]}", name))
+            else:
+                rows.append((kind, name))
+    print_table(f"{verb} or reported {len(rows)} item(s) in {directory}", ["reason", "name"], rows)

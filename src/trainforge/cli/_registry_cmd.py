@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from trainforge.cli._output import print_json, print_table
-from trainforge.cli._store import ConfigOpt, DbOpt, database_url, remember_config
+from trainforge.cli._store import ConfigOpt, DbOpt, open_store, remember_config
 
 app = typer.Typer(help="Register, promote, list, compare and trace models.", no_args_is_help=True)
 
@@ -23,7 +23,36 @@ def _group(config: ConfigOpt = None) -> None:
 def _registry(url: str | None) -> Any:
     from trainforge.tracking import ModelRegistry
 
-    return ModelRegistry(database_url(url))
+    return ModelRegistry(open_store(url))
+
+
+def _checkpoint_location(value: str) -> str:
+    """Where the registered checkpoint is: a URL as given, else an existing local path.
+
+    A trainforge checkpoint is pinned: ``.../checkpoints/best`` (or a directory of
+    checkpoints) is registered as the checkpoint directory it names today, so the version
+    keeps pointing at the same weights when ``best`` moves on.
+    """
+    from pathlib import Path
+
+    from trainforge.errors import CheckpointNotFoundError
+
+    if "://" in value:
+        return value
+    path = Path(value)
+    if not path.exists():
+        raise CheckpointNotFoundError(
+            f"--checkpoint {value}: no such file or directory",
+            path=path,
+            hint="pass the checkpoint's directory (or its best/last pointer), a model file, "
+            "or a URL such as s3://bucket/model",
+        )
+    from trainforge.checkpoint import locate_checkpoint
+
+    try:
+        return str(locate_checkpoint(path).resolve())
+    except CheckpointNotFoundError:  # a file of another kind: an export, a Lightning .ckpt
+        return str(path.resolve())
 
 
 def _parse_metrics(items: list[str]) -> dict[str, float]:
@@ -66,7 +95,13 @@ def _print_models(models: list[dict[str, Any]], as_json: bool) -> None:
 @app.command("register")
 def register(
     name: Annotated[str, typer.Argument(help="Model name.")],
-    checkpoint: Annotated[str, typer.Option("--checkpoint", help="Checkpoint path or URL.")],
+    checkpoint: Annotated[
+        str,
+        typer.Option(
+            "--checkpoint",
+            help="Checkpoint directory, its best/last pointer, a model file, or a URL.",
+        ),
+    ],
     version: Annotated[int | None, typer.Option(help="Version (default: next).")] = None,
     task_type: Annotated[str | None, typer.Option("--task-type", help="Task type.")] = None,
     metric: Annotated[
@@ -83,13 +118,15 @@ def register(
     as_json: JsonOpt = False,
 ) -> None:
     """Register a new model version."""
+    metrics = _parse_metrics(metric or [])
+    location = _checkpoint_location(checkpoint)
     registry = _registry(db)
     model_id = registry.register_model(
         name,
         version=version,
-        checkpoint_path=checkpoint,
+        checkpoint_path=location,
         task_type=task_type,
-        metrics=_parse_metrics(metric or []),
+        metrics=metrics,
         config_hash=config_hash,
         training_run_id=run_id,
         parent_model_id=parent_id,

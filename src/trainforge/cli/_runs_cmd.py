@@ -13,14 +13,14 @@ from typing import Annotated, Any
 import typer
 
 from trainforge.cli._output import print_json, print_table
-from trainforge.cli._store import ConfigOpt, DbOpt, database_url, remember_config
+from trainforge.cli._store import ConfigOpt, DbOpt, open_store, remember_config
 
 app = typer.Typer(
     help="List, inspect, compare, search and plot tracked runs.", no_args_is_help=True
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="At most this many runs.")]
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", min=0, help="At most this many runs.")]
 
 
 @app.callback()
@@ -32,7 +32,7 @@ def _group(config: ConfigOpt = None) -> None:
 def _db(url: str | None) -> Any:
     from trainforge.tracking import ExperimentDB
 
-    return ExperimentDB(database_url(url))
+    return ExperimentDB(open_store(url))
 
 
 def _when(timestamp: float | None) -> str:
@@ -72,11 +72,14 @@ def list_runs(
     db: DbOpt = None,
     experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
     project: Annotated[str | None, typer.Option(help="Only this project.")] = None,
-    status: Annotated[str | None, typer.Option(help="Only runs in this status.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="Only runs in this status (running, completed, failed, killed, stale)."),
+    ] = None,
     limit: LimitOpt = 50,
     stale_after: Annotated[
         float,
-        typer.Option(help="Mark running runs silent for this many seconds as stale first."),
+        typer.Option(min=0, help="Mark running runs silent for this many seconds as stale first."),
     ] = 300.0,
     as_json: JsonOpt = False,
 ) -> None:
@@ -182,14 +185,17 @@ def plot(
     plotted = 0
     try:
         for axis, key in zip(axes[:, 0], metric):
+            drawn = 0
             for run_id in run_ids:
                 history = store.get_metric_history(run_id, key)
                 if not history.empty:
                     axis.plot(history["step"], history["value"], label=f"run {run_id}")
-                    plotted += 1
+                    drawn += 1
             axis.set_title(key)
             axis.set_xlabel("step")
-            axis.legend(loc="best")
+            if drawn:  # a legend of nothing is a matplotlib warning
+                axis.legend(loc="best")
+            plotted += drawn
         if plotted == 0:
             raise TrackingError(
                 f"none of the runs {run_ids} logged {', '.join(metric)}",

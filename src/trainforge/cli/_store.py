@@ -2,16 +2,17 @@
 
 The same rule as the Python API (:func:`trainforge.tracking.resolve_database_url`):
 ``--db``, else ``tracking.database`` of the ``--config`` files, else ``$TRAINFORGE_DB``,
-else ``<run.output_dir>/trainforge.db``.
+else ``<run.output_dir>/trainforge.db``. The commands only open a store that exists: a
+mistyped ``--db`` is an error, never a new empty database (and new directories).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-__all__ = ["ConfigOpt", "DbOpt", "database_url", "remember_config"]
+__all__ = ["ConfigOpt", "DbOpt", "database_url", "open_store", "remember_config"]
 
 DbOpt = Annotated[
     str | None,
@@ -50,3 +51,14 @@ def database_url(db: str | None) -> str:
         config = load_config(*_config_files)
         return resolve_database_url(config.tracking.database, config.run.output_dir)
     return resolve_database_url(db)
+
+
+def open_store(db: str | None) -> Any:
+    """The existing tracking store chosen by ``--db`` and ``--config`` (never a new one).
+
+    Raises:
+        StoreUnavailableError: It does not exist or cannot be opened.
+    """
+    from trainforge.tracking import TrackingStore
+
+    return TrackingStore(database_url(db), create=False)

@@ -55,9 +55,11 @@ def train(
 
     # a data-parallel run's other ranks re-run this command: rank zero alone reports
     rank_zero = process_rank() == 0
-    if not (ctx.obj or {}).get("log_level_given"):
+    options = ctx.obj or {}
+    if not options.get("log_level_given"):
         level = config.run.log_level if not dry_run and rank_zero else "WARNING"
-        configure_logging(level)
+        # the global --log-format stays: only the level comes from the config
+        configure_logging(level, fmt=options.get("log_format", "text"))
     # the overview is printed here, as a table, so the Trainer need not log it again
     if rank_zero:
         print_table(

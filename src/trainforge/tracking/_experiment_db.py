@@ -1,7 +1,9 @@
 """ExperimentDB: create runs, write single values, and query many runs at once.
 
 Queries that rank or compare runs read ``metric_summaries`` (one row per run and key), so
-their cost grows with the number of runs, not with the number of logged values.
+their cost grows with the number of runs, not with the number of logged values. Every value
+is checked against the limits both backends share before it is written (see ``_limits``),
+and every user value in a query is a bound parameter.
 """
 
 from __future__ import annotations
@@ -10,20 +12,23 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from trainforge.errors import RunNotFoundError, TrackingError, did_you_mean
+from trainforge.errors import RunNotFoundError, TrackingError, TrackingValueError, did_you_mean
 from trainforge.records import ConfigSource, flatten
-from trainforge.tracking._filter import compile_filter, order_clause
-from trainforge.tracking._metric_writes import next_steps, write_metric_rows
-from trainforge.tracking._run_records import (
-    attach_details,
-    param_out,
-    param_rows,
-    put_rows,
-    run_dict,
+from trainforge.tracking._filter import STATUS_ALIASES, compile_filter, order_clause
+from trainforge.tracking._limits import (
+    check_int,
+    check_key,
+    check_limit,
+    check_name,
+    check_text,
+    valid_id,
 )
+from trainforge.tracking._metric_writes import next_steps, write_metric_rows
+from trainforge.tracking._run_queries import compare_runs, store_statistics
+from trainforge.tracking._run_records import attach_details, param_rows, put_rows, run_dict
 from trainforge.tracking._schema import (
     RUN_STATUSES,
     artifacts,
@@ -82,7 +87,18 @@ class ExperimentDB:
         system: Mapping[str, Any] | None = None,
         job_id: int | None = None,
     ) -> int:
-        """Create a run in status ``running`` and return its id."""
+        """Create a run in status ``running`` and return its id.
+
+        Raises:
+            TrackingValueError: A name longer than 200 characters, text with a NUL
+                character, a tag or param key that is not a valid key.
+        """
+        for value, what in ((name, "run name"), (experiment, "experiment"), (project, "project")):
+            check_name(value, what)
+        for value, what in ((host, "host"), (git_commit, "git commit"), (notes, "notes")):
+            if value is not None:
+                check_name(value, what, limit=64 if what == "git commit" else 1 << 30)
+        tag_rows = _tag_rows(tags)
         data, config_hash, provenance = config_parts(config)
         now = time.time()
         row = {
@@ -104,7 +120,7 @@ class ExperimentDB:
 
         def write(conn: Connection) -> int:
             run_id = int(conn.execute(insert(runs).values(row).returning(runs.c.id)).scalar_one())
-            put_rows(conn, run_tags, run_id, {k: {"value": v} for k, v in tag_items(tags).items()})
+            put_rows(conn, run_tags, run_id, tag_rows)
             if data:
                 put_rows(conn, run_params, run_id, param_rows(flatten(data)))
             return run_id
@@ -114,8 +130,20 @@ class ExperimentDB:
     def log_metric(
         self, run_id: int, key: str, value: float, step: int | None = None, epoch: int | None = None
     ) -> None:
-        """Append one value (step defaults to the key's next step)."""
-        value = float(value)
+        """Append one value (step defaults to the key's next step).
+
+        Raises:
+            TrackingValueError: As :meth:`ExperimentTracker.log_metric`.
+        """
+        check_key(key)
+        step = None if step is None else check_int(step, "step", key)
+        epoch = None if epoch is None else check_int(epoch, "epoch", key)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise TrackingValueError(
+                f"value of metric {key!r} must be a number, got {type(value).__name__}"
+            ) from None
 
         def write(conn: Connection) -> None:
             self._require_run(conn, run_id)
@@ -126,19 +154,21 @@ class ExperimentDB:
 
     def log_params(self, run_id: int, params: Mapping[str, Any]) -> None:
         """Record params (nested mappings flattened to dotted keys), replacing old values."""
+        rows = param_rows(flatten(params))
 
         def write(conn: Connection) -> None:
             self._require_run(conn, run_id)
-            put_rows(conn, run_params, run_id, param_rows(flatten(params)))
+            put_rows(conn, run_params, run_id, rows)
 
         self.store.write(write)
 
     def set_tags(self, run_id: int, tags: Mapping[str, Any] | Iterable[str]) -> None:
         """Set tags on a run; a list of names sets each to ``"true"``."""
+        rows = _tag_rows(tags)
 
         def write(conn: Connection) -> None:
             self._require_run(conn, run_id)
-            put_rows(conn, run_tags, run_id, {k: {"value": v} for k, v in tag_items(tags).items()})
+            put_rows(conn, run_tags, run_id, rows)
 
         self.store.write(write)
 
@@ -220,7 +250,9 @@ class ExperimentDB:
 
     def metric_keys(self, run_id: int) -> list[str]:
         """The metric names a run has logged."""
-        query = select(metric_summaries.c.key).where(metric_summaries.c.run_id == run_id)
+        if not valid_id(run_id):
+            return []
+        query = select(metric_summaries.c.key).where(metric_summaries.c.run_id == int(run_id))
         return sorted(self.store.read(lambda c: list(c.execute(query).scalars())))
 
     # -- many runs ---------------------------------------------------------------------
@@ -238,7 +270,9 @@ class ExperimentDB:
 
         Raises:
             FilterSyntaxError: The filter or an ``order_by`` term does not parse.
+            TrackingValueError: ``limit`` is negative or not an integer.
         """
+        limit = check_limit(limit)
         where = compile_filter(filter)
         orders = [order_by] if isinstance(order_by, str) else list(order_by or [])
         terms = [order_clause(spec) for spec in orders]
@@ -266,9 +300,21 @@ class ExperimentDB:
         status: str | None = None,
         limit: int | None = 100,
     ) -> list[dict[str, Any]]:
-        """Newest runs first, optionally of one project, experiment or status."""
-        text = f"attributes.status = '{status}'" if status else None
-        return self.search_runs(text, limit=limit, project=project, experiment=experiment)
+        """Newest runs first, optionally of one project, experiment or status.
+
+        ``status`` is one of the run statuses (or MLflow's name for one, ``FINISHED``).
+
+        Raises:
+            TrackingValueError: An unknown status (with a did-you-mean), a negative limit.
+        """
+        runs_found = self.search_runs(
+            None, limit=None if status else limit, project=project, experiment=experiment
+        )
+        if status is None:
+            return runs_found
+        wanted = _status(status)
+        matching = [r for r in runs_found if r["status"] == wanted]
+        return matching if limit is None else matching[: check_limit(limit)]
 
     def best_run(
         self,
@@ -303,103 +349,45 @@ class ExperimentDB:
     def compare_runs(
         self, run_ids: Sequence[int], metrics: Sequence[str] | None = None
     ) -> pd.DataFrame:
-        """One row per run (index ``run_id``): attributes, ``params.*`` and last ``metrics.*``."""
-        import pandas as pd
+        """One row per run (index ``run_id``): attributes, ``params.*`` and last ``metrics.*``.
 
-        ids = [int(i) for i in run_ids]
-        wanted = set(metrics) if metrics is not None else None
-        s, p = metric_summaries.c, run_params.c
-        # Three flat queries; the id list is inlined as integers, which SQLAlchemy would
-        # otherwise expand parameter by parameter for each statement.
-        in_ids = ",".join(map(str, ids)) or "NULL"
-        run_query = select(
-            runs.c.id,
-            runs.c.name,
-            runs.c.experiment,
-            runs.c.status,
-            runs.c.start_time,
-            runs.c.end_time,
-        ).where(text(f"runs.id IN ({in_ids})"))
-        param_query = select(p.run_id, p.key, p.value, p.value_num).where(
-            text(f"run_params.run_id IN ({in_ids})")
-        )
-        metric_query = select(s.run_id, s.key, s.last_value).where(
-            text(f"metric_summaries.run_id IN ({in_ids})")
-        )
-
-        def read(conn: Connection) -> tuple[list[Any], list[Any], list[Any]]:
-            return (
-                conn.execute(run_query).all(),
-                conn.execute(param_query).all(),
-                conn.execute(metric_query).all(),
-            )
-
-        run_rows, param_rows, metric_rows = self.store.read(read)
-        records: dict[int, dict[str, Any]] = {}
-        for run_id, name, experiment, status, start, end in run_rows:
-            duration = end - start if end is not None else None
-            records[run_id] = {
-                "run_id": run_id,
-                "name": name,
-                "experiment": experiment,
-                "status": status,
-                "duration_s": duration,
-            }
-        missing = [i for i in ids if i not in records]
-        if missing:
-            raise RunNotFoundError(
-                f"no run with id {missing[0]} in {self.store.display_url}",
-                hint="`trainforge runs list` shows the run ids",
-            )
-        for run_id, key, value, number in param_rows:
-            records[run_id][f"params.{key}"] = param_out(value, number)
-        for run_id, key, last in metric_rows:
-            if wanted is None or key in wanted:
-                records[run_id][f"metrics.{key}"] = last
-        for key in sorted(wanted or ()):
-            for record in records.values():
-                record.setdefault(f"metrics.{key}", None)
-        ordered = [records[i] for i in ids]
-        if not ordered:
-            return pd.DataFrame(columns=["name", "experiment", "status", "duration_s"])
-        return pd.DataFrame.from_records(ordered).set_index("run_id")
+        Raises:
+            RunNotFoundError: Naming the first id that is not a run.
+        """
+        return compare_runs(self.store, run_ids, metrics)
 
     def statistics(self) -> dict[str, Any]:
         """Counts by status, run durations, logged values and storage used."""
-
-        def read(conn: Connection) -> dict[str, Any]:
-            by_status = dict(
-                conn.execute(select(runs.c.status, func.count()).group_by(runs.c.status)).all()
-            )
-            duration = runs.c.end_time - runs.c.start_time
-            stats = conn.execute(
-                select(
-                    func.count(), func.avg(duration), func.max(duration), func.sum(duration)
-                ).where(runs.c.end_time.is_not(None))
-            ).one()
-            values, keys = conn.execute(
-                select(func.coalesce(func.sum(metric_summaries.c["count"]), 0), func.count())
-            ).one()
-            return {
-                "runs": sum(by_status.values()),
-                "by_status": {s: int(by_status.get(s, 0)) for s in RUN_STATUSES},
-                "finished_runs": int(stats[0]),
-                "mean_duration_s": stats[1],
-                "max_duration_s": stats[2],
-                "total_duration_s": stats[3] or 0.0,
-                "metric_values": int(values),
-                "metric_series": int(keys),
-            }
-
-        out = self.store.read(read)
-        out["storage_bytes"] = self.store.storage_bytes()
-        return out
+        return store_statistics(self.store)
 
     def _require_run(self, conn: Connection, run_id: int) -> Any:
-        row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+        row = None
+        if valid_id(run_id):  # an id no row can have is not sent (SQLite overflows on it)
+            row = conn.execute(select(runs).where(runs.c.id == int(run_id))).first()
         if row is None:
             raise RunNotFoundError(
                 f"no run with id {run_id!r} in {self.store.display_url}",
                 hint="`trainforge runs list` shows the run ids",
             )
         return row
+
+
+def _tag_rows(tags: Mapping[str, Any] | Iterable[str] | None) -> dict[str, dict[str, Any]]:
+    """Tag rows keyed by tag name, each key and value checked."""
+    return {
+        check_key(k, "tag key"): {"value": check_text(v, f"value of tag {k!r}")}
+        for k, v in tag_items(tags).items()
+    }
+
+
+def _status(status: str) -> str:
+    """A run status given as ours or as MLflow's name, else TrackingValueError."""
+    if status in RUN_STATUSES:
+        return status
+    if status.upper() in STATUS_ALIASES:
+        return STATUS_ALIASES[status.upper()]
+    guess = did_you_mean(status.lower(), RUN_STATUSES)
+    raise TrackingValueError(
+        f"unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}"
+        + (f" (did you mean {guess!r}?)" if guess else "")
+    )

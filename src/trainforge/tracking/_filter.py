@@ -1,4 +1,4 @@
-"""The run search language: a small tokenizer and recursive-descent parser to SQL.
+"""The run search language: a tokenizer and a bounded recursive-descent parser.
 
 Grammar (keywords are case-insensitive)::
 
@@ -6,16 +6,29 @@ Grammar (keywords are case-insensitive)::
     or_expr    := and_expr ("or" and_expr)*
     and_expr   := not_expr ("and" not_expr)*
     not_expr   := "not" not_expr | "(" or_expr ")" | condition
-    condition  := name [op value]        -- a bare name tests presence
+    condition  := name                                   -- presence
+                | name op value
+                | name ["not"] ("like" | "ilike") string
+                | name ["not"] "in" "(" value ("," value)* ")"
+                | name "is" ["not"] "null"
     name       := ("metrics" | "params" | "tags" | "attributes") "." key
     op         := "=" | "==" | "!=" | "<" | "<=" | ">" | ">="
     value      := number | 'string' | "string" | true | false
 
 A key may hold letters, digits and ``_ . / : -`` (``metrics.val/loss``,
-``params.optim.lr``) or be quoted in backticks (``metrics.`val loss```). ``metrics.K``
-compares the run's *last* value of K (highest step). A condition on a metric, param or tag
-the run does not have is false. Every syntax error is a :class:`FilterSyntaxError` with the
-position of the offending character.
+``params.optim.lr``) or be quoted, in backticks or double quotes as MLflow writes them
+(``metrics.`val loss```, ``tags."mlflow.runName"``). MLflow's names are accepted too:
+``attributes.run_name`` and ``attributes.run_id``, ``tags."mlflow.runName"`` (the run's
+name) and MLflow's status names (``FINISHED`` is ``completed``). ``metrics.K`` compares the
+run's *last* value of K (highest step). A condition on a metric, param or tag the run does
+not have is false.
+
+Every error is a :class:`FilterSyntaxError` with the position of the offending token: a
+syntax error, a value of the wrong type for its field (``attributes.name < 5``), text
+with a NUL character, nesting deeper than :data:`MAX_DEPTH` or more than
+:data:`MAX_CONDITIONS` conditions (a filter stays far from the limits of either
+database, and from Python's recursion limit). Values never become SQL text: compiling
+(see ``_filter_sql``) binds each one as a parameter.
 """
 
 from __future__ import annotations
@@ -24,43 +37,58 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, not_, or_, select, true
-from sqlalchemy.sql.expression import ColumnOperators
-
 from trainforge.errors import FilterSyntaxError, did_you_mean
-from trainforge.tracking._schema import RUN_STATUSES, metric_summaries, run_params, run_tags, runs
+from trainforge.tracking._filter_sql import (
+    ATTRIBUTES,
+    NUMERIC_ATTRIBUTES,
+    compile_tree,
+    order_term,
+)
+from trainforge.tracking._schema import RUN_STATUSES
 
-__all__ = ["ATTRIBUTES", "Condition", "compile_filter", "order_clause", "parse_filter"]
+__all__ = [
+    "ATTRIBUTES",
+    "MAX_CONDITIONS",
+    "MAX_DEPTH",
+    "STATUS_ALIASES",
+    "Condition",
+    "compile_filter",
+    "order_clause",
+    "parse_filter",
+]
 
-ATTRIBUTES = {
-    "id": runs.c.id,
-    "name": runs.c.name,
-    "project": runs.c.project,
-    "experiment": runs.c.experiment,
-    "status": runs.c.status,
-    "start_time": runs.c.start_time,
-    "end_time": runs.c.end_time,
-    "duration": runs.c.end_time - runs.c.start_time,
-    "config_hash": runs.c.config_hash,
-    "git_commit": runs.c.git_commit,
-    "host": runs.c.host,
-    "notes": runs.c.notes,
-}
+MAX_DEPTH = 32
+"""Deepest nesting of parentheses and ``not``."""
+MAX_CONDITIONS = 256
+"""Most conditions in one filter (SQLite refuses expressions about 1,000 deep)."""
+MAX_IN_VALUES = 1000
+"""Most values in one ``IN (...)`` list."""
+
 _KINDS = {"metrics": "metrics", "params": "params", "tags": "tags", "attributes": "attributes"}
 _KINDS.update({"metric": "metrics", "param": "params", "tag": "tags", "attribute": "attributes"})
-_KEYWORDS = {"and", "or", "not", "true", "false", "asc", "desc"}
-_OPS = {"=": "__eq__", "==": "__eq__", "!=": "__ne__", "<": "__lt__", "<=": "__le__"}
-_OPS.update({">": "__gt__", ">=": "__ge__"})
+#: MLflow's attribute names for ours.
+ATTRIBUTE_ALIASES = {"run_name": "name", "run_id": "id"}
+#: MLflow's run statuses for ours.
+STATUS_ALIASES = {
+    "RUNNING": "running",
+    "FINISHED": "completed",
+    "FAILED": "failed",
+    "KILLED": "killed",
+    **{s.upper(): s for s in RUN_STATUSES},
+}
+_MLFLOW_ONLY = {"artifact_uri", "user_id", "lifecycle_stage", "dataset"}
+_OPS = {"=", "==", "!=", "<", "<=", ">", ">="}
 
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
   | (?P<lparen>\()
   | (?P<rparen>\))
-  | (?P<op><=|>=|!=|==|=|<|>)
+  | (?P<comma>,)
+  | (?P<op><=|>=|!=|<>|==|=|<|>)
   | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
   | (?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
-  | (?P<name>[A-Za-z_]\w*(?:\.(?:`[^`]+`|[\w./:\-]+))?)
+  | (?P<name>[A-Za-z_]\w*(?:\.(?:`[^`]+`|"(?:[^"\\]|\\.)+"|[\w./:\-]+))?)
     """,
     re.VERBOSE,
 )
@@ -77,7 +105,12 @@ class Token:
 
 @dataclass(frozen=True)
 class Condition:
-    """``kind.key [op value]``: one leaf of the filter tree."""
+    """``kind.key [op value]``: one leaf of the filter tree.
+
+    ``op`` is None (presence), ``=``, ``!=``, ``<``, ``<=``, ``>``, ``>=``, ``like``,
+    ``ilike``, ``not like``, ``not ilike``, ``in``, ``not in`` or ``is null``; ``value``
+    is a float, a string, or a tuple of them for ``in``.
+    """
 
     kind: str
     key: str
@@ -97,6 +130,8 @@ def tokenize(text: str) -> list[Token]:
                 raise FilterSyntaxError("unterminated string", text=text, position=pos)
             raise FilterSyntaxError(f"unexpected character {text[pos]!r}", text=text, position=pos)
         kind = match.lastgroup or ""
+        if kind == "op" and match.group() == "<>":
+            raise FilterSyntaxError("use != for 'not equal'", text=text, position=pos)
         if kind != "ws":
             tokens.append(Token(kind, match.group(), pos))
         pos = match.end()
@@ -104,14 +139,22 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
+def _unquote(body: str) -> str:
+    r"""A quoted string's text: ``\\``, ``\'`` and ``\"`` are escapes; other backslashes stay
+    (so ``'5\%'`` is the LIKE pattern ``5\%``, which matches a literal percent sign)."""
+    return re.sub(r"\\([\\'\"])", r"\1", body)
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens = tokenize(text)
         self.i = 0
+        self.depth = 0
+        self.conditions = 0
 
-    def peek(self) -> Token:
-        return self.tokens[self.i]
+    def peek(self, ahead: int = 0) -> Token:
+        return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
 
     def next(self) -> Token:
         token = self.tokens[self.i]
@@ -121,8 +164,8 @@ class _Parser:
     def error(self, message: str, token: Token) -> FilterSyntaxError:
         return FilterSyntaxError(message, text=self.text, position=token.pos)
 
-    def is_word(self, word: str) -> bool:
-        token = self.peek()
+    def is_word(self, word: str, ahead: int = 0) -> bool:
+        token = self.peek(ahead)
         return token.kind == "name" and token.text.lower() == word
 
     def parse(self) -> Any:
@@ -136,40 +179,69 @@ class _Parser:
         return tree
 
     def or_expr(self) -> Any:
-        tree = self.and_expr()
+        children = [self.and_expr()]
         while self.is_word("or"):
             self.next()
-            tree = ("or", tree, self.and_expr())
-        return tree
+            children.append(self.and_expr())
+        return children[0] if len(children) == 1 else ("or", *children)
 
     def and_expr(self) -> Any:
-        tree = self.not_expr()
+        children = [self.not_expr()]
         while self.is_word("and"):
             self.next()
-            tree = ("and", tree, self.not_expr())
-        return tree
+            children.append(self.not_expr())
+        return children[0] if len(children) == 1 else ("and", *children)
 
     def not_expr(self) -> Any:
-        if self.is_word("not"):
-            self.next()
-            return ("not", self.not_expr())
         token = self.peek()
-        if token.kind == "lparen":
+        if self.is_word("not") or token.kind == "lparen":
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise self.error(f"nested more than {MAX_DEPTH} levels deep", token)
             self.next()
-            tree = self.or_expr()
-            if self.peek().kind != "rparen":
-                raise self.error(f"unclosed '(' (opened at position {token.pos})", self.peek())
-            self.next()
+            if token.kind == "lparen":
+                tree = self.or_expr()
+                if self.peek().kind != "rparen":
+                    raise self.error(f"unclosed '(' (opened at position {token.pos})", self.peek())
+                self.next()
+            else:
+                tree = ("not", self.not_expr())
+            self.depth -= 1
             return tree
         return self.condition()
 
     def condition(self) -> Condition:
         token = self.next()
+        self.conditions += 1
+        if self.conditions > MAX_CONDITIONS:
+            raise self.error(f"more than {MAX_CONDITIONS} conditions in one filter", token)
+        kind, key = self.name(token)
+        op = self.operator()
+        if op is None:
+            return Condition(kind, key, None, None, token.pos)
+        value_token = self.peek()
+        if op == "is null":
+            return Condition(kind, key, op, None, token.pos)
+        numeric = kind == "metrics" or (kind == "attributes" and key in NUMERIC_ATTRIBUTES)
+        if op in ("in", "not in"):
+            value: Any = self.value_list(kind, key)
+        elif op.endswith("like"):
+            if numeric:
+                what = "metrics" if kind == "metrics" else f"attributes.{key}"
+                raise self.error(f"{what} are numbers: {op.upper()} matches text", value_token)
+            value = self.pattern(op)
+        else:
+            value = self.value(self.next(), op, kind, key)
+        if kind == "attributes" and key == "status":
+            value = self.status(value, value_token)
+        return Condition(kind, key, op, value, token.pos)
+
+    def name(self, token: Token) -> tuple[str, str]:
         if token.kind == "end":
             raise self.error("expected a condition such as metrics.val_loss < 0.4", token)
         if token.kind != "name" or "." not in token.text:
             raise self.error(
-                f"expected a name such as metrics.val_loss, params.lr, tags.baseline or "
+                "expected a name such as metrics.val_loss, params.lr, tags.baseline or "
                 f"attributes.status, got {token.text!r}",
                 token,
             )
@@ -179,107 +251,145 @@ class _Parser:
             guess = did_you_mean(prefix.lower(), ["metrics", "params", "tags", "attributes"])
             extra = f"; did you mean '{guess}'?" if guess else ""
             raise self.error(f"unknown name prefix {prefix!r}{extra}", token)
-        key = key.strip("`")
-        if kind == "attributes" and key not in ATTRIBUTES:
-            guess = did_you_mean(key, ATTRIBUTES)
-            extra = f"; did you mean 'attributes.{guess}'?" if guess else ""
-            raise self.error(f"unknown attribute {key!r}{extra}", token)
-        if self.peek().kind != "op":
-            return Condition(kind, key, None, None, token.pos)
-        op = self.next().text
-        value_token = self.next()
-        value = self.value(value_token, op)
-        if kind == "metrics" and not isinstance(value, float):
-            raise self.error("metrics compare with numbers", value_token)
-        if kind == "attributes" and key == "status" and value not in RUN_STATUSES:
-            guess = did_you_mean(str(value), RUN_STATUSES)
-            extra = f"; did you mean '{guess}'?" if guess else ""
-            raise self.error(
-                f"unknown status {value!r} (one of {', '.join(RUN_STATUSES)}){extra}", value_token
-            )
-        return Condition(kind, key, op, value, token.pos)
+        if key[:1] == "`":
+            key = key[1:-1]
+        elif key[:1] == '"':
+            key = _unquote(key[1:-1])
+        if "\x00" in key:
+            raise self.error("a key cannot hold a NUL character", token)
+        if kind == "tags" and key == "mlflow.runName":
+            return "attributes", "name"
+        if kind == "attributes":
+            key = ATTRIBUTE_ALIASES.get(key, key)
+            if key not in ATTRIBUTES:
+                if key in _MLFLOW_ONLY:
+                    raise self.error(
+                        f"trainforge records no attribute {key!r} (MLflow does)", token
+                    )
+                guess = did_you_mean(key, [*ATTRIBUTES, *ATTRIBUTE_ALIASES])
+                extra = f"; did you mean 'attributes.{guess}'?" if guess else ""
+                raise self.error(f"unknown attribute {key!r}{extra}", token)
+        return kind, key
 
-    def value(self, token: Token, op: str) -> Any:
+    def operator(self) -> str | None:
+        token = self.peek()
+        if token.kind == "op":
+            self.next()
+            return "=" if token.text == "==" else token.text
+        negated = self.is_word("not") and any(self.is_word(w, 1) for w in ("like", "ilike", "in"))
+        if negated:
+            self.next()
+        for word in ("like", "ilike", "in"):
+            if self.is_word(word):
+                self.next()
+                return f"not {word}" if negated else word
+        if self.is_word("is"):
+            self.next()
+            absent = not self.is_word("not")
+            if not absent:
+                self.next()
+            if not self.is_word("null"):
+                raise self.error("expected NULL after IS (or IS NOT)", self.peek())
+            self.next()
+            return "is null" if absent else None  # IS NOT NULL: presence
+        return None
+
+    def pattern(self, op: str) -> str:
+        token = self.next()
+        if token.kind != "string":
+            raise self.error(f"{op.upper()} takes a quoted pattern such as 'val%'", token)
+        pattern = self.text_value(token)
+        if re.search(r"(?<!\\)(?:\\\\)*\\$", pattern):
+            raise self.error("a pattern cannot end with a lone backslash", token)
+        return pattern
+
+    def value_list(self, kind: str, key: str) -> tuple[Any, ...]:
+        if self.peek().kind != "lparen":
+            raise self.error("IN takes a parenthesised list: IN ('a', 'b')", self.peek())
+        self.next()
+        values = [self.value(self.next(), "in", kind, key)]
+        while self.peek().kind == "comma":
+            self.next()
+            values.append(self.value(self.next(), "in", kind, key))
+        if self.peek().kind != "rparen":
+            raise self.error("expected ',' or ')' in the IN list", self.peek())
+        if len(values) > MAX_IN_VALUES:
+            raise self.error(f"more than {MAX_IN_VALUES} values in one IN list", self.peek())
+        self.next()
+        if len({type(v) for v in values}) > 1:
+            raise self.error("an IN list holds numbers or strings, not both", self.peek())
+        return tuple(values)
+
+    def text_value(self, token: Token) -> str:
+        value = _unquote(token.text[1:-1])
+        if "\x00" in value:
+            raise self.error("strings cannot hold a NUL character", token)
+        return value
+
+    def value(self, token: Token, op: str, kind: str, key: str) -> Any:
         if token.kind == "number":
-            return float(token.text)
-        if token.kind == "string":
-            body = token.text[1:-1]
-            return re.sub(r"\\(.)", r"\1", body)
-        if token.kind == "name" and token.text.lower() in ("true", "false"):
-            return token.text.lower()
-        raise self.error(f"expected a number or a quoted string after {op!r}", token)
+            value: Any = float(token.text)
+        elif token.kind == "string":
+            value = self.text_value(token)
+        elif token.kind == "name" and token.text.lower() in ("true", "false"):
+            value = token.text.lower()
+        else:
+            raise self.error(f"expected a number or a quoted string after {op!r}", token)
+        numeric = kind == "metrics" or (kind == "attributes" and key in NUMERIC_ATTRIBUTES)
+        if numeric and not isinstance(value, float):
+            if key == "id" and isinstance(value, str) and value.isdigit():
+                return float(value)  # MLflow quotes run ids: attributes.run_id = '12'
+            what = "metrics" if kind == "metrics" else f"attributes.{key}"
+            raise self.error(f"{what} compare with numbers, got {token.text}", token)
+        if kind == "attributes" and not numeric and isinstance(value, float):
+            raise self.error(f"attributes.{key} is text: quote the value ('{token.text}')", token)
+        if kind == "tags" and token.kind == "number":
+            return token.text  # tags are text: compare with the number as written
+        return value
+
+    def status(self, value: Any, token: Token) -> Any:
+        if isinstance(value, tuple):
+            return tuple(self.status(v, token) for v in value)
+        if value in RUN_STATUSES:
+            return value
+        if isinstance(value, str) and value.upper() in STATUS_ALIASES:
+            return STATUS_ALIASES[value.upper()]
+        guess = did_you_mean(str(value).lower(), RUN_STATUSES)
+        extra = f"; did you mean '{guess}'?" if guess else ""
+        raise self.error(
+            f"unknown status {value!r} (one of {', '.join(RUN_STATUSES)}, or MLflow's "
+            f"RUNNING, FINISHED, FAILED, KILLED){extra}",
+            token,
+        )
 
 
 def parse_filter(text: str) -> Any:
-    """Parse a filter into a tree of ``("and"|"or", a, b)``, ``("not", a)`` and Conditions."""
+    """Parse a filter into a tree of ``("and"|"or", *children)``, ``("not", a)`` and
+    :class:`Condition` leaves.
+
+    Raises:
+        FilterSyntaxError: With the position of the offending token.
+    """
     return _Parser(text).parse()
 
 
-def compile_filter(text: str | None) -> ColumnElement[bool]:
+def compile_filter(text: str | None) -> Any:
     """A WHERE clause over ``runs`` for a filter (``None`` or blank matches every run)."""
     if text is None or not text.strip():
-        return true()
-    return _compile(parse_filter(text))
-
-
-def _compile(node: Any) -> ColumnElement[bool]:
-    if isinstance(node, Condition):
-        return _condition(node)
-    if node[0] == "not":
-        return not_(_compile(node[1]))
-    combine = and_ if node[0] == "and" else or_
-    return combine(_compile(node[1]), _compile(node[2]))
-
-
-def _compare(column: ColumnOperators, op: str, value: Any) -> ColumnElement[bool]:
-    return getattr(column, _OPS[op])(value)
-
-
-def _condition(cond: Condition) -> ColumnElement[bool]:
-    if cond.kind == "attributes":
-        column = ATTRIBUTES[cond.key]
-        if cond.op is None:
-            return column.is_not(None)
-        return _compare(column, cond.op, cond.value)
-    if cond.kind == "metrics":
-        table, where = metric_summaries, [metric_summaries.c.key == cond.key]
-        if cond.op is not None:
-            where.append(_compare(table.c.last_value, cond.op, cond.value))
-    elif cond.kind == "params":
-        table, where = run_params, [run_params.c.key == cond.key]
-        if cond.op is not None:
-            column = table.c.value_num if isinstance(cond.value, float) else table.c.value
-            where.append(_compare(column, cond.op, cond.value))
-    else:
-        table, where = run_tags, [run_tags.c.key == cond.key]
-        if cond.op is not None:
-            where.append(_compare(table.c.value, cond.op, str(cond.value)))
-    return exists(select(table.c.run_id).where(table.c.run_id == runs.c.id, *where))
+        return compile_tree(None)
+    return compile_tree(parse_filter(text))
 
 
 def order_clause(spec: str) -> Any:
     """An ORDER BY term for ``"metrics.val_loss [asc|desc]"`` (runs lacking it sort last)."""
     parser = _Parser(spec)
     token = parser.peek()
-    cond = parser.condition()
-    if cond.op is not None:
-        raise parser.error("order_by takes a name and an optional asc/desc", token)
+    if token.kind == "end":
+        raise parser.error("order_by takes a name such as metrics.val_loss", token)
+    kind, key = parser.name(parser.next())
     direction = "asc"
     if parser.is_word("asc") or parser.is_word("desc"):
         direction = parser.next().text.lower()
     if parser.peek().kind != "end":
-        raise parser.error("expected 'asc', 'desc' or the end", parser.peek())
-    if cond.kind == "attributes":
-        column: Any = ATTRIBUTES[cond.key]
-    elif cond.kind == "metrics":
-        column = _scalar(metric_summaries, metric_summaries.c.last_value, cond.key)
-    elif cond.kind == "params":
-        column = _scalar(run_params, run_params.c.value_num, cond.key)
-    else:
-        column = _scalar(run_tags, run_tags.c.value, cond.key)
-    ordered = column.desc() if direction == "desc" else column.asc()
-    return ordered.nulls_last()
-
-
-def _scalar(table: Any, column: Any, key: str) -> Any:
-    return select(column).where(table.c.run_id == runs.c.id, table.c.key == key).scalar_subquery()
+        raise parser.error("order_by takes a name and an optional asc/desc", parser.peek())
+    return order_term(kind, key, descending=direction == "desc")

@@ -4,6 +4,10 @@ This is the tracker's hot path on the writer thread. Rows go to the driver as tu
 per-row dicts through SQLAlchemy): ``executemany`` on SQLite, ``COPY`` on PostgreSQL
 (psycopg 3). The per-(run, key) summary is folded in Python over the batch and merged with
 one upsert per key, in the same transaction as the history, so the two never disagree.
+
+NaN is stored as NULL on both backends (SQLite has no NaN; PostgreSQL's NaN would compare
+greater than every number), so a NaN value never matches a comparison in a search and
+sorts with the missing values, the same on either store.
 """
 
 from __future__ import annotations
@@ -33,11 +37,11 @@ def summarize(items: Sequence[MetricItem]) -> dict[str, list[Any]]:
     for key, value, step, _epoch, ts in items:
         s = get(key)
         if s is None:
-            finite = value if value == value else None  # NaN never becomes min or max
-            out[key] = [value, step, ts, finite, finite, 1]
+            finite = value if value == value else None  # NaN is NULL, never min or max
+            out[key] = [finite, step, ts, finite, finite, 1]
             continue
         if step >= s[1]:
-            s[0] = value
+            s[0] = value if value == value else None
             s[1] = step
             s[2] = ts
         if value == value:
@@ -58,8 +62,10 @@ def write_metric_rows(conn: Connection, run_id: int, items: Sequence[MetricItem]
         cursor = conn.connection.cursor()
         try:
             with cursor.copy(f"COPY metrics ({_COLUMNS}) FROM STDIN") as copy:
-                for item in items:
-                    copy.write_row((*item, run_id))
+                for key, value, step, epoch, ts in items:
+                    copy.write_row(
+                        (key, value if value == value else None, step, epoch, ts, run_id)
+                    )
         finally:
             cursor.close()
     else:

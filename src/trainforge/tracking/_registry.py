@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from trainforge.errors import ModelNotFoundError, TrackingError, did_you_mean
+from trainforge.tracking._limits import check_name, check_text, valid_id
 from trainforge.tracking._schema import MODEL_TAGS, model_label_history, model_labels, models, runs
 from trainforge.tracking._store import TrackingStore
 from trainforge.tracking._values import dumps, loads
@@ -66,9 +67,21 @@ class ModelRegistry:
         model_size_mb: float | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> int:
-        """Add a version of model ``name`` (``version=None``: one more than the latest)."""
+        """Add a version of model ``name`` (``version=None``: one more than the latest).
+
+        Raises:
+            TrackingValueError: A name longer than 200 characters or text with a NUL.
+            TrackingError: No checkpoint path, an unknown training run, a taken version.
+            ModelNotFoundError: An unknown parent model.
+        """
+        check_name(name, "model name", empty=False)
         if not checkpoint_path:
             raise TrackingError(f"register_model({name!r}) needs a checkpoint_path")
+        check_text(str(checkpoint_path), "checkpoint path")
+        if task_type is not None:
+            check_name(task_type, "task type", limit=100)
+        if training_run_id is not None and not valid_id(training_run_id):
+            raise TrackingError(f"training_run_id {training_run_id!r} is not a run id")
         row = {
             "name": name,
             "checkpoint_path": str(checkpoint_path),
@@ -136,8 +149,7 @@ class ModelRegistry:
         """Point a user-defined alias (``champion``, ``v2-candidate``) at this version."""
         if alias in MODEL_TAGS:
             raise TrackingError(f"{alias!r} is a lifecycle tag; use promote_model for it")
-        if not alias.strip():
-            raise TrackingError("an alias cannot be empty")
+        check_name(alias, "alias", empty=False)
         self._move_label(model_id, alias, "alias")
 
     def _move_label(self, model_id: int, label: str, kind: str) -> None:
@@ -304,7 +316,9 @@ class ModelRegistry:
         return self.store.read(read)
 
     def _require(self, conn: Connection, model_id: int) -> Any:
-        row = conn.execute(select(models).where(models.c.id == model_id)).first()
+        row = None
+        if valid_id(model_id):  # an id no row can have is not sent (SQLite overflows on it)
+            row = conn.execute(select(models).where(models.c.id == int(model_id))).first()
         if row is None:
             raise ModelNotFoundError(
                 f"no registered model with id {model_id!r} in {self.store.display_url}",

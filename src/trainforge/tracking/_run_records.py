@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
+from trainforge.tracking._limits import check_key, check_text
 from trainforge.tracking._schema import metric_summaries, run_params, run_tags
 from trainforge.tracking._values import loads, param_value
 
@@ -21,11 +22,18 @@ _SUMMARY_COLUMNS = ("last", "step", "min", "max", "count")
 
 
 def param_rows(params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Param rows keyed by name: text value and, for numbers, the numeric value."""
+    """Param rows keyed by name: text value and, for numbers, the numeric value.
+
+    Raises:
+        TrackingValueError: A key that is not a valid key, text holding a NUL character.
+    """
     rows = {}
     for key, value in params.items():
         text, number = param_value(value)
-        rows[key] = {"value": text, "value_num": number}
+        rows[check_key(key, "param key")] = {
+            "value": check_text(text, f"value of param {key!r}"),
+            "value_num": number,
+        }
     return rows
 
 

@@ -6,7 +6,10 @@ writer takes the write lock up front and waits ``busy_timeout`` for it, instead 
 half-way with "database is locked" when it upgrades a read lock. Readers use a plain
 ``BEGIN`` and, with WAL, never block writers. PostgreSQL uses a connection pool and the
 database's own locking. Transient lock/serialization errors are retried with backoff, so
-they never reach the user.
+they never reach the user. A value the database refuses (a constraint, a number out of
+range) is a :class:`~trainforge.errors.TrackingValueError`, never reported as an
+unavailable database; the rest of trainforge checks values first (see ``_limits``) so
+that both backends accept the same data.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any, TypeVar
 from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from trainforge.errors import StoreUnavailableError
+from trainforge.errors import StoreUnavailableError, TrackingValueError
 from trainforge.tracking._schema import HEAD_REVISION, VERSION_TABLE
 from trainforge.tracking._url import display_url, resolve_database_url, sqlite_path
 
@@ -47,20 +50,28 @@ class TrackingStore:
         pool_size: PostgreSQL connection pool size.
         revision: Schema revision to upgrade to on open; ``"head"`` (the default) is the
             only one the rest of trainforge works with.
+        create: Create a missing SQLite file (and its directory); with False a missing
+            file is an error (the CLI's reading commands never create a store).
 
     Raises:
-        StoreUnavailableError: The database cannot be reached, created or upgraded.
+        StoreUnavailableError: The database cannot be reached, created or upgraded, or
+            (``create=False``) does not exist.
 
     Examples:
         >>> store = TrackingStore("sqlite:///:memory:")  # doctest: +SKIP
     """
 
     def __init__(
-        self, url: str | None = None, *, pool_size: int = 5, revision: str = "head"
+        self,
+        url: str | None = None,
+        *,
+        pool_size: int = 5,
+        revision: str = "head",
+        create: bool = True,
     ) -> None:
         self.url = resolve_database_url(url)
         self.display_url = display_url(self.url)
-        self.engine = self._create_engine(pool_size)
+        self.engine = self._create_engine(pool_size, create)
         # Close pooled connections when the store is dropped without dispose().
         weakref.finalize(self, self.engine.dispose)
         self.dialect = self.engine.dialect.name
@@ -69,7 +80,7 @@ class TrackingStore:
     def __repr__(self) -> str:
         return f"TrackingStore({self.display_url!r})"
 
-    def _create_engine(self, pool_size: int) -> Engine:
+    def _create_engine(self, pool_size: int, create: bool) -> Engine:
         try:
             parsed = make_url(self.url)
         except exc.ArgumentError as err:
@@ -80,6 +91,13 @@ class TrackingStore:
             ) from err
         if parsed.drivername.startswith("sqlite"):
             path = sqlite_path(self.url)
+            if path is not None and not create and not path.is_file():
+                raise StoreUnavailableError(
+                    f"there is no tracking database at {path}",
+                    path=path,
+                    hint="check --db / TRAINFORGE_DB (or the config's tracking.database); "
+                    "a training run creates the store",
+                )
             if path is not None and "mode=ro" not in self.url:
                 path.parent.mkdir(parents=True, exist_ok=True)
             connect_args = {"check_same_thread": False, "timeout": _BUSY_TIMEOUT_MS / 1000}
@@ -113,6 +131,8 @@ class TrackingStore:
     def _run(self, fn: Callable[[Connection], T], *, read: bool) -> T:
         deadline = time.monotonic() + _RETRY_SECONDS
         delay = 0.005
+        # raw driver errors come from driver-level code (COPY): the DBAPI's own classes
+        raw_error = getattr(self.engine.dialect.loaded_dbapi, "Error", exc.DBAPIError)
         while True:
             try:
                 with self.engine.connect() as conn:
@@ -120,12 +140,27 @@ class TrackingStore:
                         conn = conn.execution_options(**{_READ_OPTION: True})
                     with conn.begin():
                         return fn(conn)
-            except exc.DBAPIError as err:
+            except (exc.DBAPIError, raw_error) as err:
                 if _is_transient(err) and time.monotonic() < deadline:
                     time.sleep(delay * (1 + random.random()))
                     delay = min(delay * 2, 0.5)
                     continue
-                raise self.unavailable(err) from err
+                raise self.failure(err) from err
+            except OverflowError as err:  # sqlite3 binding an integer beyond 64 bits
+                raise self.refused(err) from err
+
+    def failure(self, err: BaseException) -> TrackingValueError | StoreUnavailableError:
+        """The trainforge error for a driver error: a refused value, or an unreachable store."""
+        orig = getattr(err, "orig", None) or err
+        names = {cls.__name__ for cls in type(orig).__mro__}
+        if names & {"IntegrityError", "DataError"}:
+            return self.refused(err)
+        return self.unavailable(err)
+
+    def refused(self, err: BaseException) -> TrackingValueError:
+        """A value the database refused, as a user error naming the database."""
+        reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        return TrackingValueError(f"tracking database {self.display_url} refused a value: {reason}")
 
     def unavailable(self, err: BaseException) -> StoreUnavailableError:
         """Turn a driver error into a message naming the database and what to do."""
@@ -143,6 +178,12 @@ class TrackingStore:
                 f"cannot open tracking database {self.display_url}: {reason}",
                 path=sqlite_path(self.url),
                 hint="check that the directory exists and is writable",
+            )
+        names = {cls.__name__ for cls in type(getattr(err, "orig", None) or err).__mro__}
+        if not names & {"OperationalError", "InterfaceError"}:  # the server answered
+            return StoreUnavailableError(
+                f"tracking database {self.display_url} failed a query: {reason}",
+                hint="this is a trainforge bug if it comes back: please report it",
             )
         return StoreUnavailableError(
             f"tracking database {self.display_url} is unavailable: {reason}",
@@ -204,8 +245,8 @@ class TrackingStore:
         self.engine.dispose()
 
 
-def _is_transient(err: exc.DBAPIError) -> bool:
-    message = str(err.orig if err.orig is not None else err).lower()
+def _is_transient(err: BaseException) -> bool:
+    message = str(getattr(err, "orig", None) or err).lower()
     return any(marker in message for marker in _TRANSIENT)
 
 

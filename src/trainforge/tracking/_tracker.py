@@ -1,11 +1,15 @@
 """ExperimentTracker: a run handle whose metric logging costs well under 2 microseconds.
 
-``log_metric`` only appends a tuple to a ``collections.deque`` (atomic under the GIL, so no
-lock on the hot path). A daemon writer thread drains the deque every ``flush_interval_s``
-and writes the values in large ``executemany`` batches, and updates the run's heartbeat.
-Values are also flushed by ``flush()``, ``finish()``, at interpreter exit and on SIGTERM.
-If the process is SIGKILLed, everything flushed before the kill is in the database and the
-stopped heartbeat lets ``ExperimentDB.mark_stale_runs`` mark the run ``stale``.
+``log_metric`` checks its arguments against the limits both stores share (a known key and
+an in-range int step cost two comparisons) and appends a tuple to a ``collections.deque``
+(atomic under the GIL, so no lock on the hot path): nothing a store would refuse is ever
+buffered. A daemon writer thread drains the deque every ``flush_interval_s`` and writes the
+values in large ``executemany`` batches, and updates the run's heartbeat. Values are also
+flushed by ``flush()``, ``finish()``, at interpreter exit and on SIGTERM. Should the store
+still refuse a batch, the batch is split until the refused rows are found: they are logged
+and kept in :attr:`ExperimentTracker.rejected`, every other row is written. If the process
+is SIGKILLed, everything flushed before the kill is in the database and the stopped
+heartbeat lets ``ExperimentDB.mark_stale_runs`` mark the run ``stale``.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from trainforge.errors import TrackingError
+from trainforge.errors import TrackingError, TrackingValueError
 from trainforge.records import ConfigSource
 from trainforge.tracking._experiment_db import ExperimentDB
+from trainforge.tracking._limits import INT_MAX, INT_MIN, check_int, check_key
 from trainforge.tracking._metric_writes import MetricItem, next_steps, write_metric_rows
 from trainforge.tracking._schema import TERMINAL_STATUSES, artifacts
 from trainforge.tracking._store import TrackingStore
@@ -42,6 +47,7 @@ __all__ = ["ExperimentTracker"]
 log = logging.getLogger(__name__)
 _now = time.time  # a module global: one lookup less on the hot path
 _BATCH_ROWS = 20_000  # rows per write transaction: large, but short enough to share the lock
+_KNOWN_KEYS = 100_000  # validated keys remembered per tracker (a set lookup on the hot path)
 
 
 class ExperimentTracker:
@@ -105,7 +111,10 @@ class ExperimentTracker:
         self._buffer: collections.deque[tuple[str, float, int | None, int | None, float]]
         self._buffer = collections.deque()
         self._append = self._buffer.append
+        self._keys: set[str] = set()
         self._next_step: dict[str, int] = {}
+        self.rejected: list[tuple[MetricItem, str]] = []
+        """Rows the store refused at a flush, with the reason (each also logged)."""
         self._flush_lock = threading.RLock()
         self._flushed = 0
         self._error: BaseException | None = None
@@ -135,17 +144,52 @@ class ExperimentTracker:
     def log_metric(
         self, key: str, value: float, step: int | None = None, epoch: int | None = None
     ) -> None:
-        """Buffer one value (a tensor is converted here: that is a device sync)."""
-        self._append((key, float(value), step, epoch, _now()))
+        """Buffer one value (a tensor is converted here: that is a device sync).
+
+        Raises:
+            TrackingValueError: The key is empty, longer than 250 characters or holds a
+                control character; the value is not a number; the step or epoch is not an
+                integer in the 32-bit range. Nothing is buffered then.
+        """
+        if key.__class__ is not str or key not in self._keys:  # unhashable keys too
+            self._check_key(key)
+        if step is not None and not (step.__class__ is int and INT_MIN <= step <= INT_MAX):
+            step = check_int(step, "step", key)
+        if epoch is not None and not (epoch.__class__ is int and INT_MIN <= epoch <= INT_MAX):
+            epoch = check_int(epoch, "epoch", key)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise TrackingValueError(
+                f"value of metric {key!r} must be a number, got {type(value).__name__} {value!r}"
+            ) from None
+        self._append((key, number, step, epoch, _now()))
 
     def log_metrics(
         self, values: Mapping[str, float], step: int | None = None, epoch: int | None = None
     ) -> None:
-        """Buffer several values logged at the same step."""
+        """Buffer several values logged at the same step (checked as :meth:`log_metric`)."""
+        if step is not None:
+            step = check_int(step, "step")
+        if epoch is not None:
+            epoch = check_int(epoch, "epoch")
         now = _now()
-        append = self._append
+        rows = []
         for key, value in values.items():
-            append((key, float(value), step, epoch, now))
+            if key.__class__ is not str or key not in self._keys:
+                self._check_key(key)
+            try:
+                rows.append((key, float(value), step, epoch, now))
+            except (TypeError, ValueError):
+                raise TrackingValueError(
+                    f"value of metric {key!r} must be a number, got {type(value).__name__}"
+                ) from None
+        self._buffer.extend(rows)  # all or nothing: a bad value buffers none of them
+
+    def _check_key(self, key: Any) -> None:
+        check_key(key)
+        if len(self._keys) < _KNOWN_KEYS:
+            self._keys.add(key)
 
     # -- run metadata ------------------------------------------------------------------
 
@@ -215,11 +259,45 @@ class ExperimentTracker:
             items = taken  # type: ignore[assignment]
         try:
             self.store.write(lambda c: write_metric_rows(c, run_id, items))
+        except TrackingValueError:
+            return self._write_isolating(items)
         except BaseException:
             self._buffer.extendleft(reversed(taken))  # keep them for the next attempt
             raise
         self._flushed += len(items)
         return len(items)
+
+    def _write_isolating(self, items: list[MetricItem]) -> int:
+        """Write what the store accepts of ``items``, halving refused batches down to the
+        rows it refuses; those are logged and kept in :attr:`rejected`."""
+        run_id, written = self.run_id, 0
+        pending = [items]
+        while pending:
+            chunk = pending.pop()
+            try:
+                self.store.write(lambda c, rows=chunk: write_metric_rows(c, run_id, rows))
+            except TrackingValueError as err:
+                if len(chunk) > 1:
+                    middle = len(chunk) // 2
+                    pending += [chunk[middle:], chunk[:middle]]
+                    continue
+                self.rejected.append((chunk[0], err.message))
+                log.error(
+                    "run %s: the store refused metric %r at step %s (%s); the other values "
+                    "are written",
+                    run_id,
+                    chunk[0][0],
+                    chunk[0][2],
+                    err.message,
+                )
+                continue
+            except BaseException:
+                rest = [row for part in (chunk, *reversed(pending)) for row in part]
+                self._buffer.extendleft(reversed(rest))  # not lost: the next flush retries
+                raise
+            self._flushed += len(chunk)
+            written += len(chunk)
+        return written
 
     def _write_loop(self) -> None:
         last_beat = time.monotonic()

@@ -17,7 +17,7 @@ from typing import Any
 
 from torch import nn
 
-from trainforge.checkpoint import CheckpointManager
+from trainforge.checkpoint import CheckpointManager, resolve_checkpoint
 from trainforge.config import TrainingConfig
 from trainforge.engine import RunPosition
 from trainforge.errors import CheckpointNotFoundError, ResumeError
@@ -73,7 +73,8 @@ def find_resume_checkpoint(target: str | Path, output_dir: str | Path) -> tuple[
     """Where ``--resume`` points: (checkpoint directory of a manager, target inside it).
 
     ``last`` / ``best`` mean: of the most recent run under ``output_dir`` that has one.
-    A path may be one checkpoint, or a directory of checkpoints (its ``last``).
+    A path is resolved by :func:`~trainforge.checkpoint.resolve_checkpoint` (a directory
+    of checkpoints, a pointer file, one checkpoint, its manifest or payload file).
     """
     target = str(target)
     if target in ("last", "best"):
@@ -89,12 +90,7 @@ def find_resume_checkpoint(target: str | Path, output_dir: str | Path) -> tuple[
                 hint="train once first, or pass --resume PATH to a checkpoint directory",
             )
         return candidates[0].parent, target
-    path = Path(target)
-    if not path.exists():
-        raise CheckpointNotFoundError(f"checkpoint not found: {path}", path=path)
-    if (path / "last").exists():
-        return path, "last"
-    return path.parent, str(path)
+    return resolve_checkpoint(target)
 
 
 def open_resume(

@@ -141,9 +141,10 @@ class SafetensorsStorage:
                 }
             tree = json.loads(bytes(buffers[TREE_FILE]))
             return decode_tree(tree, tensors)
-        except (ValueError, KeyError, OSError) as exc:
+        except Exception as exc:  # untrusted bytes: any failure to parse them is damage
             raise CheckpointCorruptedError(
-                f"cannot read safetensors checkpoint {directory}: {exc}", path=directory
+                f"cannot read safetensors checkpoint {directory}: {type(exc).__name__}: {exc}",
+                path=directory,
             ) from None
 
 

@@ -12,6 +12,7 @@ import errno
 import io
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,28 +36,49 @@ trainforge type ever has to go into a payload.
 """
 
 
+_BLOCKED = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def _refusal(exc: pickle.UnpicklingError, where: Any) -> UnsafeCheckpointError:
+    """The refusal of a weights-only load, naming the blocked global (not torch's advice)."""
+    text = str(exc)
+    blocked = _BLOCKED.search(text)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    # torch's first line suggests weights_only=False (running the pickle): never repeat it
+    detail = next((ln for ln in lines if "GLOBAL" in ln), lines[-1] if lines else "")
+    if blocked is not None:
+        name = blocked.group(1)
+        what = f"it would unpickle the global {name}, which is not on the allow-list"
+        hint = (
+            f"nothing was run. If you trust this file and {name} is a plain data type, allow "
+            "that one type deliberately: trainforge.checkpoint.storage.torch.ALLOWED_GLOBALS"
+            f".append({name.rsplit('.', 1)[-1]}); never allow a function"
+        )
+    else:
+        what = f"its pickle is not plain weights ({detail or type(exc).__name__})"
+        hint = "nothing was run; trainforge never unpickles arbitrary code"
+    path = where if isinstance(where, (str, Path)) else None
+    return UnsafeCheckpointError(f"refusing to load {where}: {what}", path=path, hint=hint)
+
+
 def safe_torch_load(source: Any, *, map_location: Any = None, mmap: bool = False) -> Any:
     """``torch.load`` restricted to weights (tensors, containers, scalars).
 
     Raises:
         UnsafeCheckpointError: The pickle references a global outside the allow-list
-            (such as a ``__reduce__`` that would run code); nothing was executed.
+            (such as a ``__reduce__`` that would run code); nothing was executed. The
+            message names the global.
+        CheckpointCorruptedError: The bytes are not a torch checkpoint at all.
     """
     where = source if isinstance(source, (str, Path)) else "checkpoint data"
     try:
         with torch.serialization.safe_globals(ALLOWED_GLOBALS):
             return torch.load(source, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnsafeCheckpointError(
-            f"refusing to load {where}: it contains pickled objects outside the allow-list "
-            f"({first})",
-            path=where if isinstance(where, (str, Path)) else None,
-            hint="only load checkpoints you trust; trainforge never unpickles arbitrary code",
-        ) from None
-    except RuntimeError as exc:
+        raise _refusal(exc, where) from None
+    except Exception as exc:  # any other failure to parse untrusted bytes is damage
         raise CheckpointCorruptedError(
-            f"cannot deserialise {where}: {exc}",
+            f"cannot deserialise {where}: {type(exc).__name__}: {exc}",
             path=where if isinstance(where, (str, Path)) else None,
         ) from None
 
@@ -110,9 +132,20 @@ class TorchStorage:
             )
         name = next(iter(files))
         buffer = buffers[name]
+        if len(buffer) == 0:
+            raise CheckpointCorruptedError(
+                f"checkpoint file {directory / name} is empty", path=directory / name
+            )
         codec = detect_compression(bytes(buffer[:4]))
         if codec is not None:
-            return safe_torch_load(io.BytesIO(codec.decompress(buffer)), map_location=map_location)
+            try:
+                data = codec.decompress(buffer)
+            except Exception as exc:  # zlib.error, zstd.ZstdError: damaged compressed bytes
+                raise CheckpointCorruptedError(
+                    f"cannot decompress {directory / name} ({codec.name}): {exc}",
+                    path=directory / name,
+                ) from None
+            return safe_torch_load(io.BytesIO(data), map_location=map_location)
         if bytes(buffer[:2]) == b"PK":  # zip container: map it instead of copying it
             return safe_torch_load(str(directory / name), map_location=map_location, mmap=True)
         return safe_torch_load(io.BytesIO(buffer), map_location=map_location)
