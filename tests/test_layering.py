@@ -18,6 +18,7 @@ LAYERS = {
     "registry": 0,
     "hooks": 0,
     "seeding": 0,
+    "records": 0,
     "logs": 0,
     "_version": 0,
     "config": 1,

@@ -13,6 +13,7 @@ import torch
 
 from trainforge.checkpoint import FORMAT_VERSION, MANIFEST_NAME, CheckpointManager
 from trainforge.checkpoint._integrity import hash_file
+from trainforge.records import ConfigRecord
 
 
 @pytest.mark.parametrize("storage", ["torch", "safetensors"])
@@ -98,19 +99,12 @@ def test_load_without_rng_restore_leaves_generators_alone(
     assert torch.equal(torch.get_rng_state(), before)
 
 
-def test_config_object_with_provenance(make_training: Any, manager: CheckpointManager) -> None:
-    class Config:
-        def to_dict(self) -> dict:
-            return {"optim": {"lr": 0.1}}
-
-        def config_hash(self) -> str:
-            return "abc"
-
-        def provenance_dict(self) -> dict:
-            return {"optim.lr": {"source": "cli", "tags": []}}
-
+def test_config_record_with_provenance(make_training: Any, manager: CheckpointManager) -> None:
+    record = ConfigRecord(
+        {"optim": {"lr": 0.1}}, "abc", {"optim.lr": {"source": "cli", "tags": []}}
+    )
     model, _, _ = make_training()
-    manager.save(model=model, epoch=0, global_step=1, metrics={"val_loss": 1.0}, config=Config())
+    manager.save(model=model, epoch=0, global_step=1, metrics={"val_loss": 1.0}, config=record)
     loaded = manager.load()
     assert loaded["config_hash"] == "abc"
     assert loaded["config_provenance"] == {"optim.lr": {"source": "cli", "tags": []}}

@@ -13,25 +13,20 @@ from pathlib import Path
 import pytest
 
 from trainforge.errors import TrackingError
+from trainforge.records import ConfigRecord
 from trainforge.tracking import ExperimentDB, ExperimentTracker
 
-
-class _DuckConfig:
-    """Shaped like TrainingConfig, without importing trainforge.config."""
-
-    def to_dict(self) -> dict:
-        return {"optim": {"lr": 0.01}, "tracking": {"database": None}}
-
-    def config_hash(self) -> str:
-        return "f" * 64
-
-    def provenance_dict(self) -> dict[str, dict]:
-        return {"optim.lr": {"source": "cli"}}
+# What the composition root passes down: values, hash and provenance as plain data.
+_RECORD = ConfigRecord(
+    {"optim": {"lr": 0.01}, "tracking": {"database": None}},
+    "f" * 64,
+    {"optim.lr": {"source": "cli"}},
+)
 
 
 def test_logs_metrics_params_tags_and_finishes(store_url):
     tracker = ExperimentTracker(
-        "exp", "proj", tags=["baseline"], config=_DuckConfig(), database=store_url, run_name="r"
+        "exp", "proj", tags=["baseline"], config=_RECORD, database=store_url, run_name="r"
     )
     for step in range(100):
         tracker.log_metric("train/loss", 1.0 / (step + 1), step=step, epoch=step // 10)
@@ -93,17 +88,18 @@ def test_context_manager_marks_failure(tmp_path):
     assert ExperimentDB(str(tmp_path / "t.db")).get_run(t.run_id)["status"] == "failed"
 
 
-def test_database_comes_from_config_then_env(tmp_path, monkeypatch):
+def test_database_is_the_argument_then_env_then_the_default(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TRAINFORGE_DB", str(tmp_path / "env.db"))
-    config = {"tracking": {"database": str(tmp_path / "cfg.db")}}
-    ExperimentTracker("e", config=config).finish()
-    ExperimentTracker("e", config={"lr": 1}).finish()
+    ExperimentTracker("e", database=str(tmp_path / "arg.db")).finish()
+    # the config is stored, never read for settings
+    ExperimentTracker("e", config={"tracking": {"database": "ignored.db"}}).finish()
     monkeypatch.delenv("TRAINFORGE_DB")
-    ExperimentTracker("e", config={"run": {"output_dir": "out"}}).finish()
-    assert (tmp_path / "cfg.db").exists()
+    ExperimentTracker("e", config={"lr": 1}).finish()
+    assert (tmp_path / "arg.db").exists()
     assert (tmp_path / "env.db").exists()
-    assert (tmp_path / "out" / "trainforge.db").exists()
+    assert (tmp_path / "outputs" / "trainforge.db").exists()
+    assert not (tmp_path / "ignored.db").exists()
 
 
 def _child(script: str, db: Path) -> subprocess.Popen:

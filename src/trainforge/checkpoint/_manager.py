@@ -46,6 +46,7 @@ from trainforge.checkpoint._writer import config_fields, environment_info, write
 from trainforge.checkpoint.storage import get_storage
 from trainforge.errors import CheckpointCorruptedError
 from trainforge.hooks import HookEvent, HookManager
+from trainforge.records import ConfigSource
 from trainforge.seeding import capture_rng_state, restore_rng_state
 
 __all__ = ["CheckpointManager"]
@@ -146,7 +147,7 @@ class CheckpointManager:
         metrics: Mapping[str, Any],
         global_step: int,
         custom_state: Any = None,
-        config: Any = None,
+        config: ConfigSource | None = None,
         protected: bool = False,
         notes: str | None = None,
     ) -> Path:
@@ -416,7 +417,7 @@ class CheckpointManager:
     def resume(
         self,
         path: str | Path | None,
-        config: Any,
+        config: ConfigSource,
         *,
         mode: Literal["strict", "warn"] = "strict",
         allow_changes: Sequence[str] = (),

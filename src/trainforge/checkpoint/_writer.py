@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,32 +30,18 @@ from trainforge.checkpoint._layout import (
 from trainforge.checkpoint._lock import CheckpointLocks
 from trainforge.checkpoint._manifest import Manifest, write_manifest
 from trainforge.checkpoint.storage import get_storage
-from trainforge.config import config_hash
 from trainforge.errors import CheckpointSaveError
+from trainforge.records import ConfigRecord, ConfigSource
 
 __all__ = ["config_fields", "environment_info", "next_index", "write_checkpoint"]
 
 
-def config_fields(config: Any) -> dict[str, Any]:
-    """Config, its hash and its provenance as plain data (mapping or config object)."""
-    if config is None:
+def config_fields(config: ConfigSource | None) -> dict[str, Any]:
+    """Config, its hash and its provenance as the manifest stores them (all None if absent)."""
+    record = ConfigRecord.optional(config)
+    if record is None:
         return {"config": None, "config_hash": None, "config_provenance": None}
-    if isinstance(config, Mapping):
-        return {
-            "config": dict(config),
-            "config_hash": config_hash(config),
-            "config_provenance": None,
-        }
-    to_dict = getattr(config, "to_dict", None)
-    if not callable(to_dict):
-        raise TypeError(f"config must be a mapping or have to_dict(); got {type(config).__name__}")
-    hasher = getattr(config, "config_hash", None)
-    provenance = getattr(config, "provenance_dict", None)
-    return {
-        "config": to_dict(),
-        "config_hash": hasher() if callable(hasher) else config_hash(to_dict()),
-        "config_provenance": provenance() if callable(provenance) else None,
-    }
+    return record.plain()
 
 
 def _git(*args: str) -> str | None:

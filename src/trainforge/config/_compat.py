@@ -9,11 +9,11 @@ would really break a resumed run.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from trainforge.records import HASH_EXCLUDED_PREFIXES, flatten, values_hash
 
 __all__ = [
     "HASH_EXCLUDED_PREFIXES",
@@ -27,29 +27,6 @@ __all__ = [
 
 Severity = Literal["safe", "risky", "breaking"]
 
-# Keys (dotted prefixes) that never enter the hash: they do not change what is computed.
-HASH_EXCLUDED_PREFIXES: tuple[str, ...] = (
-    "run.name",
-    "run.output_dir",
-    "run.tags",
-    "run.notes",
-    "run.log_level",
-    "loggers",
-    "tracking",
-    "export",
-    "checkpoint.dirpath",
-    "checkpoint.mirror",
-    "checkpoint.keep_best_k",
-    "checkpoint.keep_last_n",
-    "checkpoint.keep_every_n_epochs",
-    "trainer.enable_progress_bar",
-    "trainer.log_every_n_steps",
-    "callbacks.monitoring",
-    "callbacks.profiler",
-    "callbacks.lr_monitor",
-    "data.num_workers",
-    "data.pin_memory",
-)
 
 # Most specific prefix wins. Anything not listed is "safe".
 _BREAKING: tuple[str, ...] = (
@@ -96,18 +73,6 @@ def _matches(key: str, prefix: str) -> bool:
     return key == prefix or key.startswith(prefix + ".")
 
 
-def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested mappings to ``{"a.b.c": leaf}``; lists and scalars are leaves."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, Mapping) and value:
-            out.update(flatten(value, path))
-        else:
-            out[path] = value
-    return out
-
-
 def _as_mapping(config: Any) -> Mapping[str, Any]:
     if isinstance(config, Mapping):
         return config
@@ -123,12 +88,7 @@ def config_hash(config: Any) -> str:
     Args:
         config: A ``TrainingConfig`` or a plain (nested) mapping of resolved values.
     """
-    flat = flatten(_as_mapping(config))
-    hashed = {
-        k: v for k, v in flat.items() if not any(_matches(k, p) for p in HASH_EXCLUDED_PREFIXES)
-    }
-    payload = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return values_hash(_as_mapping(config))
 
 
 def classify_key(key: str) -> Severity:

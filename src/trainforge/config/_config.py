@@ -28,6 +28,7 @@ from trainforge.config._schema import (
 )
 from trainforge.errors import ConfigError, ConfigFileError, ConfigIssue, did_you_mean
 from trainforge.logs import Provenance
+from trainforge.records import ConfigRecord
 
 __all__ = ["SAVED_FORMAT", "TrainingConfig", "default_data", "derive_values"]
 
@@ -150,6 +151,10 @@ class TrainingConfig(SchemaBase):
     def config_hash(self) -> str:
         """Stable hash of the training-relevant values (run-only keys excluded)."""
         return config_hash(self.to_dict())
+
+    def record(self) -> ConfigRecord:
+        """Values, hash and provenance as plain data: what checkpoints and runs store."""
+        return ConfigRecord(self.to_dict(), self.config_hash(), self.provenance_dict())
 
     def diff(self, other: TrainingConfig | dict[str, Any]) -> list[ConfigChange]:
         """Keys that differ from ``other`` (this is the old side), with severities."""

@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from trainforge.errors import RunNotFoundError, TrackingError, did_you_mean
+from trainforge.records import ConfigSource, flatten
 from trainforge.tracking._filter import compile_filter, order_clause
 from trainforge.tracking._metric_writes import next_steps, write_metric_rows
 from trainforge.tracking._run_records import (
@@ -33,7 +34,7 @@ from trainforge.tracking._schema import (
     runs,
 )
 from trainforge.tracking._store import TrackingStore
-from trainforge.tracking._values import config_parts, dumps, flatten, tag_items
+from trainforge.tracking._values import config_parts, dumps, tag_items
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,7 +71,7 @@ class ExperimentDB:
     def log_run(
         self,
         name: str,
-        config: Any = None,
+        config: ConfigSource | None = None,
         *,
         experiment: str = "default",
         project: str = "default",

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from trainforge.errors import TrackingError
+from trainforge.records import ConfigSource
 from trainforge.tracking._experiment_db import ExperimentDB
 from trainforge.tracking._metric_writes import MetricItem, next_steps, write_metric_rows
 from trainforge.tracking._schema import TERMINAL_STATUSES, artifacts
@@ -50,9 +51,10 @@ class ExperimentTracker:
         experiment_name: Experiment the run belongs to.
         project_name: Project the experiment belongs to.
         tags: Tags as a mapping, or a list of names (each set to ``"true"``).
-        config: A mapping, or an object with ``to_dict``/``config_hash``/``provenance_dict``;
-            its ``tracking.database`` and ``run.output_dir`` choose the default store.
-        database: URL or file path of the store (wins over the config and ``TRAINFORGE_DB``).
+        config: The run's config: a :class:`~trainforge.records.ConfigRecord`, a mapping,
+            or a ``TrainingConfig`` (stored with its hash and provenance).
+        database: URL or file path of the store; else ``TRAINFORGE_DB``, else
+            ``outputs/trainforge.db``.
         store: An open :class:`TrackingStore` to share (wins over ``database``).
         run_name: Display name (default ``<experiment>-<time>``).
         notes: Free text kept with the run.
@@ -71,7 +73,7 @@ class ExperimentTracker:
         experiment_name: str,
         project_name: str = "default",
         tags: Mapping[str, Any] | Iterable[str] | None = None,
-        config: Any = None,
+        config: ConfigSource | None = None,
         *,
         database: str | os.PathLike[str] | None = None,
         store: TrackingStore | None = None,
@@ -83,7 +85,7 @@ class ExperimentTracker:
     ) -> None:
         self._owns_store = store is None
         if store is None:
-            store = TrackingStore(_database_from(config, database))
+            store = TrackingStore(resolve_database_url(database, "outputs"))
         self.store = store
         self.db = ExperimentDB(store)
         self.experiment_name = experiment_name
@@ -278,17 +280,6 @@ class ExperimentTracker:
         elif previous == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _database_from(config: Any, database: Any) -> str:
-    """The store URL: ``database``, else the config's ``tracking.database``, else the default."""
-    data: Any = config.to_dict() if callable(getattr(config, "to_dict", None)) else config
-    section = data.get("tracking") if isinstance(data, Mapping) else None
-    run = data.get("run") if isinstance(data, Mapping) else None
-    if database is None and isinstance(section, Mapping):
-        database = section.get("database")
-    output_dir = run.get("output_dir") if isinstance(run, Mapping) else None
-    return resolve_database_url(database, output_dir or "outputs")
 
 
 def system_info() -> dict[str, Any]:
