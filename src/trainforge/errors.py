@@ -24,6 +24,7 @@ know trainforge::
     │   └── FilterSyntaxError (ValueError)           search filter with the position
     ├── TrainingError (RuntimeError)
     │   └── GradientHealthError                      N consecutive unhealthy steps
+    ├── UiServerError (OSError)                  `trainforge ui` cannot listen (port taken)
     └── MissingDependencyError (ImportError)     optional package absent: names the extra
 """
 
@@ -53,6 +54,7 @@ __all__ = [
     "TrackingError",
     "TrainforgeError",
     "TrainingError",
+    "UiServerError",
     "UnsafeCheckpointError",
     "did_you_mean",
 ]
@@ -274,6 +276,10 @@ class TrainingError(TrainforgeError, RuntimeError):
 
 class GradientHealthError(TrainingError):
     """Gradients were unhealthy for too many consecutive steps."""
+
+
+class UiServerError(TrainforgeError, OSError):
+    """The UI server cannot listen on the address it was given."""
 
 
 class MissingDependencyError(TrainforgeError, ImportError):
