@@ -103,3 +103,13 @@ def test_a_busy_port_is_a_clear_error_with_exit_1(db):
 )
 def test_is_loopback(host, loopback):
     assert is_loopback(host) is loopback
+
+
+def test_a_missing_sqlite_store_is_refused_not_created(tmp_path, capsys):
+    from trainforge.cli import main
+
+    missing = tmp_path / "typo.db"
+    assert main(["ui", "--db", str(missing), "--port", str(_free_port())]) == 1
+    err = capsys.readouterr().err
+    assert f"no tracking database at {missing}" in err and "Traceback" not in err
+    assert not missing.exists()

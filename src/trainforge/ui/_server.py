@@ -6,7 +6,7 @@ import ipaddress
 import logging
 from typing import Any
 
-from trainforge.errors import MissingDependencyError, UiServerError
+from trainforge.errors import MissingDependencyError, StoreUnavailableError, UiServerError
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "is_loopback", "serve"]
 
@@ -36,12 +36,24 @@ def serve(
 
     Raises:
         MissingDependencyError: starlette or uvicorn is not installed.
-        StoreUnavailableError: The store cannot be opened.
+        StoreUnavailableError: The store cannot be opened, or a SQLite file does not exist.
+        UiServerError: The address cannot be listened on (port taken, unknown host).
     """
     uvicorn = _require_ui()
+    from trainforge.tracking import resolve_database_url
+    from trainforge.tracking._url import sqlite_path
     from trainforge.ui._app import create_app
 
-    app = create_app(database)
+    url = resolve_database_url(database)
+    path = sqlite_path(url)
+    if path is not None and not path.exists():  # a typo must not become a new, empty store
+        raise StoreUnavailableError(
+            f"no tracking database at {path}",
+            path=path,
+            hint="pass --db with the store your runs were tracked in (trainforge runs list "
+            "--db ... shows its runs)",
+        )
+    app = create_app(url)
     if not is_loopback(host):
         log.warning(
             "serving on %s: anyone who can reach this address can read every run, param and "
