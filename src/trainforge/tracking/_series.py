@@ -182,7 +182,11 @@ def metric_points(store: TrackingStore, run_id: int, key: str) -> Iterator[list[
     offset = 0
     while True:
         query = base.offset(offset).limit(_CHUNK)
-        rows = [tuple(r) for r in store.read(lambda c, q=query: c.execute(q).all())]
+
+        def read(conn: Connection, query: Any = query) -> list[tuple[Any, ...]]:
+            return [tuple(r) for r in conn.execute(query)]
+
+        rows = store.read(read)
         if rows:
             yield rows
         if len(rows) < _CHUNK:
