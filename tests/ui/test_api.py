@@ -189,3 +189,23 @@ def test_pages_and_vendored_files_are_served_from_the_package(server):
     ):
         assert server.get(path)[0] == 200, path
     assert server.get("/static/../_api.py")[0] == 404
+
+
+@pytest.mark.postgres
+def test_the_api_reads_a_postgresql_store_the_same_way(pg_store_url):
+    store = TrackingStore(pg_store_url)
+    db = ExperimentDB(store)
+    run = db.log_run("pg", {"optim": {"lr": 0.1}})
+    now = time.time()
+    rows = [("loss", 7.0 if s == 500 else 1.0, s, None, now + s) for s in range(1000)]
+    rows.append(("loss", float("nan"), 1000, None, now + 1000))  # PostgreSQL keeps NaN
+    store.write(lambda c: write_metric_rows(c, run, rows))
+    with serve(store) as served:
+        page = served.json("/api/runs?sort=metrics.loss+desc&params=optim.lr")
+        assert page["runs"][0]["params"] == {"optim.lr": 0.1}
+        window = served.json(f"/api/series?runs={run}&key=loss&points=50")
+        ys = [v for v in window["runs"][0]["y"] if v is not None]
+        assert not window["raw"] and max(ys) == 7.0 and min(ys) == 1.0
+        _, _, body = served.get(f"/api/points?run={run}&key=loss")
+        assert len(body.decode().splitlines()) == 1 + 1001  # header + every point, NaN too
+    store.dispose()
