@@ -183,6 +183,8 @@ def test_run_page_shows_params_provenance_checkpoints_and_files(site, page):
     assert "(cli)" in row.inner_text()
     assert page.locator("#run-command").inner_text() == "trainforge train trainer.engine=lightning"
     assert "tensorboard --logdir" in page.locator("#run-folders").inner_text()
+    page.wait_for_selector('#run-charts .chart[data-drawn="yes"] canvas')
+    _shot(site, page, "run")
     assert "not checked" in page.locator("#run-checkpoints").inner_text()
     page.click("#verify")
     page.locator("#verify").wait_for(state="detached")  # the verified table replaced it
@@ -192,7 +194,6 @@ def test_run_page_shows_params_provenance_checkpoints_and_files(site, page):
     page.wait_for_selector('#run-charts .chart[data-drawn="yes"] canvas')
     href = page.locator("#run-metrics a", has_text="CSV").first.get_attribute("href")
     assert href.startswith("/api/points?run=1&key=")
-    _shot(site, page, "run")
     assert page.problems == []
 
 
