@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby, pairwise
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Float, Integer, and_, cast, func, literal, select
@@ -121,6 +123,15 @@ def metric_series(
         if not ids:
             return window
         where = _where(conn, ids, key, x, lo, hi, after)
+        if lo is None and hi is None and after is None and _few(conn, ids, key, points):
+            # every curve is short: one read of the raw points, no counting pass first
+            rows = conn.execute(
+                _joined(select(metrics.c.run_id, x, metrics.c.value), x_axis)
+                .where(where)
+                .order_by(metrics.c.run_id, x)
+            ).all()
+            if _fill_raw_if_distinct(window, rows, points):
+                return window
         stats = conn.execute(
             _joined(
                 select(
@@ -143,10 +154,11 @@ def metric_series(
         raw = all(row[1] == row[2] and row[1] <= points for row in stats)
         if raw:
             rows = conn.execute(
-                _joined(select(metrics.c.run_id, x, metrics.c.value), x_axis).where(where)
+                _joined(select(metrics.c.run_id, x, metrics.c.value), x_axis)
+                .where(where)
+                .order_by(metrics.c.run_id, x)
             ).all()
-            if len({row[1] for row in rows}) <= 2 * points:
-                _fill_raw(window, rows)
+            if _fill_raw_if_distinct(window, rows, points):
                 return window
         _fill_buckets(window, conn, where, x, points)
         return window
@@ -225,13 +237,47 @@ def _where(conn: Connection, ids: list[int], key: str, x: Any, lo: Any, hi: Any,
     return and_(*terms)
 
 
-def _fill_raw(window: SeriesWindow, rows: Sequence[Any]) -> None:
-    xs = sorted({float(row[1]) for row in rows})
-    slot = {value: i for i, value in enumerate(xs)}
-    window.x = xs
-    window.y = {run_id: [None] * len(xs) for run_id in window.y}
-    for run_id, x, value in rows:
-        window.y[run_id][slot[float(x)]] = value
+def _few(conn: Connection, ids: list[int], key: str, points: int) -> bool:
+    """True when no run logged more than ``points`` values of ``key`` (its summary says)."""
+    s = metric_summaries.c
+    most = conn.execute(
+        select(func.max(s["count"])).where(s.run_id.in_(ids), s.key == key)
+    ).scalar()
+    return most is not None and most <= points
+
+
+def _fill_raw_if_distinct(window: SeriesWindow, rows: Sequence[Any], points: int) -> bool:
+    """Fill ``window`` with raw ``rows`` (ordered by run, x) unless a run repeats an x or
+    the union of x values is too long; False leaves ``window`` untouched."""
+    curves: dict[int, tuple[list[float], list[Any]]] = {}
+    for run_id, group in groupby(rows, key=itemgetter(0)):
+        part = list(group)
+        xs = [float(r[1]) for r in part]
+        if any(a >= b for a, b in pairwise(xs)):  # a repeated x: buckets, not points
+            return False
+        curves[run_id] = (xs, [r[2] for r in part])
+    if not curves:
+        return False
+    first = next(iter(curves.values()))[0]
+    shared = all(xs == first for xs, _ in curves.values())  # the usual case: same steps
+    union = first if shared else sorted(set().union(*(xs for xs, _ in curves.values())))
+    if len(union) > 2 * points:
+        return False
+    window.counts = {run_id: len(xs) for run_id, (xs, _) in curves.items()}
+    if window.lo is None:  # no range asked for: the points' own
+        window.lo, window.hi = union[0], union[-1]
+    window.x = list(union)
+    slot = None if shared else {value: i for i, value in enumerate(union)}
+    for run_id in window.y:
+        xs, ys = curves.get(run_id, ([], []))
+        if slot is None and xs:
+            window.y[run_id] = list(ys)
+            continue
+        filled: list[float | None] = [None] * len(union)
+        for x, y in zip(xs, ys):
+            filled[slot[x] if slot else 0] = y
+        window.y[run_id] = filled
+    return True
 
 
 def _fill_buckets(window: SeriesWindow, conn: Connection, where: Any, x: Any, points: int) -> None:

@@ -143,8 +143,11 @@ export function createChart(container, options) {
   return {
     destroy() { destroyed = true; clearInterval(timer); if (controller) controller.abort(); if (plot) plot.destroy(); },
     update(changes) {
-      const refetch = ["key", "xAxis", "zoom", "runs"].some((k) => k in changes);
+      const ids = (runs) => runs.map((r) => r.id).join(",");
+      const refetch = ["key", "xAxis", "zoom"].some((k) => k in changes) ||
+        ("runs" in changes && ids(changes.runs) !== ids(opts.runs));
       opts = { ...opts, ...changes };
+      if (opts.live && !timer) { timer = setInterval(poll, LIVE_MS); poll(); }
       if (refetch) { heads = {}; load(); } else if (window_) draw();
     },
     get plot() { return plot; },

@@ -16,6 +16,19 @@ export function comparePage(main) {
     return () => {};
   }
   main.append(h("p", { class: "muted" }, `Loading ${ids.length} runs…`));
+  // With the metric in the URL the curves load while the runs' params do; names come later.
+  const chartBox = h("div", { class: "chart", id: "compare-chart" });
+  const early = urlState.get("metric");
+  if (early) {
+    main.append(chartBox);
+    chart = createChart(chartBox, { key: early, title: early, xAxis: urlState.get("x", "step"),
+      runs: ids.map((id, i) => ({ id, label: `run ${id}`, color: color(i) })),
+      smoothing: Number(urlState.get("smooth", "0")), log: urlState.get("log") === "1",
+      zoom: urlState.get("xmin") !== null && urlState.get("xmax") !== null
+        ? [Number(urlState.get("xmin")), Number(urlState.get("xmax"))] : null,
+      onZoom: (lo, hi) => zoomTo(lo, hi), live: false, height: 360 });
+  }
+  let zoomTo = () => {};
   let stopped = false;
   api("/api/compare", { runs: ids.join(",") }).then((data) => { if (!stopped) render(data); })
     .catch((err) => main.replaceChildren(h("p", { class: "error" }, err.message)));
@@ -53,7 +66,6 @@ export function comparePage(main) {
     const logBox = h("input", { type: "checkbox", id: "log-scale", checked: state.log, onchange: () => {
       state.log = logBox.checked; save(); chart.update({ log: state.log }); } });
     const reset = h("button", { id: "reset-zoom", onclick: () => onZoom(null, null) }, "Reset zoom");
-    const chartBox = h("div", { class: "chart", id: "compare-chart" });
     const diffBox = h("input", { type: "checkbox", id: "only-differ", checked: state.diff, onchange: () => {
       state.diff = diffBox.checked; save(); fillParams(); } });
     const paramsBox = h("div", { class: "scroll-box", id: "compare-params" });
@@ -76,9 +88,15 @@ export function comparePage(main) {
       save();
       chart.update({ zoom: state.zoom });
     }
-    chart = createChart(chartBox, { key: state.metric, title: state.metric, runs: series, xAxis: state.x,
-      smoothing: state.smooth, log: state.log, zoom: state.zoom, onZoom,
-      live: runs.some((r) => r.status === "running"), height: 360 });
+    zoomTo = onZoom;
+    const live = runs.some((r) => r.status === "running");
+    if (chart && state.metric === early) chart.update({ runs: series, live });
+    else {
+      if (chart) chart.destroy();
+      chart = createChart(chartBox, { key: state.metric, title: state.metric, runs: series,
+        xAxis: state.x, smoothing: state.smooth, log: state.log, zoom: state.zoom, onZoom, live,
+        height: 360 });
+    }
 
     const paramKeys = [...new Set(runs.flatMap((r) => Object.keys(r).filter((k) => k.startsWith("params."))))].sort();
     const differs = (key) => new Set(runs.map((r) => JSON.stringify(r[key] ?? null))).size > 1;
