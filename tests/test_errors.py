@@ -83,3 +83,23 @@ def test_errors_survive_pickling_for_worker_processes():
 def test_did_you_mean():
     assert did_you_mean("optim.lrr", ["optim.lr", "data.batch_size"]) == "optim.lr"
     assert did_you_mean("zzz", ["optim.lr"]) is None
+
+
+def test_every_exception_class_is_defined_in_errors_py():
+    import ast
+    from pathlib import Path
+
+    import trainforge
+
+    package = Path(trainforge.__file__).parent
+    outside = []
+    for path in package.rglob("*.py"):
+        if path.name == "errors.py" and path.parent == package:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef) and any(
+                getattr(base, "id", getattr(base, "attr", "")).endswith(("Error", "Exception"))
+                for base in node.bases
+            ):
+                outside.append(f"{path.relative_to(package)}:{node.lineno} {node.name}")
+    assert not outside, "exception classes belong in trainforge/errors.py: " + ", ".join(outside)

@@ -80,20 +80,21 @@ def test_class_hooks_register_for_several_events_and_unregister():
         def __init__(self):
             self.events = []
 
-        def on_train_start(self, ctx):
-            self.events.append("start")
+        def on_training_start(self, run_id):
+            self.events.append(("start", run_id))
 
-        def on_best_checkpoint(self, ctx):
-            self.events.append("best")
+        def on_best_checkpoint(self, **payload):
+            self.events.append(("best", sorted(payload)))
 
     manager = HookManager()
     recorder = Recorder()
     handles = manager.register_object(recorder)
-    manager.fire(HookEvent.ON_TRAIN_START)
-    manager.fire(HookEvent.ON_BEST_CHECKPOINT)
+    # each method gets the payload names it declares, or all of them with **kwargs
+    manager.fire(HookEvent.ON_TRAIN_START, run_id="7", run_dir="out", config=None)
+    manager.fire(HookEvent.ON_BEST_CHECKPOINT, path="p", metric=0.5)
     manager.unregister(handles)
-    manager.fire(HookEvent.ON_TRAIN_START)
-    assert recorder.events == ["start", "best"]
+    manager.fire(HookEvent.ON_TRAIN_START, run_id="8")
+    assert recorder.events == [("start", "7"), ("best", ["metric", "path"])]
     assert not manager.has_hooks(HookEvent.ON_TRAIN_START)
 
 

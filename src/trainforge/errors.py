@@ -24,6 +24,8 @@ know trainforge::
     │   └── FilterSyntaxError (ValueError)           search filter with the position
     ├── TrainingError (RuntimeError)
     │   └── GradientHealthError                      N consecutive unhealthy steps
+    ├── AccumulationConflictError (ValueError)   Lightning and the accumulator both accumulate
+    ├── ImportPathError (ImportError)            'pkg.module:Name' that does not import
     ├── UiServerError (OSError)                  `trainforge ui` cannot listen (port taken)
     └── MissingDependencyError (ImportError)     optional package absent: names the extra
 """
@@ -35,6 +37,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = [
+    "AccumulationConflictError",
     "CheckpointCorruptedError",
     "CheckpointError",
     "CheckpointNotFoundError",
@@ -45,6 +48,7 @@ __all__ = [
     "FilterSyntaxError",
     "GradientHealthError",
     "HookError",
+    "ImportPathError",
     "MissingDependencyError",
     "ModelNotFoundError",
     "RegistryError",
@@ -276,6 +280,17 @@ class TrainingError(TrainforgeError, RuntimeError):
 
 class GradientHealthError(TrainingError):
     """Gradients were unhealthy for too many consecutive steps."""
+
+
+class AccumulationConflictError(TrainforgeError, ValueError):
+    """Both Lightning (``trainer.accumulate_grad_batches``) and the accumulator accumulate."""
+
+
+class ImportPathError(TrainforgeError, ImportError):
+    """A ``pkg.module:Name`` path whose module or attribute cannot be imported."""
+
+    def __str__(self) -> str:  # ImportError would show only the first argument
+        return self.user_message()
 
 
 class UiServerError(TrainforgeError, OSError):

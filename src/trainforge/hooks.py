@@ -1,18 +1,44 @@
 """Event hooks: let user code react to checkpoint and training events.
 
-A hook is a callable taking one :class:`HookContext`, or an object whose methods are
-named after events (``on_checkpoint_saved`` style: ``"on_" + event.value``). Hooks run in
-priority order (higher first; ties in registration order). A failing hook is logged and
-isolated so one broken notification never kills a training run, unless the manager was
-built with ``raise_on_error=True``. Coroutine hooks are awaited.
+One channel: every event goes through a :class:`HookManager`. A hook is either
 
-Examples:
-    >>> manager = HookManager()
-    >>> seen = []
-    >>> handle = manager.register(HookEvent.ON_TRAIN_START, lambda ctx: seen.append(ctx.event))
-    >>> _ = manager.fire(HookEvent.ON_TRAIN_START)
-    >>> seen
-    [<HookEvent.ON_TRAIN_START: 'train_start'>]
+- a function registered for events (``manager.register(event, fn)``), called with one
+  :class:`HookContext` (``ctx.event``, ``ctx["epoch"]``, ...), or
+- an object registered whole (``manager.register_object(obj)``, or
+  ``Trainer(hooks=obj)``), whose methods are named ``"on_" + event.value``
+  (``on_epoch_end``) and are called with the event's payload as keyword arguments; a
+  method receives only the payload names it declares (or all of them with ``**kwargs``).
+
+Hooks run in priority order (higher first; ties in registration order). A failing hook
+is logged and isolated so one broken notification never kills a training run, unless the
+manager was built with ``raise_on_error=True``. Coroutine hooks are awaited.
+
+Every event, its method name and its payload (both drivers fire the training events at
+the same moments, on global rank zero only):
+
+- ``ON_TRAIN_START``: run_id, run_dir, config
+- ``ON_EPOCH_START``: epoch
+- ``ON_BATCH_END``: global_step, epoch (after every optimizer step)
+- ``ON_VALIDATION_END``: epoch, metrics
+- ``ON_EPOCH_END``: epoch, metrics, checkpoint_path (None if none)
+- ``ON_TRAIN_END``: results
+- ``ON_GRADIENT_ANOMALY``: health, step, consecutive_failures
+- ``ON_ALERT``: alert
+- ``BEFORE_CHECKPOINT_SAVE``: epoch, global_step, metrics
+- ``AFTER_CHECKPOINT_SAVE``: path, metrics
+- ``ON_BEST_CHECKPOINT``: path, metric
+- ``ON_CHECKPOINT_DELETED``: path, epoch
+- ``ON_RETENTION_APPLIED``: kept, deleted
+- ``BEFORE_CHECKPOINT_LOAD``: path
+- ``AFTER_CHECKPOINT_LOAD``: path, epoch
+- ``BEFORE_INTEGRITY_CHECK``: path
+- ``AFTER_INTEGRITY_CHECK``: path, ok
+- ``ON_CHECKPOINT_CORRUPTED``: path, error
+- ``ON_RESUME``: path, changes, ...
+- ``ON_MIGRATION``: path, from_version, ...
+
+The method of an event is ``HookEvent.X.method_name`` (``on_training_start``,
+``on_epoch_end``, ``on_before_checkpoint_save``, ...).
 """
 
 from __future__ import annotations
@@ -35,7 +61,6 @@ __all__ = [
     "HookHandle",
     "HookManager",
     "HookResult",
-    "call_hook_objects",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,9 +81,10 @@ class HookEvent(str, enum.Enum):
     ON_CHECKPOINT_CORRUPTED = "checkpoint_corrupted"
     ON_RESUME = "resume"
     ON_MIGRATION = "migration"
-    ON_TRAIN_START = "train_start"
-    ON_TRAIN_END = "train_end"
+    ON_TRAIN_START = "training_start"
+    ON_TRAIN_END = "training_end"
     ON_EPOCH_START = "epoch_start"
+    ON_BATCH_END = "batch_end"
     ON_EPOCH_END = "epoch_end"
     ON_VALIDATION_END = "validation_end"
     ON_GRADIENT_ANOMALY = "gradient_anomaly"
@@ -170,13 +196,18 @@ class HookManager:
         return decorator
 
     def register_object(self, obj: object, *, priority: int = 0) -> list[HookHandle]:
-        """Register every ``on_<event>`` method of ``obj`` (a class-based hook)."""
+        """Register every ``on_<event>`` method of ``obj``; each gets the payload as keywords.
+
+        Raises:
+            HookError: ``obj`` defines none of the methods (the names it could define).
+        """
         handles = []
         for event in HookEvent:
             method = getattr(obj, event.method_name, None)
             if callable(method):
                 label = f"{type(obj).__qualname__}.{event.method_name}"
-                handles.append(self.register(event, method, priority=priority, name=label))
+                caller = _keyword_caller(method)
+                handles.append(self.register(event, caller, priority=priority, name=label))
         if not handles:
             names = ", ".join(e.method_name for e in HookEvent)
             raise HookError(
@@ -231,12 +262,21 @@ class HookManager:
             self._hooks.clear()
 
 
-def call_hook_objects(objects: Iterable[Any], name: str, **payload: Any) -> None:
-    """Call ``name(**payload)`` on each hook object that defines it (``on_epoch_end``, ...)."""
-    for hook in objects:
-        method = getattr(hook, name, None)
-        if callable(method):
-            method(**payload)
+def _keyword_caller(method: Callable[..., Any]) -> HookFn:
+    """Adapt a hook object's method to a context hook: payload in, as keyword arguments."""
+    parameters = inspect.signature(method).parameters.values()
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+    names = {
+        p.name
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+
+    def call(context: HookContext) -> Any:
+        data = context.data
+        return method(**(data if takes_all else {k: v for k, v in data.items() if k in names}))
+
+    return call
 
 
 def _as_events(events: HookEvent | str | Iterable[HookEvent | str]) -> list[HookEvent]:

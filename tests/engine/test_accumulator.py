@@ -15,6 +15,7 @@ from trainforge.engine import (
     GradientAccumulator,
     GradientMonitor,
 )
+from trainforge.engine.policies import HealthPolicy
 from trainforge.errors import TrainingError
 
 
@@ -154,16 +155,19 @@ def test_reset_epoch_warns_when_gradients_are_discarded(caplog):
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_monitor_skips_a_step_with_nan_gradients():
+def test_a_health_policy_skips_a_step_with_nan_gradients():
     x, y = _data(8)
     model, optimizer = _setup()
     before = [p.detach().clone() for p in model.parameters()]
-    acc = GradientAccumulator(optimizer, monitor=GradientMonitor(max_consecutive_failures=3))
+    policy = HealthPolicy(GradientMonitor(max_consecutive_failures=3), "stop")
+    acc = GradientAccumulator(optimizer, before_step=lambda step: policy.check(model, step=step))
     loss = F.cross_entropy(model(x), y) * torch.tensor(float("nan"))
     assert acc.accumulate(loss, model)
     assert acc.stats.skipped_steps == 1 and acc.effective_step == 1
+    assert policy.skipped_steps == 1 and not policy.healthy
     for p, b in zip(model.parameters(), before):
         assert torch.equal(p, b)
+    assert all(p.grad is None for p in model.parameters())
 
 
 def test_amp_scaler_skips_overflowing_steps():
@@ -182,23 +186,24 @@ def test_amp_scaler_skips_overflowing_steps():
     assert any(not torch.equal(p, b) for p, b in zip(model.parameters(), before))
 
 
-def test_before_step_sees_the_weights_before_each_step_taken():
+def test_before_step_sees_the_weights_before_each_step_and_can_skip_it():
     model, optimizer = _setup()
     x, y = _data(16)
     before = []
-    accumulator = GradientAccumulator(
-        optimizer,
-        accumulation_steps=2,
-        monitor=GradientMonitor(),
-        before_step=lambda step: before.append((step, model[0].weight.detach().clone())),
-    )
+
+    def gate(step: int) -> bool:
+        before.append((step, model[0].weight.detach().clone()))
+        return step != 3
+
+    accumulator = GradientAccumulator(optimizer, accumulation_steps=2, before_step=gate)
     for i in range(4):
         accumulator.accumulate(
             F.cross_entropy(model(x[i * 4 : i * 4 + 4]), y[i * 4 : i * 4 + 4]), model
         )
     assert [step for step, _ in before] == [1, 2]
     assert not torch.equal(before[1][1], model[0].weight)  # taken before step 2 moved it
-    # a step the monitor skips (non-finite gradients) is not announced
-    accumulator.accumulate(F.cross_entropy(model(x[:4]), y[:4]) * float("nan"), model)
-    accumulator.accumulate(F.cross_entropy(model(x[:4]), y[:4]), model)
-    assert [step for step, _ in before] == [1, 2]
+    weights = model[0].weight.detach().clone()
+    for _ in range(2):  # step 3: refused by the gate, the weights stay
+        accumulator.accumulate(F.cross_entropy(model(x[:4]), y[:4]), model)
+    assert torch.equal(model[0].weight, weights)
+    assert accumulator.stats.skipped_steps == 1 and accumulator.effective_step == 3

@@ -9,15 +9,15 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from trainforge.checkpoint import CheckpointManager
-from trainforge.config._schema import CallbacksConfig
 from trainforge.engine import GradientMonitor
+from trainforge.engine.policies import EarlyStopping
 from trainforge.errors import GradientHealthError
 from trainforge.lightning import (
     CheckpointEngineCallback,
+    EarlyStoppingCallback,
     ExperimentTrackingCallback,
     GradientHealthCallback,
     TrainingMonitor,
-    build_callbacks,
     create_logger,
     logger_dir,
     to_lightning_checkpoint,
@@ -43,7 +43,8 @@ def test_training_monitor_writes_layer_norms_to_tensorboard(tiny, tmp_path):
     tags = set(events.Tags()["scalars"])
     assert {"grad/0.weight/norm", "grad/2.bias/norm", "grad/global_norm"} <= tags
     assert {"weights/0.weight/norm", "weights/0.weight/update_ratio", "train/loss"} <= tags
-    assert [e.step for e in events.Scalars("grad/global_norm")] == [0, 2]
+    # measured before optimizer steps 2 and 4, logged at those (1-based) steps
+    assert [e.step for e in events.Scalars("grad/global_norm")] == [2, 4]
     ratios = [e.value for e in events.Scalars("weights/0.weight/update_ratio")]
     assert all(0 < r < 1 for r in ratios)
 
@@ -85,21 +86,28 @@ def test_gradient_health_skip_policy_keeps_training(tiny):
 
 def test_checkpoint_callback_writes_verified_checkpoints_and_resumes(tiny, tmp_path):
     manager = CheckpointManager(tmp_path / "ckpt", monitor="val/loss", keep_last_n=10)
-    callback = CheckpointEngineCallback(manager, GradientMonitor(), every_n_steps=3)
+    callback = CheckpointEngineCallback(manager, every_n_steps=3)
     fit = tiny.trainer(max_epochs=2, callbacks=[callback], num_sanity_val_steps=0)
     fit.fit(tiny.task_module(), tiny.loader(), tiny.loader(n=32))
     reports = manager.verify()
-    # steps 3 and 6 (every_n_steps) and the two validation ends (steps 4 and 8)
+    # steps 3 and 6 (every_n_steps) and the two epoch ends (steps 4 and 8)
     assert len(reports) == 4 and all(r.ok for r in reports)
     last = manager.load("last")
     assert last["global_step"] == 8 and last["epoch"] == 1
-    assert last["custom_state"]["loop"]["batches_done"] == 4
+    assert last["custom_state"]["driver"] == "lightning"
+    assert last["custom_state"]["position"]["epoch"] == 2  # both epochs done
     assert set(last["model_state_dict"]) == {"0.weight", "0.bias", "2.weight", "2.bias"}
+    assert not math.isnan(last["metrics"]["val/loss"])  # an epoch end records validation
+    step_three = next(m for m in manager.list_checkpoints() if m.global_step == 3)
+    assert "val/loss" not in manager.load(step_three.path)["metrics"] or math.isnan(
+        manager.load(step_three.path)["metrics"]["val/loss"]
+    )  # a step checkpoint never carries an older validation's values
 
     # resume from the end of epoch 0 (step 4) and finish: the same weights as above
     # (mid-epoch checkpoints need a resumable data loader, e.g. UniversalDataModule's)
     end_of_first = next(m.path for m in manager.list_checkpoints() if m.global_step == 4)
-    ckpt = to_lightning_checkpoint(manager, end_of_first, tmp_path / "resume.ckpt")
+    loaded = manager.load(end_of_first, restore_rng=False)
+    ckpt = to_lightning_checkpoint(loaded, tmp_path / "resume.ckpt")
     resumed = tiny.task_module()
     again = tiny.trainer(max_epochs=2, num_sanity_val_steps=0)
     again.fit(resumed, tiny.loader(), tiny.loader(n=32), ckpt_path=ckpt)
@@ -138,23 +146,17 @@ def test_tracking_callback_marks_a_failed_run(tiny, tmp_path):
     db.close()
 
 
-def test_build_callbacks_from_the_config_section(tmp_path):
-    section = CallbacksConfig.model_validate(
-        {"early_stopping": {"enabled": True, "patience": 2}, "monitoring": {"log_frequency": 7}}
+def test_early_stopping_callback_stops_the_fit_after_patience_epochs(tiny):
+    module = tiny.task_module()
+    # a constant validation loss never improves: epoch 0 sets the best, 1 and 2 do not
+    module.validation_step = lambda batch, batch_idx: module.log("val/loss", 1.0)
+    policy = EarlyStopping("val/loss", patience=2)
+    fit = tiny.trainer(
+        max_epochs=10, callbacks=[EarlyStoppingCallback(policy)], num_sanity_val_steps=0
     )
-    manager = CheckpointManager(tmp_path, monitor="val/loss")
-    built = build_callbacks(section, gradient_monitor=GradientMonitor(), checkpoint_manager=manager)
-    names = [type(c).__name__ for c in built]
-    assert names == [
-        "TrainingMonitor",
-        "GradientHealthCallback",
-        "CheckpointEngineCallback",
-        "EarlyStopping",
-        "LearningRateMonitor",
-    ]
-    assert built[0].log_frequency == 7
-    with pytest.raises(ValueError, match="gradient_monitor"):
-        build_callbacks(section)
+    fit.fit(module, tiny.loader(), tiny.loader(n=32))
+    assert fit.current_epoch == 3
+    assert policy.reason == "val/loss did not improve for 2 epochs (best 1)"
 
 
 def test_training_monitor_histograms_reach_tensorboard(tiny, tmp_path):
@@ -168,5 +170,5 @@ def test_training_monitor_histograms_reach_tensorboard(tiny, tmp_path):
         str(logger_dir(tmp_path, "run", "tensorboard")), size_guidance={"histograms": 0}
     )
     events.Reload()
-    assert [e.step for e in events.Histograms("grad/distribution")] == [0, 2]
+    assert [e.step for e in events.Histograms("grad/distribution")] == [2, 4]
     assert {"grad/distribution/std", "grad/distribution/p99"} <= set(events.Tags()["scalars"])

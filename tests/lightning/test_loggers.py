@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from trainforge.config import load_config
 from trainforge.errors import MissingDependencyError, RegistryError
 from trainforge.lightning import create_logger, logger_dir
-from trainforge.train._build import build_loggers
+from trainforge.train._run_setup import build_loggers
 
 
 def test_csv_logger_writes_metrics_in_the_run_folder(tmp_path):

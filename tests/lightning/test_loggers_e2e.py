@@ -26,17 +26,17 @@ from trainforge.config import load_config
 from trainforge.lightning import create_logger
 from trainforge.tracking import ExperimentDB
 from trainforge.train import Trainer
-from trainforge.train._build import build_loggers
+from trainforge.train._run_setup import build_loggers
 
 pytestmark = [
     # mlflow 3.17 configures its SQLAlchemy mappers with the deprecated noload strategy
     pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated"),
 ]
 
-# 2 epochs of 6 batches, logged every 2 steps: train/loss at steps 1, 3, ..., 11, and
-# one validation per epoch, after steps 6 and 12 (Lightning logs them at steps 5 and 11)
-TRAIN_STEPS = [1, 3, 5, 7, 9, 11]
-VAL_STEPS = [5, 11]
+# 2 epochs of 6 batches, logged every 2 steps: train/loss at steps 2, 4, ..., 12, and
+# one validation per epoch, after steps 6 and 12 (both drivers count steps from 1)
+TRAIN_STEPS = [2, 4, 6, 8, 10, 12]
+VAL_STEPS = [6, 12]
 
 
 def csv_losses(run_dir: Path) -> list[float]:

@@ -51,7 +51,7 @@ def train(
     if print_config:
         typer.echo(config.to_yaml(), nl=False)
         return
-    from trainforge.train._build import process_rank
+    from trainforge.train import process_rank
 
     # a data-parallel run's other ranks re-run this command: rank zero alone reports
     rank_zero = process_rank() == 0
@@ -113,32 +113,20 @@ def _log_rows(config, run_id: str) -> list[tuple[str, str]]:  # type: ignore[no-
 
 
 def _dry_run(config) -> None:  # type: ignore[no-untyped-def]
-    from trainforge.train._build import (
-        batches_per_epoch,
-        build_datasets_for,
-        build_model_for,
-        data_parallel_size,
-        task_spec_from_config,
-        total_optimizer_steps,
-    )
+    from trainforge.train import plan_run
 
-    spec = task_spec_from_config(config)
-    model = build_model_for(config, spec)
-    train_data, val_data = build_datasets_for(config, spec)
-    processes = data_parallel_size(config)
-    batches = batches_per_epoch(config, len(train_data), processes)
-    params = sum(p.numel() for p in model.parameters())
-    trainer = config.trainer
-    driver = f"{trainer.engine}, {processes} process{'es' if processes > 1 else ''}"
+    plan = plan_run(config)
+    spec = plan.spec
+    driver = f"{plan.driver}, {plan.processes} process{'es' if plan.processes > 1 else ''}"
     print_table(
         "dry run: nothing was trained",
         ("", ""),
         [
             ("task", f"{spec.name} ({spec.task_type}, {spec.modality})"),
-            ("model", f"{type(model).__name__}, {params:,} parameters"),
-            ("data", f"{len(train_data)} train / {len(val_data)} validation samples"),
+            ("model", f"{plan.model_name}, {plan.parameters:,} parameters"),
+            ("data", f"{plan.train_samples} train / {plan.val_samples} validation samples"),
             ("driver", driver),
-            ("optimizer steps", str(total_optimizer_steps(config, batches))),
+            ("optimizer steps", str(plan.optimizer_steps)),
         ],
         show_header=False,
     )

@@ -15,8 +15,10 @@ from trainforge.config._compat import (
     flatten,
 )
 from trainforge.config._config import TrainingConfig
-from trainforge.config._loader import load_config, parse_overrides, schema_paths, split_cli_args
+from trainforge.config._layers import parse_overrides, split_cli_args
+from trainforge.config._loader import load_config
 from trainforge.config._presets import PRESETS
+from trainforge.config._resolve import schema_paths
 from trainforge.config._templates import describe_template, list_templates, load_template
 
 __all__ = [

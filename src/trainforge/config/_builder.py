@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from trainforge.config._config import TrainingConfig
+from trainforge.config._loader import load_config
+
 __all__ = ["TrainingConfigBuilder"]
 
 
@@ -149,10 +152,8 @@ class TrainingConfigBuilder:
         self.set("export.bundle", True)
         return self.set("export.formats", formats) if formats else self
 
-    def build(self) -> Any:
+    def build(self) -> TrainingConfig:
         """Validate and return the :class:`TrainingConfig` (ConfigError lists problems)."""
-        from trainforge.config._loader import load_config
-
         return load_config(
             *self._files,
             overrides=self._values,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,8 @@ import yaml
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from trainforge.config._compat import ConfigChange, config_hash, diff_configs, flatten
+from trainforge.config._layers import Layer, file_layers
+from trainforge.config._resolve import build_config
 from trainforge.config._schema import (
     SECTION_MODELS,
     CallbacksConfig,
@@ -30,7 +32,7 @@ from trainforge.errors import ConfigError, ConfigFileError, ConfigIssue, did_you
 from trainforge.logs import Provenance
 from trainforge.records import ConfigRecord
 
-__all__ = ["SAVED_FORMAT", "TrainingConfig", "default_data", "derive_values"]
+__all__ = ["SAVED_FORMAT", "TrainingConfig"]
 
 SAVED_FORMAT = "trainforge-config/1"
 _DEFAULT = Provenance("default")
@@ -71,13 +73,6 @@ class TrainingConfig(SchemaBase):
             raise ValueError(
                 "callbacks.profiler.enabled=true needs a profiling driver; the plain driver "
                 "does not profile (set callbacks.profiler.enabled=false)"
-            )
-        monitoring = self.callbacks.monitoring
-        if self.trainer.engine == "plain" and monitoring.enabled and monitoring.histogram:
-            raise ValueError(
-                "callbacks.monitoring.histogram=true is a Lightning driver option; the plain "
-                "driver logs norms only (set callbacks.monitoring.histogram=false or "
-                "trainer.engine=lightning)"
             )
         return self
 
@@ -175,9 +170,7 @@ class TrainingConfig(SchemaBase):
         cls, data: dict[str, Any], provenance: dict[str, Any] | None = None
     ) -> TrainingConfig:
         """Validate plain data; ``provenance`` is ``provenance_dict()`` output, if kept."""
-        from trainforge.config._loader import Layer, build_config
-
-        config = build_config([Layer(data, "override")])
+        config = build_config([Layer(data, "override")], model=cls)
         stored = {k: Provenance.from_dict(v) for k, v in (provenance or {}).items()}
         config._provenance = {key: stored.get(key, _DEFAULT) for key in flatten(config.to_dict())}
         return config
@@ -203,8 +196,6 @@ class TrainingConfig(SchemaBase):
     @classmethod
     def load(cls, path: str | Path) -> TrainingConfig:
         """Read a config written by :meth:`save` (or any plain config file)."""
-        from trainforge.config._loader import load_config
-
         path = Path(path)
         if not path.exists():
             raise ConfigFileError(f"config file not found: {path}", file=path)
@@ -214,7 +205,7 @@ class TrainingConfig(SchemaBase):
             raw = None  # let load_config report the exact position
         if isinstance(raw, dict) and raw.get("format") == SAVED_FORMAT:
             return cls.from_dict(raw["config"], raw.get("provenance"))
-        return load_config(path)
+        return build_config(file_layers([path], None, os.environ), model=cls, file=path)
 
 
 def _in_free_form(key: str) -> bool:
@@ -229,25 +220,3 @@ def _unknown_key_error(key: str, flat: dict[str, Any]) -> ConfigError:
         key=key,
         hint="run 'trainforge config show --all' to list every key",
     )
-
-
-@functools.cache
-def _defaults() -> dict[str, Any]:
-    return TrainingConfig().model_dump(mode="json")
-
-
-def default_data() -> dict[str, Any]:
-    """The schema defaults as plain data (the lowest layer); callers must not mutate it."""
-    return _defaults()
-
-
-def derive_values(data: dict[str, Any]) -> list[str]:
-    """Fill values computed from others, in place; returns the keys it derived."""
-    derived = []
-    section = data.get("data")
-    if isinstance(section, dict) and section.get("val_batch_size") is None:
-        batch = section.get("batch_size")
-        if isinstance(batch, int) and not isinstance(batch, bool) and batch > 0:
-            section["val_batch_size"] = batch
-            derived.append("data.val_batch_size")
-    return derived

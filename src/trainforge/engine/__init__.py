@@ -6,9 +6,23 @@ from trainforge.engine._accumulator import (
     GradientAccumulator,
 )
 from trainforge.engine._batch import as_batch_dict
-from trainforge.engine._gradient_monitor import GradientHealth, GradientMonitor
-from trainforge.engine._loop import EpochResult, StepInfo, TrainingLoop, ValidationLoop
-from trainforge.engine._optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
+from trainforge.engine._gradient_monitor import GradientHealth, GradientMonitor, MetricsSink
+from trainforge.engine._loop import (
+    BATCH_ERRORS,
+    EpochResult,
+    StepInfo,
+    TrainingLoop,
+    ValidationLoop,
+    raise_batch_error,
+)
+from trainforge.engine._optim import (
+    OPTIMIZERS,
+    SCHEDULES,
+    ScheduleSettings,
+    build_optimizer,
+    build_scheduler,
+)
+from trainforge.engine._position import RunPosition
 from trainforge.engine._task import Modality, TaskSpec, TaskType
 from trainforge.engine._weight_stats import WeightStatistics
 from trainforge.engine.data import (
@@ -43,6 +57,7 @@ from trainforge.engine.metrics import (
 )
 
 __all__ = [
+    "BATCH_ERRORS",
     "OPTIMIZERS",
     "SCHEDULES",
     "AccumulationConflictError",
@@ -65,11 +80,14 @@ __all__ = [
     "LossStrategy",
     "LossStrategyRegistry",
     "MetricsEngine",
+    "MetricsSink",
     "Modality",
     "PEFTAwareLoss",
     "QuantizationSafeLoss",
     "RegressionLoss",
     "ResumableSampler",
+    "RunPosition",
+    "ScheduleSettings",
     "StepInfo",
     "TaskSpec",
     "TaskType",
@@ -85,4 +103,5 @@ __all__ = [
     "extract_logits",
     "get_loss_strategy",
     "profile_dataset",
+    "raise_batch_error",
 ]

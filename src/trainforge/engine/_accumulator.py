@@ -18,16 +18,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trainforge.engine._gradient_monitor import GradientMonitor
-from trainforge.errors import TrainforgeError, TrainingError
+from trainforge.errors import AccumulationConflictError, TrainingError
 
 __all__ = ["AccumulationConflictError", "AccumulationStats", "GradientAccumulator"]
 
 logger = logging.getLogger(__name__)
-
-
-class AccumulationConflictError(TrainforgeError, ValueError):
-    """Both Lightning (``trainer.accumulate_grad_batches``) and the accumulator accumulate."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +67,12 @@ class GradientAccumulator:
             micro-batches of a different size (see ``num_samples`` in :meth:`accumulate`).
         trainer: A Lightning trainer (duck-typed: only ``accumulate_grad_batches`` is
             read). When it accumulates, this object must not.
-        monitor: Checks gradients on each boundary (after unscaling, before clipping); a
-            step with NaN/inf gradients is skipped instead of corrupting the weights.
-        before_step: Called with the 1-based number of the optimizer step about to be
-            taken, after clipping (e.g. to snapshot the weights for update ratios).
+        before_step: Called on each window boundary with the 1-based number of the
+            optimizer step about to be taken, once the gradients are complete (after
+            unscaling, before clipping) - where Lightning calls
+            ``on_before_optimizer_step``. Returning False skips the step: the gradients
+            are dropped and the weights do not move (e.g.
+            :meth:`~trainforge.engine.policies.RunPolicies.before_optimizer_step`).
 
     Raises:
         AccumulationConflictError: ``trainer.accumulate_grad_batches > 1`` and
@@ -100,8 +97,7 @@ class GradientAccumulator:
         batch_size: int | None = None,
         trainer: Any | None = None,
         *,
-        monitor: GradientMonitor | None = None,
-        before_step: Callable[[int], None] | None = None,
+        before_step: Callable[[int], bool | None] | None = None,
     ) -> None:
         if accumulation_steps < 1:
             raise ValueError(f"accumulation_steps must be >= 1, got {accumulation_steps}")
@@ -125,7 +121,6 @@ class GradientAccumulator:
         self.scaler = scaler
         self.batch_size = batch_size
         self.trainer = trainer
-        self.monitor = monitor
         self.before_step = before_step
         self._lightning_steps = lightning_steps
         self._micro_steps = 0
@@ -231,7 +226,7 @@ class GradientAccumulator:
         params: list[nn.Parameter] = []
 
         def parameters() -> list[nn.Parameter]:
-            # listed only when needed (rescale, clip, monitor without a model): the walk
+            # listed only when needed (rescale, clip): the walk
             # over the model costs about as much as a small model's optimizer step
             if not params:
                 params.extend(model.parameters() if model is not None else self._optimizer_params())
@@ -243,28 +238,22 @@ class GradientAccumulator:
             grads = [p.grad for p in parameters() if p.grad is not None]
             if grads:
                 torch._foreach_mul_(grads, self.accumulation_steps / self._window_weight)
-        finite = True
-        if self.monitor is not None:
-            health = self.monitor.check_gradients(
-                model if model is not None else _ParamsModule(parameters()),
-                step=self._optimizer_steps + 1,  # the step being taken, 1-based
-            )
-            finite = not (health.has_nan or health.has_inf)
-        if self.max_grad_norm is not None:
+        take = self.before_step is None or self.before_step(self._optimizer_steps + 1) is not False
+        if take and self.max_grad_norm is not None:
             self._last_grad_norm = torch.nn.utils.clip_grad_norm_(parameters(), self.max_grad_norm)
-        if self.before_step is not None and finite:
-            self.before_step(self._optimizer_steps + 1)
-        if self.scaler is not None:
+        if not take:
+            self._skipped_steps += 1
+            if self.scaler is not None:
+                self.scaler.update()  # closes this step's unscale_ without stepping
+        elif self.scaler is not None:
             # get_scale() reads a device scalar: a sync, paid only with AMP enabled
             before = self.scaler.get_scale()
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            if self.scaler.get_scale() < before or not finite:
+            if self.scaler.get_scale() < before:
                 self._skipped_steps += 1
-        elif finite:
-            self.optimizer.step()
         else:
-            self._skipped_steps += 1
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self._optimizer_steps += 1
         self._window_position = 0
@@ -334,11 +323,3 @@ class GradientAccumulator:
                 )
             for param, grad in zip(params, pending):
                 param.grad = None if grad is None else grad.to(param.device, param.dtype).clone()
-
-
-class _ParamsModule(nn.Module):
-    """Lets the monitor read a bare parameter list as if it were a model."""
-
-    def __init__(self, params: list[nn.Parameter]) -> None:
-        super().__init__()
-        self.params = nn.ParameterList(params)

@@ -205,27 +205,37 @@ class GradientMonitor:
         """Log per-layer norms (and distribution statistics if ``log_histogram``) at ``step``."""
         metrics = self.layer_norms(model)
         if self.log_histogram:
-            sample = self._sample_gradients(model)
-            if sample is not None and sample.numel():
-                q = torch.quantile(sample, torch.tensor([0.01, 0.5, 0.99], dtype=sample.dtype))
-                values = torch.cat(
-                    [torch.stack([sample.mean(), sample.std(), sample.abs().max()]), q]
-                )
-                mean, std, absmax, p01, p50, p99 = values.tolist()  # one sync
-                metrics.update(
-                    {
-                        "grad/distribution/mean": mean,
-                        "grad/distribution/std": std,
-                        "grad/distribution/absmax": absmax,
-                        "grad/distribution/p01": p01,
-                        "grad/distribution/p50": p50,
-                        "grad/distribution/p99": p99,
-                    }
-                )
-                log_histogram = getattr(tracker, "log_histogram", None)
-                if callable(log_histogram):
-                    log_histogram("grad/distribution", sample.numpy(), step)
+            metrics.update(self._distribution(model, tracker, step))
         tracker.log_metrics(metrics, step=step)
+
+    def log_distribution(self, model: nn.Module, tracker: MetricsSink, step: int) -> None:
+        """``grad/distribution/*`` statistics of a gradient sample, and the sample itself.
+
+        The sample goes to ``tracker.log_histogram(name, values, step)`` where the sink
+        has one (TensorBoard draws it); the statistics to ``log_metrics``.
+        """
+        metrics = self._distribution(model, tracker, step)
+        if metrics:
+            tracker.log_metrics(metrics, step=step)
+
+    def _distribution(self, model: nn.Module, tracker: MetricsSink, step: int) -> dict[str, float]:
+        sample = self._sample_gradients(model)
+        if sample is None or not sample.numel():
+            return {}
+        q = torch.quantile(sample, torch.tensor([0.01, 0.5, 0.99], dtype=sample.dtype))
+        values = torch.cat([torch.stack([sample.mean(), sample.std(), sample.abs().max()]), q])
+        mean, std, absmax, p01, p50, p99 = values.tolist()  # one sync
+        log_histogram = getattr(tracker, "log_histogram", None)
+        if callable(log_histogram):
+            log_histogram("grad/distribution", sample.numpy(), step)
+        return {
+            "grad/distribution/mean": mean,
+            "grad/distribution/std": std,
+            "grad/distribution/absmax": absmax,
+            "grad/distribution/p01": p01,
+            "grad/distribution/p50": p50,
+            "grad/distribution/p99": p99,
+        }
 
     def reset_failure_counts(self) -> None:
         """Forget earlier failures (after lowering the lr, or on resume)."""

@@ -1,33 +1,47 @@
-"""Lightning integration: the only place trainforge imports ``lightning``."""
+"""Lightning integration: the only place trainforge imports ``lightning``.
+
+Thin adapters over framework-free objects: the run's policies
+(:mod:`trainforge.engine.policies`), the checkpoint manager and the tracker.
+"""
 
 from trainforge.engine import WeightStatistics  # re-exported: it began here
 from trainforge.lightning._callbacks import (
+    EarlyStoppingCallback,
     ExperimentTrackingCallback,
     GradientHealthCallback,
-    HookCallback,
     TrainingMonitor,
 )
-from trainforge.lightning._checkpointing import CheckpointEngineCallback, to_lightning_checkpoint
+from trainforge.lightning._checkpointing import (
+    CheckpointEngineCallback,
+    LightningSaver,
+    lightning_loops,
+    to_lightning_checkpoint,
+)
 from trainforge.lightning._datamodule import UniversalDataModule
-from trainforge.lightning._factory import build_callbacks
+from trainforge.lightning._driver import FitOutcome, fit
 from trainforge.lightning._loggers import LOGGERS, create_logger, logger_dir
 from trainforge.lightning._module import HeatmapModule, TaskModule
 from trainforge.lightning._profiler import build_profiler, top_operators_table
+from trainforge.lightning._run_callback import RunCallback
 
 __all__ = [
     "LOGGERS",
     "CheckpointEngineCallback",
+    "EarlyStoppingCallback",
     "ExperimentTrackingCallback",
+    "FitOutcome",
     "GradientHealthCallback",
     "HeatmapModule",
-    "HookCallback",
+    "LightningSaver",
+    "RunCallback",
     "TaskModule",
     "TrainingMonitor",
     "UniversalDataModule",
     "WeightStatistics",
-    "build_callbacks",
     "build_profiler",
     "create_logger",
+    "fit",
+    "lightning_loops",
     "logger_dir",
     "to_lightning_checkpoint",
     "top_operators_table",

@@ -1,38 +1,46 @@
-"""Lightning callbacks over engine and tracking logic that works without Lightning.
+"""Lightning callbacks: thin adapters over policies that work without Lightning.
 
 Each callback only decides *when* (which hook, which rank, which step) and hands the
-*what* to a framework-free object: :class:`~trainforge.engine.GradientMonitor`,
-:class:`WeightStatistics`, :class:`~trainforge.tracking.ExperimentTracker`. Lightning
-calls ``on_before_optimizer_step`` after backward (and after unscaling fp16 gradients),
-before clipping and the step, in both automatic and manual optimization: it is the
-one hook where gradients are complete.
+*what* to a framework-free object of :mod:`trainforge.engine.policies`:
+
+- :class:`GradientHealthCallback` -> :class:`~trainforge.engine.policies.HealthPolicy`
+- :class:`TrainingMonitor` -> :class:`~trainforge.engine.policies.LayerStatistics`
+- :class:`EarlyStoppingCallback` -> :class:`~trainforge.engine.policies.EarlyStopping`
+- :class:`ExperimentTrackingCallback` -> :class:`~trainforge.tracking.ExperimentTracker`
+
+Use them in your own Lightning code. The Lightning driver of ``trainforge train`` uses
+one callback, :class:`~trainforge.lightning.RunCallback`, over all the policies at once.
+Lightning calls ``on_before_optimizer_step`` after backward (and after unscaling fp16
+gradients), before clipping and the step, in both automatic and manual optimization: it
+is the one hook where gradients are complete.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Protocol, cast
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from trainforge.engine import GradientMonitor, WeightStatistics
-from trainforge.engine._gradient_monitor import MetricsSink
-from trainforge.hooks import HookEvent, HookManager, call_hook_objects
+from trainforge.engine import GradientMonitor, MetricsSink
+from trainforge.engine.policies import EarlyStopping, HealthPolicy, LayerStatistics, PolicyName
 
 __all__ = [
+    "EarlyStoppingCallback",
     "ExperimentTrackingCallback",
     "GradientHealthCallback",
-    "HookCallback",
     "TrainingMonitor",
+    "epoch_batches",
+    "network_of",
+    "running_epoch",
+    "scalar_metrics",
 ]
 
 logger = logging.getLogger(__name__)
-
-HealthPolicy = Literal["stop", "skip", "warn"]
 
 
 def network_of(pl_module: pl.LightningModule) -> nn.Module:
@@ -44,148 +52,30 @@ def network_of(pl_module: pl.LightningModule) -> nn.Module:
     return inner if isinstance(inner, nn.Module) else pl_module
 
 
-class TrainingMonitor(Callback):
-    """Per-layer gradient norms, weight norms and update ratios every ``log_frequency`` steps.
-
-    Metrics (SPEC names): ``grad/<layer>/norm``, ``grad/global_norm``,
-    ``weights/<layer>/norm``, ``weights/<layer>/update_ratio``; written to every Lightning
-    logger at the optimizer step, and to ``sinks`` (e.g. the ExperimentTracker).
-
-    Args:
-        log_frequency: Compute every N optimizer steps (each costs one weight copy).
-        log_gradients: Log gradient norms.
-        log_weights: Log weight norms and update ratios.
-        histogram: Also log gradient distribution statistics (``grad/distribution/*``:
-            mean, std, absmax, percentiles) and, to TensorBoard, the histogram of a
-            sample of the gradients (``grad/distribution``).
-        sinks: More metric sinks (``log_metrics(metrics, step)``), rank zero only.
-    """
-
-    def __init__(
-        self,
-        log_frequency: int = 50,
-        log_gradients: bool = True,
-        log_weights: bool = True,
-        histogram: bool = False,
-        *,
-        sinks: Sequence[MetricsSink] = (),
-    ) -> None:
-        if log_frequency < 1:
-            raise ValueError(f"log_frequency must be >= 1, got {log_frequency}")
-        self.log_frequency = log_frequency
-        self.log_gradients = log_gradients
-        self.log_weights = log_weights
-        self.gradients = GradientMonitor(log_histogram=histogram)
-        self.weights = WeightStatistics()
-        self.sinks = list(sinks)
-        self._pending: dict[str, float] = {}
-        self._histograms: dict[str, Any] = {}
-
-    def _is_log_step(self, trainer: pl.Trainer) -> bool:
-        return trainer.global_step % self.log_frequency == 0
-
-    def on_before_optimizer_step(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
-    ) -> None:
-        """Gradient norms, and the weight snapshot for the update ratio."""
-        if not self._is_log_step(trainer):
-            return
-        if self.log_gradients:
-            self.gradients.log_gradient_distribution(
-                network_of(pl_module),
-                _Collect(self._pending, self._histograms),
-                trainer.global_step,
-            )
-        if self.log_weights:
-            self.weights.snapshot(network_of(pl_module))
-
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
-    ) -> None:
-        """After the step: weight norms and update ratios; write everything once."""
-        if self.weights.has_snapshot:
-            self._pending.update(self.weights.after_step(network_of(pl_module)))
-        if not self._pending:
-            return
-        metrics, self._pending = self._pending, {}
-        histograms, self._histograms = self._histograms, {}
-        step = trainer.global_step - 1  # the optimizer step these values belong to
-        if trainer.is_global_zero:
-            for sink in [*trainer.loggers, *self.sinks]:
-                sink.log_metrics(metrics, step=step)
-            for name, values in histograms.items():
-                for target in trainer.loggers:
-                    # TensorBoard's SummaryWriter; other loggers keep the statistics
-                    add_histogram = getattr(target.experiment, "add_histogram", None)
-                    if callable(add_histogram):
-                        add_histogram(name, values, global_step=step)
-
-
-class _Collect:
-    """A MetricsSink that keeps the values for the monitor to write with the weights."""
-
-    def __init__(self, into: dict[str, float], histograms: dict[str, Any]) -> None:
-        self.into = into
-        self.histograms = histograms
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        self.into.update(metrics)
-
-    def log_histogram(self, name: str, values: Any, step: int | None = None) -> None:
-        self.histograms[name] = values
-
-
-class GradientHealthCallback(Callback):
-    """Runs :meth:`GradientMonitor.check_gradients` before every optimizer step.
-
-    Policies: ``stop`` skips unhealthy steps until the monitor's
-    ``max_consecutive_failures`` is reached, then its ``GradientHealthError`` ends the
-    fit (Lightning calls ``on_exception`` on every callback and re-raises it);
-    ``skip`` drops the gradients of every unhealthy step (the parameters and the
-    optimizer state stay as they were), never stopping; ``warn`` only logs.
-
-    Args:
-        monitor: The engine's gradient monitor (thresholds, failure limit, hooks).
-        policy: ``stop``, ``skip`` or ``warn``.
-    """
-
-    def __init__(self, monitor: GradientMonitor, policy: HealthPolicy = "stop") -> None:
-        if policy not in ("stop", "skip", "warn"):
-            raise ValueError(f"policy must be 'stop', 'skip' or 'warn', got {policy!r}")
-        self.monitor = monitor
-        self.policy = policy
-        self.skipped_steps = 0
-
-    def on_before_optimizer_step(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
-    ) -> None:
-        """Check the gradients; drop them per policy (one host-device sync)."""
-        health = self.monitor.check_gradients(network_of(pl_module), step=trainer.global_step)
-        if health.is_healthy or self.policy == "warn":
-            return
-        if self.policy == "skip" or health.has_nan or health.has_inf:
-            # grad=None, not zeros: optimizers skip such parameters entirely, so
-            # momentum and weight decay do not move the weights on a bad step
-            optimizer.zero_grad(set_to_none=True)
-            self.skipped_steps += 1
-
-    def state_dict(self) -> dict[str, Any]:
-        """The monitor's failure counters (restored on resume)."""
-        return {**self.monitor.state_dict(), "skipped_steps": self.skipped_steps}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
-        self.monitor.load_state_dict(state_dict)
-        self.skipped_steps = int(state_dict.get("skipped_steps", 0))
-
-
 def running_epoch(trainer: pl.Trainer) -> int:
     """The epoch being trained, or the last one trained once the fit loop has ended.
 
     ``trainer.current_epoch`` counts completed epochs, so after the last epoch (in
     ``on_train_end``) it is one past the epoch whose state a checkpoint holds.
     """
-    return max(trainer.fit_loop.epoch_progress.current.started - 1, 0)
+    progress = cast(_Progress, trainer.fit_loop.epoch_progress.current)
+    return max(progress.started - 1, 0)
+
+
+class _Progress(Protocol):
+    """Lightning's progress counters (typed there as their base class)."""
+
+    ready: int
+    started: int
+    processed: int
+    completed: int
+
+
+def epoch_batches(trainer: pl.Trainer) -> tuple[int, bool]:
+    """(training batches processed in the current epoch, whether they are all done)."""
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    processed = cast(_Progress, progress.current).processed
+    return processed, bool(progress.is_last_batch or processed >= trainer.num_training_batches)
 
 
 def scalar_metrics(
@@ -203,6 +93,140 @@ def scalar_metrics(
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             out[key] = float(value)
     return out
+
+
+class GradientHealthCallback(Callback):
+    """Applies a :class:`HealthPolicy` before every optimizer step.
+
+    A step the policy refuses has its gradients dropped (``grad=None``: optimizers skip
+    such parameters, so momentum and weight decay do not move the weights either); under
+    ``stop`` the policy's ``GradientHealthError`` ends the fit (Lightning calls
+    ``on_exception`` on every callback and re-raises it).
+
+    Args:
+        health: The policy, or a :class:`GradientMonitor` to build one with ``policy``.
+        policy: ``stop``, ``skip`` or ``warn`` when ``health`` is a monitor.
+
+    Examples:
+        >>> callback = GradientHealthCallback(GradientMonitor(), "skip")
+        >>> callback.health.policy
+        'skip'
+    """
+
+    def __init__(self, health: HealthPolicy | GradientMonitor, policy: PolicyName = "stop") -> None:
+        self.health = health if isinstance(health, HealthPolicy) else HealthPolicy(health, policy)
+
+    @property
+    def skipped_steps(self) -> int:
+        """Steps whose gradients were dropped."""
+        return self.health.skipped_steps
+
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
+    ) -> None:
+        """Check the gradients; drop them when the policy says so (one host-device sync)."""
+        if not self.health.check(network_of(pl_module), step=trainer.global_step + 1):
+            optimizer.zero_grad(set_to_none=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The policy's counters (restored on resume)."""
+        return self.health.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.health.load_state_dict(state_dict)
+
+
+class TrainingMonitor(Callback):
+    """Per-layer gradient norms, weight norms and update ratios every ``log_frequency`` steps.
+
+    Metrics (SPEC names): ``grad/<layer>/norm``, ``grad/global_norm``,
+    ``weights/<layer>/norm``, ``weights/<layer>/update_ratio`` (and ``grad/distribution/*``
+    with ``histogram``), written at the optimizer step they belong to, to every Lightning
+    logger of the trainer and to ``sinks``; the histogram sample goes to TensorBoard.
+
+    Args:
+        stats: The statistics policy (built from the options below when None).
+        log_frequency: Measure every N optimizer steps (each costs one weight copy).
+        log_gradients: Gradient norms.
+        log_weights: Weight norms and update ratios.
+        histogram: Also gradient distribution statistics and a histogram.
+        sinks: More metric sinks (``log_metrics(metrics, step)``), rank zero only.
+    """
+
+    def __init__(
+        self,
+        stats: LayerStatistics | None = None,
+        *,
+        log_frequency: int = 50,
+        log_gradients: bool = True,
+        log_weights: bool = True,
+        histogram: bool = False,
+        sinks: Sequence[MetricsSink] = (),
+    ) -> None:
+        self.stats = stats or LayerStatistics(
+            log_frequency,
+            log_gradients=log_gradients,
+            log_weights=log_weights,
+            histogram=histogram,
+        )
+        self.sinks = list(sinks)
+
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
+    ) -> None:
+        """Gradient norms, and the weight snapshot for the update ratio."""
+        self.stats.before_step(trainer.global_step + 1, network_of(pl_module))
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
+    ) -> None:
+        """After the step: weight norms and update ratios; write everything once."""
+        step = trainer.global_step
+        if not self.stats.due(step):
+            return
+        metrics = self.stats.after_step(step, network_of(pl_module))
+        histograms = self.stats.take_histograms()
+        if not metrics or not trainer.is_global_zero:
+            return
+        for sink in [*trainer.loggers, *self.sinks]:
+            sink.log_metrics(metrics, step=step)
+        for name, values in histograms.items():
+            for target in trainer.loggers:
+                experiment = getattr(target, "experiment", None)
+                add_histogram = getattr(experiment, "add_histogram", None)
+                if callable(add_histogram):
+                    add_histogram(name, values, global_step=step)
+
+
+class EarlyStoppingCallback(Callback):
+    """Stops the fit when an :class:`EarlyStopping` policy says so, after each epoch.
+
+    Reads the epoch's scalar metrics (``trainer.callback_metrics``) at the end of every
+    training epoch; the stop is agreed by all data-parallel processes.
+
+    Examples:
+        >>> EarlyStoppingCallback(EarlyStopping("val/loss", patience=3)).policy.patience
+        3
+    """
+
+    def __init__(self, policy: EarlyStopping) -> None:
+        self.policy = policy
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Decide; set ``trainer.should_stop``."""
+        stop = self.policy.update(scalar_metrics(trainer.callback_metrics))
+        if trainer.strategy.reduce_boolean_decision(stop, all=False):
+            logger.info("early stopping: %s", self.policy.reason)
+            trainer.should_stop = True
+
+    def state_dict(self) -> dict[str, Any]:
+        """The policy's state."""
+        return self.policy.state_dict()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.policy.load_state_dict(state_dict)
 
 
 class ExperimentTrackingCallback(Callback):
@@ -283,83 +307,3 @@ class ExperimentTrackingCallback(Callback):
         status = "killed" if isinstance(exception, KeyboardInterrupt) else "failed"
         self.tracker.set_tags({"error": f"{type(exception).__name__}: {exception}"[:500]})
         self.tracker.finish(status)
-
-
-class HookCallback(Callback):
-    """Fires trainforge's hook events from a Lightning fit, as the plain driver does.
-
-    ``epoch_start``, ``validation_end`` (with the ``val/`` metrics) and ``epoch_end``
-    (with every scalar metric and the checkpoint saved that epoch, or None) go to the
-    :class:`~trainforge.hooks.HookManager`; the same moments, and ``on_batch_end`` after
-    each optimizer step, call the hook objects' methods of those names. Global rank zero
-    only: a data-parallel run reports once.
-
-    Args:
-        manager: Receives the events.
-        hook_objects: Objects with any of ``on_epoch_start``, ``on_validation_end``,
-            ``on_epoch_end``, ``on_batch_end``.
-        checkpoints: The :class:`CheckpointEngineCallback` whose last save is reported.
-        alerts: A :class:`~trainforge.engine.metrics.MetricsEngine` that checks every
-            validation's metrics for a loss spike or an accuracy drop (``ON_ALERT``, a
-            warning and a ``health/<alert>`` metric), as in the plain driver.
-    """
-
-    def __init__(
-        self,
-        manager: HookManager | None = None,
-        hook_objects: Sequence[Any] = (),
-        checkpoints: Any = None,
-        alerts: Any = None,
-    ) -> None:
-        self.manager = manager if manager is not None else HookManager()
-        self.hook_objects = list(hook_objects)
-        self.checkpoints = checkpoints
-        self.alerts = alerts
-        self._epoch_start_path: Any = None
-        self._last_step = -1
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """``epoch_start``."""
-        if not trainer.is_global_zero:
-            return
-        self._epoch_start_path = getattr(self.checkpoints, "last_path", None)
-        epoch = trainer.current_epoch
-        self.manager.fire(HookEvent.ON_EPOCH_START, epoch=epoch)
-        call_hook_objects(self.hook_objects, "on_epoch_start", epoch=epoch)
-
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
-    ) -> None:
-        """``on_batch_end`` of the hook objects, once per optimizer step."""
-        step = trainer.global_step
-        if not self.hook_objects or step == self._last_step or not trainer.is_global_zero:
-            return
-        self._last_step = step
-        call_hook_objects(
-            self.hook_objects, "on_batch_end", global_step=step, epoch=trainer.current_epoch
-        )
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """``validation_end`` with the ``val/`` metrics (not for the sanity check)."""
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        metrics = scalar_metrics(trainer.callback_metrics, keep=("val/",))
-        epoch = trainer.current_epoch
-        self.manager.fire(HookEvent.ON_VALIDATION_END, epoch=epoch, metrics=metrics)
-        if self.alerts is not None:
-            self.alerts.check_epoch_alerts(epoch, metrics, step=trainer.global_step)
-        call_hook_objects(self.hook_objects, "on_validation_end", epoch=epoch, metrics=metrics)
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """``epoch_end`` with the epoch's metrics and its checkpoint."""
-        if not trainer.is_global_zero:
-            return
-        path = getattr(self.checkpoints, "last_path", None)
-        saved = path if path != self._epoch_start_path else None
-        payload = {
-            "epoch": trainer.current_epoch,
-            "metrics": scalar_metrics(trainer.callback_metrics),
-            "checkpoint_path": saved,
-        }
-        self.manager.fire(HookEvent.ON_EPOCH_END, **payload)
-        call_hook_objects(self.hook_objects, "on_epoch_end", **payload)

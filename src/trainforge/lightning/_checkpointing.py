@@ -1,21 +1,21 @@
-"""trainforge's CheckpointManager as Lightning's checkpointing, and resume through it.
+"""Checkpoints of a Lightning fit through trainforge's CheckpointManager, and resume.
 
-:class:`CheckpointEngineCallback` saves where Lightning's own ``ModelCheckpoint`` would
-(validation end, every N optimizer steps), but writes verified, versioned, retained
-trainforge checkpoints. The payload keeps the plain driver's layout (the bare network's
-``model_state_dict``, the optimizer, the scheduler) so either driver, ``trainforge
-checkpoint`` and export read it; what only Lightning needs to continue (its loop
-progress, callback states) travels in ``custom_state["lightning"]``, the same key that
-``lightning_to_state`` uses for imported ``.ckpt`` files.
+:class:`LightningSaver` writes the state of a fit as a verified trainforge checkpoint with
+the layout both drivers share (the bare network's ``model_state_dict``, the optimizer,
+the scheduler, ``custom_state["position"]`` and ``["policies"]``, see
+:class:`~trainforge.engine.RunPosition`); what only Lightning needs to continue exactly
+(its loop progress and callback states) travels in ``custom_state["lightning"]``.
 
-To resume, :func:`to_lightning_checkpoint` turns a trainforge checkpoint back into the
-dict ``Trainer.fit(ckpt_path=...)`` restores: Lightning then puts its loops, optimizer,
-scheduler and callbacks back exactly as they were, mid-epoch included.
+:func:`to_lightning_checkpoint` turns a trainforge checkpoint back into the dict
+``Trainer.fit(ckpt_path=...)`` restores. A checkpoint of the plain driver has no Lightning
+loop state: its loops are rebuilt from the shared position, as Lightning itself would have
+saved them at the end of that optimizer step.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,122 +24,80 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from trainforge.checkpoint import CheckpointManager
-from trainforge.engine import GradientMonitor
-from trainforge.lightning._callbacks import network_of, running_epoch, scalar_metrics
+from trainforge.engine import RunPosition
+from trainforge.engine.policies import CheckpointCadence, RunPolicies
+from trainforge.lightning._callbacks import (
+    epoch_batches,
+    network_of,
+    running_epoch,
+    scalar_metrics,
+)
+from trainforge.records import ConfigSource
 
-__all__ = ["CheckpointEngineCallback", "to_lightning_checkpoint"]
+__all__ = [
+    "CheckpointEngineCallback",
+    "LightningSaver",
+    "lightning_loops",
+    "to_lightning_checkpoint",
+]
 
 # Keys of Lightning's checkpoint dict that the trainforge payload stores elsewhere.
 _MAPPED = ("state_dict", "optimizer_states", "lr_schedulers", "epoch", "global_step")
 
 
-class CheckpointEngineCallback(Callback):
-    """Saves trainforge checkpoints from a Lightning fit, on global rank zero only.
-
-    Saves at validation ends (of every ``manager.save_interval_epochs``-th epoch and of
-    the last), every ``every_n_steps`` optimizer steps, and at the end of training when
-    the final step has no checkpoint yet (an early stop, ``max_steps``).
+class LightningSaver:
+    """Writes one trainforge checkpoint of a Lightning fit (global rank zero only).
 
     Args:
         manager: Where and how checkpoints are written (retention, storage, mirror).
-        monitor: A GradientMonitor whose failure counters are saved with the run
-            (as the plain driver does), or None.
-        every_n_steps: Also save every N optimizer steps (None: validation ends only).
-        config: The run's config, stored for resume compatibility checks.
+        policies: Whose state (best metric, early stopping, health) is saved with it.
+        config: The run's config record, stored for resume compatibility checks.
 
     Rank zero writes alone, which is right for replicated state (single device, DDP);
     sharded strategies (FSDP, DeepSpeed) need a collective save and are not supported.
-
-    Examples:
-        >>> from trainforge.checkpoint import CheckpointManager  # doctest: +SKIP
-        >>> manager = CheckpointManager("ckpts", monitor="val/loss")  # doctest: +SKIP
-        >>> trainer = pl.Trainer(callbacks=[CheckpointEngineCallback(manager)],
-        ...                      enable_checkpointing=False)  # doctest: +SKIP
-        >>> trainer.fit(module, datamodule=data)  # doctest: +SKIP
-        >>> resume = to_lightning_checkpoint(manager, "last", "resume.ckpt")  # doctest: +SKIP
-        >>> trainer.fit(module, datamodule=data, ckpt_path=resume)  # doctest: +SKIP
     """
 
     def __init__(
         self,
         manager: CheckpointManager,
-        monitor: GradientMonitor | None = None,
-        every_n_steps: int | None = None,
+        policies: RunPolicies | None = None,
         *,
-        config: Any = None,
+        config: ConfigSource | None = None,
     ) -> None:
-        if every_n_steps is not None and every_n_steps < 1:
-            raise ValueError(f"every_n_steps must be >= 1 or None, got {every_n_steps}")
         self.manager = manager
-        self.monitor = monitor
-        self.every_n_steps = every_n_steps
+        self.policies = policies
         self.config = config
-        self.last_path: Path | None = None
-        self._last_step = -1
 
-    def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
-    ) -> None:
-        """Every ``every_n_steps`` optimizer steps."""
-        step = trainer.global_step
-        # with accumulation several batches end on the same step: save once
-        due = bool(self.every_n_steps) and step > 0 and step % self.every_n_steps == 0
-        if due and step != self._last_step:
-            self.save(trainer, pl_module)
+    def __call__(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, metrics: Mapping[str, float]
+    ) -> Path | None:
+        """Checkpoint the fit now, recording ``metrics``; None on ranks other than zero.
 
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """At the validation ends of every ``save_interval_epochs``-th epoch and the last."""
-        if trainer.sanity_checking:
-            return
-        if self.manager.should_save(trainer.current_epoch) or _last_epoch(trainer):
-            self.save(trainer, pl_module)
-
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """The final state is always checkpointed (early stopping, ``max_steps``)."""
-        if trainer.global_step != self._last_step and trainer.global_step > 0:
-            self.save(trainer, pl_module)
-
-    def _reopen_cut_epoch(self, trainer: pl.Trainer, loops: dict[str, Any]) -> None:
-        # Lightning counts an epoch that max_steps cut short as completed, and a fit
-        # resumed from it would skip the epoch's remaining batches; record it as the
-        # in-progress epoch it is, as a step checkpoint inside it would
-        batches = trainer.fit_loop.epoch_loop.batch_progress
-        done = batches.is_last_batch or batches.current.processed >= trainer.num_training_batches
-        epochs = loops.get("fit_loop", {}).get("epoch_progress")
-        if done or not trainer.fit_loop.done or epochs is None:
-            return
-        for counts in (epochs["total"], epochs["current"]):
-            if counts["completed"] == counts["started"]:
-                counts["processed"] = counts["completed"] = counts["started"] - 1
-
-    def save(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Path | None:
-        """Write one checkpoint now (rank zero; other ranks return None)."""
-        self._last_step = trainer.global_step
+        ``metrics`` are the values of this moment (the epoch's at an epoch end, the step's
+        loss after a step): a step checkpoint never carries an older validation's values.
+        """
         if not trainer.is_global_zero:
             return None
         # Lightning's own checkpoint dict: the loop and callback states it restores from.
         state = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
         if state.get("loops"):
-            self._reopen_cut_epoch(trainer, state["loops"])
+            _reopen_cut_epoch(trainer, state["loops"])
         optimizers = state.get("optimizer_states") or []
         schedulers = state.get("lr_schedulers") or []
         network = network_of(pl_module)
-        prefix = "model." if network is not pl_module else ""
-        metrics = scalar_metrics(trainer.callback_metrics)
-        if self.manager.monitor and self.manager.monitor not in metrics:
-            metrics[self.manager.monitor] = math.nan  # a step save before any validation
+        values = dict(metrics)
+        if self.manager.monitor and self.manager.monitor not in values:
+            values[self.manager.monitor] = math.nan  # a step save before any validation
         epoch = running_epoch(trainer)
         custom = {
-            "loop": {
-                "epoch": epoch,
-                "global_step": trainer.global_step,
-                "batches_done": trainer.fit_loop.epoch_loop.batch_progress.current.processed,
-            },
+            "driver": "lightning",
+            "position": _position(trainer, epoch).to_dict(),
+            "policies": self.policies.state_dict() if self.policies is not None else {},
             "lightning": {
                 "loops": state.get("loops"),
                 "callbacks": state.get("callbacks") or {},
                 "version": state.get("pytorch-lightning_version"),
-                "state_dict_prefix": prefix,
+                "state_dict_prefix": "model." if network is not pl_module else "",
                 "extra_optimizer_states": optimizers[1:],
                 "extra_lr_schedulers": schedulers[1:],
                 "extra": {
@@ -148,60 +106,200 @@ class CheckpointEngineCallback(Callback):
                     if k not in (*_MAPPED, "loops", "callbacks", "pytorch-lightning_version")
                 },
             },
-            "monitor": self.monitor.state_dict() if self.monitor is not None else None,
         }
-        self.last_path = self.manager.save(
+        return self.manager.save(
             model=network,
             optimizer=optimizers[0] if optimizers else None,
             scheduler=schedulers[0] if schedulers else None,
             epoch=epoch,
-            metrics=metrics,
+            metrics=values,
             global_step=trainer.global_step,
             custom_state=custom,
             config=self.config,
         )
-        return self.last_path
 
 
-def _last_epoch(trainer: pl.Trainer) -> bool:
-    max_epochs = trainer.max_epochs
-    return max_epochs is not None and max_epochs > 0 and trainer.current_epoch + 1 >= max_epochs
+class CheckpointEngineCallback(Callback):
+    """trainforge checkpoints as a Lightning fit's checkpointing, for your own Lightning code.
+
+    A thin adapter over :class:`~trainforge.engine.policies.CheckpointCadence` (when) and
+    :class:`LightningSaver` (how): at the end of every ``manager.save_interval_epochs``-th
+    training epoch and of the last one, every ``every_n_steps`` optimizer steps, and at the
+    end of the fit if its final state has no checkpoint yet. Rank zero writes.
+
+    Args:
+        manager: Where and how checkpoints are written (retention, storage, mirror).
+        every_n_steps: Also save every N optimizer steps (None: epoch ends only).
+        policies: Whose state is saved with each checkpoint (optional).
+        config: The run's config (a record, a mapping or a TrainingConfig), stored with it.
+
+    Examples:
+        >>> from trainforge.checkpoint import CheckpointManager  # doctest: +SKIP
+        >>> manager = CheckpointManager("ckpts", monitor="val/loss")  # doctest: +SKIP
+        >>> trainer = pl.Trainer(callbacks=[CheckpointEngineCallback(manager)],
+        ...                      enable_checkpointing=False)  # doctest: +SKIP
+        >>> trainer.fit(module, datamodule=data)  # doctest: +SKIP
+        >>> checkpoint = manager.load("last", restore_rng=False)  # doctest: +SKIP
+        >>> resume = to_lightning_checkpoint(checkpoint, "resume.ckpt")  # doctest: +SKIP
+        >>> trainer.fit(module, datamodule=data, ckpt_path=resume)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        manager: CheckpointManager,
+        every_n_steps: int | None = None,
+        *,
+        policies: RunPolicies | None = None,
+        config: ConfigSource | None = None,
+    ) -> None:
+        self.manager = manager
+        self.cadence = CheckpointCadence(manager.save_interval_epochs, every_n_steps)
+        self.saver = LightningSaver(manager, policies, config=config)
+        self.last_path: Path | None = None
+
+    def _save(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *, epoch: bool) -> None:
+        # a step checkpoint records the training values only: validation's are older
+        keep = None if epoch else ("train/",)
+        self.cadence.saved(trainer.global_step)
+        path = self.saver(trainer, pl_module, scalar_metrics(trainer.callback_metrics, keep))
+        self.last_path = path or self.last_path
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
+    ) -> None:
+        """Every ``every_n_steps`` optimizer steps (once per step under accumulation)."""
+        if self.cadence.step_due(trainer.global_step):
+            self._save(trainer, pl_module, epoch=False)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """At the end of every ``save_interval_epochs``-th epoch and of the last."""
+        max_epochs = trainer.max_epochs or -1
+        final = 0 < max_epochs <= trainer.current_epoch + 1
+        if self.cadence.epoch_due(trainer.current_epoch, final=final):
+            self._save(trainer, pl_module, epoch=True)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The final state (early stopping, ``max_steps``) when it has no checkpoint yet."""
+        if self.cadence.final_due(trainer.global_step):
+            self._save(trainer, pl_module, epoch=False)
+
+
+def _position(trainer: pl.Trainer, epoch: int) -> RunPosition:
+    """Where the fit continues, in the shared form (from the stateful training loader)."""
+    processed, finished = epoch_batches(trainer)
+    loader = trainer.train_dataloader
+    sampler = loader.state_dict() if callable(getattr(loader, "state_dict", None)) else None
+    done = epoch + 1 if finished else epoch
+    return RunPosition(
+        epoch=done,
+        global_step=trainer.global_step,
+        batches_done=0 if finished else processed,
+        samples_done=int(sampler["position"]) if sampler else 0,
+        epochs_completed=done,
+        sampler=sampler,
+    )
+
+
+def _reopen_cut_epoch(trainer: pl.Trainer, loops: dict[str, Any]) -> None:
+    # Lightning counts an epoch that max_steps cut short as completed, and a fit resumed
+    # from it would skip the epoch's remaining batches; record it as the in-progress epoch
+    # it is, as a step checkpoint inside it would
+    _, done = epoch_batches(trainer)
+    epochs = loops.get("fit_loop", {}).get("epoch_progress")
+    if done or epochs is None:
+        return
+    for counts in (epochs["total"], epochs["current"]):
+        counts["processed"] = counts["completed"] = counts["started"] - 1
+
+
+def _set(tracker: dict[str, Any], value: int, *, lag: int = 0) -> None:
+    """Set every counter of a progress tracker to ``value`` (``completed`` to value - lag)."""
+    for key in tracker:
+        tracker[key] = value - lag if key == "completed" else value
+
+
+def lightning_loops(
+    template: Mapping[str, Any],
+    position: RunPosition,
+    *,
+    batches_per_epoch: int,
+    accumulate: int = 1,
+    manual: bool = False,
+) -> dict[str, Any]:
+    """Lightning's ``loops`` state for ``position``, as a save after that step has it.
+
+    Args:
+        template: A fresh fit's ``{"fit_loop": trainer.fit_loop.state_dict()}`` (zeros).
+        position: Where training continues.
+        batches_per_epoch: Training batches per epoch (after ``limit_train_batches``).
+        accumulate: Batches per optimizer step.
+        manual: Manual optimization counts steps in its own progress tracker.
+    """
+    import copy
+
+    loops = copy.deepcopy(dict(template))
+    fit = loops["fit_loop"]
+    epoch, batches, step = position.epoch, position.batches_done, position.global_step
+    mid = batches > 0
+    for part in ("total", "current"):
+        _set(fit["epoch_progress"][part], epoch + 1 if mid else epoch, lag=1 if mid else 0)
+        fit["epoch_progress"][part]["processed"] = epoch
+    batch = fit["epoch_loop.batch_progress"]
+    _set(batch["total"], epoch * batches_per_epoch + batches, lag=1 if mid else 0)
+    _set(batch["current"], batches, lag=1 if mid else 0)
+    batch["is_last_batch"] = mid and batches >= batches_per_epoch
+    steps_now = batches // accumulate
+    for name in ("epoch_loop.scheduler_progress",):
+        _set(fit[name]["total"], step)
+        _set(fit[name]["current"], steps_now)
+    if manual:
+        progress = fit["epoch_loop.manual_optimization.optim_step_progress"]
+        _set(progress["total"], step)
+        _set(progress["current"], steps_now)
+    else:
+        optim = fit["epoch_loop.automatic_optimization.optim_progress"]["optimizer"]
+        for name in ("step", "zero_grad"):
+            _set(optim[name]["total"], step)
+            _set(optim[name]["current"], steps_now)
+    # Lightning counts a step's batch into _batches_that_stepped after on_train_batch_end
+    fit["epoch_loop.state_dict"] = {"_batches_that_stepped": step - 1 if mid else step}
+    fit["state_dict"] = {"combined_loader": [position.sampler]} if position.sampler else {}
+    return loops
 
 
 def to_lightning_checkpoint(
-    manager: CheckpointManager, target: str | Path | None, path: str | Path
+    checkpoint: Mapping[str, Any],
+    path: str | Path,
+    *,
+    loops: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write a verified trainforge checkpoint as a ``.ckpt`` for ``fit(ckpt_path=...)``.
+    """Write a loaded trainforge checkpoint as a ``.ckpt`` for ``fit(ckpt_path=...)``.
 
     Args:
-        manager: The manager holding the checkpoint.
-        target: ``last``, ``best`` or a checkpoint directory (None: ``last``).
-        path: Where to write the Lightning checkpoint (plain data only: it loads with
-            ``torch.load(weights_only=True)``).
-
-    Returns:
-        ``path``.
+        checkpoint: What :meth:`CheckpointManager.load` returned.
+        path: Where to write it (plain data only: loads with ``torch.load(weights_only=True)``).
+        loops: Lightning loop state to use (:func:`lightning_loops`) when the checkpoint
+            has none of its own (the plain driver wrote it).
 
     Raises:
-        ValueError: The checkpoint was not written by a Lightning fit (no loop state).
+        ValueError: No loop state in the checkpoint and none given.
     """
-    loaded = manager.load(target)
-    custom = loaded.get("custom_state") or {}
-    saved = custom.get("lightning")
-    if not saved or saved.get("loops") is None:
+    custom = checkpoint.get("custom_state") or {}
+    saved = custom.get("lightning") or {}
+    if saved.get("loops") is None and loops is None:
         raise ValueError(
-            f"{loaded['path']} holds no Lightning loop state (written by the plain driver or "
-            "imported); resume it with the driver that wrote it"
+            f"{checkpoint['path']} holds no Lightning loop state and none was given; "
+            "pass loops=lightning_loops(...) built from its position"
         )
-    prefix = saved.get("state_dict_prefix", "")
-    optimizer, scheduler = loaded["optimizer_state_dict"], loaded["scheduler_state_dict"]
-    checkpoint = {
+    prefix = saved.get("state_dict_prefix", "model.")
+    optimizer, scheduler = checkpoint["optimizer_state_dict"], checkpoint["scheduler_state_dict"]
+    state = {
         **saved.get("extra", {}),
-        "epoch": loaded["epoch"],
-        "global_step": loaded["global_step"],
+        "epoch": checkpoint["epoch"],
+        "global_step": checkpoint["global_step"],
         "pytorch-lightning_version": saved.get("version") or pl.__version__,
-        "state_dict": {f"{prefix}{k}": v for k, v in loaded["model_state_dict"].items()},
-        "loops": saved["loops"],
+        "state_dict": {f"{prefix}{k}": v for k, v in checkpoint["model_state_dict"].items()},
+        "loops": saved.get("loops") if saved.get("loops") is not None else dict(loops or {}),
         "callbacks": saved.get("callbacks") or {},
         "optimizer_states": [
             *([optimizer] if optimizer is not None else []),
@@ -214,5 +312,5 @@ def to_lightning_checkpoint(
     }
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(checkpoint, out)
+    torch.save(state, out)
     return out

@@ -16,7 +16,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, Dataset
 
 from trainforge.engine import DataLoaderFactory, TaskSpec
-from trainforge.lightning._callbacks import running_epoch
+from trainforge.lightning._callbacks import epoch_batches, running_epoch
 
 __all__ = ["UniversalDataModule"]
 
@@ -211,7 +211,5 @@ class UniversalDataModule(LightningDataModule):
         trainer = self._fitting_trainer()
         if trainer is None:
             return None
-        progress = trainer.fit_loop.epoch_loop.batch_progress
-        processed = progress.current.processed
-        finished = progress.is_last_batch or processed >= trainer.num_training_batches
-        return running_epoch(trainer), processed, bool(finished)
+        processed, finished = epoch_batches(trainer)
+        return running_epoch(trainer), processed, finished

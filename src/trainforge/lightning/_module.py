@@ -26,9 +26,13 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor, nn
 
-from trainforge.engine import GradientAccumulator, as_batch_dict
-from trainforge.engine._loop import BATCH_ERRORS, raise_batch_error
-from trainforge.engine._optim import ScheduleSettings
+from trainforge.engine import (
+    BATCH_ERRORS,
+    GradientAccumulator,
+    ScheduleSettings,
+    as_batch_dict,
+    raise_batch_error,
+)
 from trainforge.engine.metrics import pixel_distance
 
 __all__ = ["HeatmapModule", "TaskModule"]
@@ -169,7 +173,7 @@ class TaskModule(pl.LightningModule):
         self.accumulation_steps = accumulation_steps
         self.max_grad_norm = max_grad_norm
         self.accumulator: GradientAccumulator | None = None
-        self._epoch_loss: dict[str, Any] = {"total": None, "samples": 0}
+        self._epoch_loss: dict[str, Any] = {"total": None, "samples": 0, "last": None}
 
     def forward(self, inputs: Any) -> Any:
         """The wrapped model's output."""
@@ -271,7 +275,7 @@ class TaskModule(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         """Start the epoch's mean training loss afresh."""
-        self._epoch_loss.update(total=None, samples=0)
+        self._epoch_loss.update(total=None, samples=0, last=None)
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch's mean training loss as ``train/loss_epoch`` (one call an epoch)."""
@@ -291,10 +295,21 @@ class TaskModule(pl.LightningModule):
         total = self._epoch_loss["total"]
         return None if total is None else float(total) / self._epoch_loss["samples"]
 
+    @property
+    def epoch_samples(self) -> int:
+        """Training samples of the current epoch so far (this process's)."""
+        return int(self._epoch_loss["samples"])
+
+    @property
+    def last_train_loss(self) -> Tensor | None:
+        """The latest training batch's loss (detached, on the device: no sync)."""
+        return self._epoch_loss["last"]
+
     def _add_train_loss(self, loss: Tensor, batch_size: int) -> None:
         # the epoch mean costs one in-place add per step and no sync (see epoch_train_loss);
         # a dict, because setting a module attribute goes through nn.Module.__setattr__
         epoch = self._epoch_loss
+        epoch["last"] = loss.detach()
         if epoch["total"] is None:
             epoch["total"] = loss.detach() * batch_size
         else:

@@ -95,7 +95,7 @@ def build_profiler(
 
 
 def top_operators_table(
-    profiler_or_dir: PyTorchProfiler | str | Path, n: int = 15, *, save_to: str | Path | None = None
+    profiler_or_dir: Profiler | str | Path, n: int = 15, *, save_to: str | Path | None = None
 ) -> str:
     """A table of the ``n`` operators with the most self time, saved as text.
 
@@ -115,6 +115,10 @@ def top_operators_table(
     if isinstance(profiler_or_dir, PyTorchProfiler):
         rows = _rows_from_events(profiler_or_dir)
         directory = Path(profiler_or_dir.dirpath or ".")
+    elif isinstance(profiler_or_dir, Profiler):
+        raise TypeError(
+            f"the operator table needs the PyTorch profiler; got {type(profiler_or_dir).__name__}"
+        )
     else:
         directory = Path(profiler_or_dir)
         rows = _rows_from_traces(directory)

@@ -18,7 +18,7 @@ from trainforge.tracking._series import (
 )
 from trainforge.tracking._store import TrackingStore
 from trainforge.tracking._tracker import ExperimentTracker, system_info
-from trainforge.tracking._url import DATABASE_ENV_VAR, resolve_database_url
+from trainforge.tracking._url import DATABASE_ENV_VAR, display_url, resolve_database_url
 
 __all__ = [
     "DATABASE_ENV_VAR",
@@ -32,6 +32,7 @@ __all__ = [
     "SeriesWindow",
     "TrackingStore",
     "column_keys",
+    "display_url",
     "metric_points",
     "metric_series",
     "page_runs",

@@ -1,5 +1,8 @@
 """The composition root and the ``Trainer`` facade (layer 4: builds everything)."""
 
-from trainforge.train._trainer import Trainer, TrainingHooks, TrainingResults
+from trainforge.train._build import process_rank
+from trainforge.train._plan import RunPlan, plan_run
+from trainforge.train._results import TrainingResults
+from trainforge.train._trainer import Trainer, TrainingHooks
 
-__all__ = ["Trainer", "TrainingHooks", "TrainingResults"]
+__all__ = ["RunPlan", "Trainer", "TrainingHooks", "TrainingResults", "plan_run", "process_rank"]

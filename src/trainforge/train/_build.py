@@ -1,56 +1,52 @@
-"""The composition root: the one place where config sections meet component constructors.
+"""The composition root's component builders: config sections -> constructor arguments.
 
-Every component below takes plain typed arguments; this module reads a
-``TrainingConfig`` and passes them. Nothing else in trainforge reads the config tree.
+Every component below takes plain typed arguments; these functions read a
+``TrainingConfig`` and pass them. Only ``train/`` reads the config tree.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
-import shlex
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import fields
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from trainforge.checkpoint import CheckpointManager
 from trainforge.config import TrainingConfig
-from trainforge.engine import GradientAccumulator, GradientMonitor, TaskSpec, get_loss_strategy
-from trainforge.engine._optim import build_optimizer, build_scheduler
-from trainforge.errors import CheckpointNotFoundError, ConfigError, TrainforgeError
+from trainforge.engine import (
+    GradientAccumulator,
+    GradientMonitor,
+    TaskSpec,
+    build_optimizer,
+    build_scheduler,
+    get_loss_strategy,
+)
+from trainforge.errors import ConfigError, TrainforgeError
 from trainforge.hooks import HookManager
-from trainforge.lightning import UniversalDataModule, create_logger
-from trainforge.tracking import ExperimentTracker, resolve_database_url
+from trainforge.lightning import UniversalDataModule
 from trainforge.zoo import TASKS, build_datasets, build_model
 
 __all__ = [
     "autocast_dtype",
+    "batch_limit",
     "batches_per_epoch",
     "build_accumulator",
-    "build_checkpoint_manager",
     "build_datamodule",
-    "build_loggers",
+    "build_datasets_for",
     "build_loss",
     "build_model_for",
+    "build_monitor",
     "build_optimizer_for",
     "build_scheduler_for",
-    "build_tracker",
     "data_parallel_size",
-    "failed_on_error",
-    "find_resume_checkpoint",
-    "open_resume",
     "pick_device",
     "process_rank",
-    "start_run",
     "task_spec_from_config",
-    "warm_start",
+    "total_optimizer_steps",
 ]
 
 logger = logging.getLogger(__name__)
@@ -190,12 +186,6 @@ def build_optimizer_for(config: TrainingConfig, model: nn.Module) -> torch.optim
     )
 
 
-# Set by rank zero of a data-parallel fit for the processes Lightning launches after it:
-# the run folder they join and the exact checkpoint a resumed run continues from.
-RUN_DIR_VARIABLE = "TRAINFORGE_DDP_RUN_DIR"
-RESUME_VARIABLE = "TRAINFORGE_DDP_RESUME"
-
-
 def process_rank() -> int:
     """This process's global rank as the launcher announced it (0 outside data parallel)."""
     for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
@@ -265,9 +255,7 @@ def build_monitor(config: TrainingConfig, hooks: HookManager) -> GradientMonitor
     return GradientMonitor(
         vanishing_threshold=health.vanishing_threshold,
         explosion_threshold=health.explosion_threshold,
-        max_consecutive_failures=(
-            health.max_consecutive_failures if health.policy == "stop" else 2**31 - 1
-        ),
+        max_consecutive_failures=health.max_consecutive_failures,
         log_histogram=config.callbacks.monitoring.histogram,
         hooks=hooks,
     )
@@ -276,8 +264,8 @@ def build_monitor(config: TrainingConfig, hooks: HookManager) -> GradientMonitor
 def build_accumulator(
     config: TrainingConfig,
     optimizer: Any,
-    monitor: GradientMonitor | None,
     device: torch.device,
+    before_step: Callable[[int], bool | None] | None = None,
 ) -> GradientAccumulator:
     """``trainer.accumulate_grad_batches`` / ``gradient_clip_val`` -> GradientAccumulator."""
     scaler = None
@@ -289,219 +277,5 @@ def build_accumulator(
         max_grad_norm=config.trainer.gradient_clip_val,
         scaler=scaler,
         batch_size=config.data.batch_size,
-        monitor=monitor,
+        before_step=before_step,
     )
-
-
-def build_tracker(config: TrainingConfig) -> ExperimentTracker | None:
-    """``tracking.*`` -> ExperimentTracker (None when disabled)."""
-    tracking = config.tracking
-    if not tracking.enabled:
-        return None
-    url = resolve_database_url(tracking.database, config.run.output_dir)
-    tracker = ExperimentTracker(
-        tracking.experiment_name,
-        tracking.project_name,
-        tags=config.run.tags,
-        config=config,
-        database=url,
-        run_name=config.run.name,
-        notes=config.run.notes,
-    )
-    tracker.log_params(config.to_dict())
-    return tracker
-
-
-def run_folder_name(tracker: ExperimentTracker | None, output_dir: str | Path) -> str:
-    """``run-<id>`` for a tracked run, else ``run-<timestamp>-<pid>``; never an existing one.
-
-    Two tracking stores can hand out the same id for one output directory: the second
-    run then gets the timestamp appended instead of writing into the first run's folder.
-    """
-    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-    base = f"run-{int(tracker.run_id):06d}" if tracker is not None else f"run-{stamp}"
-    candidates = [base] if tracker is None else [base, f"{base}-{stamp}"]
-    candidates += [f"{candidates[-1]}-{n}" for n in range(2, 1000)]
-    for name in candidates:
-        if not (Path(output_dir) / name).exists():
-            return name
-    raise FileExistsError(f"no free run folder name under {output_dir} for {base}")
-
-
-def build_loggers(config: TrainingConfig, run_id: str) -> list[Any]:
-    """Every enabled logger of ``loggers.*``, writing under ``<save_dir>/<run_id>/``.
-
-    Each logger also gets the resolved config as hyperparameters (MLflow params, W&B
-    config, ``hparams.yaml``), with any password in a store URL hidden.
-    """
-    from trainforge.tracking._url import display_url
-
-    built = []
-    for kind, section in config.loggers:
-        if not section.enabled:
-            continue
-        options = section.model_dump(exclude={"enabled", "save_dir"})
-        built.append(
-            create_logger(
-                kind, save_dir=section.save_dir, run_id=run_id, run_name=config.run.name, **options
-            )
-        )
-    if built:
-        params = config.to_dict()
-        for holder, field in (
-            (params["tracking"], "database"),
-            (params["loggers"]["mlflow"], "tracking_uri"),
-        ):
-            if holder.get(field):
-                holder[field] = display_url(holder[field])
-        for item in built:
-            item.log_hyperparams(params)
-    return built
-
-
-def build_checkpoint_manager(
-    config: TrainingConfig, run_dir: Path, hooks: HookManager, tracker: Any
-) -> CheckpointManager:
-    """``checkpoint.*`` -> CheckpointManager in ``<run>/checkpoints`` (or ``dirpath``)."""
-    ckpt = config.checkpoint
-    directory = Path(ckpt.dirpath) if ckpt.dirpath else run_dir / "checkpoints"
-    policies = None
-    if ckpt.keep_every_n_epochs:
-        from trainforge.checkpoint import (
-            AnyOf,
-            KeepBestK,
-            KeepEveryNEpochs,
-            KeepLastN,
-            KeepProtected,
-        )
-
-        policies = [
-            AnyOf(
-                [
-                    KeepBestK(ckpt.keep_best_k),
-                    KeepLastN(ckpt.keep_last_n),
-                    KeepEveryNEpochs(ckpt.keep_every_n_epochs),
-                    KeepProtected(),
-                ]
-            )
-        ]
-    return CheckpointManager(
-        directory,
-        keep_best_k=ckpt.keep_best_k,
-        keep_last_n=ckpt.keep_last_n,
-        monitor=ckpt.monitor,
-        mode=ckpt.mode,
-        save_interval_epochs=ckpt.save_interval_epochs,
-        storage=ckpt.storage,
-        compression=ckpt.compression,
-        verify_on_load=ckpt.verify_on_load,
-        mirror=ckpt.mirror,
-        hooks=hooks,
-        tracker=tracker,
-        policies=policies,
-    )
-
-
-def open_resume(
-    config: TrainingConfig,
-    target: str | Path,
-    hooks: HookManager,
-    *,
-    allow_changes: Sequence[str],
-    model: nn.Module,
-) -> tuple[CheckpointManager, Any]:
-    """Validate and load the checkpoint ``--resume`` names, for either driver.
-
-    Allowed breaking changes are tagged ``resume`` in the config's provenance. Returns the
-    (read-only) manager of the checkpoint's directory and its ``ResumeResult``.
-    """
-    directory, name = find_resume_checkpoint(target, config.run.output_dir)
-    ckpt = config.checkpoint
-    # read-only use: retention never runs because nothing is saved through it
-    manager = CheckpointManager(directory, monitor=ckpt.monitor, mode=ckpt.mode, hooks=hooks)
-    result = manager.resume(
-        name, config, mode=ckpt.resume_mode, allow_changes=allow_changes, model=model
-    )
-    for change in result.allowed_changes:
-        config.tag(change.key, "resume", f"allowed change from {change.old!r}")
-    return manager, result
-
-
-def warm_start(model: nn.Module, checkpoint: dict[str, Any], mismatches: Sequence[str]) -> None:
-    """Resume of a changed model (``resume_mode=warn``): load the tensors that still fit.
-
-    The optimizer, the schedule and the loop position belong to the old shapes, so the
-    run starts them fresh, as training from these weights.
-    """
-    current = model.state_dict()
-    fitting = {
-        k: v
-        for k, v in checkpoint["model_state_dict"].items()
-        if k in current and tuple(current[k].shape) == tuple(v.shape)
-    }
-    model.load_state_dict(fitting, strict=False)
-    logger.warning(
-        "resuming a different model: loaded %d of %d tensors; optimizer and schedule "
-        "start fresh; mismatches: %s",
-        len(fitting),
-        len(current),
-        "; ".join(mismatches),
-    )
-
-
-@contextlib.contextmanager
-def failed_on_error(tracker: ExperimentTracker | None) -> Iterator[None]:
-    """Mark the tracked run failed (killed on Ctrl-C) if the block raises, then re-raise.
-
-    Covers what runs between :func:`start_run` and the loop (loggers, callbacks): a run
-    that never trained must not end ``completed`` when the process exits normally.
-    """
-    try:
-        yield
-    except BaseException as exc:
-        if tracker is not None:
-            tracker.finish("killed" if isinstance(exc, KeyboardInterrupt) else "failed")
-        raise
-
-
-def start_run(
-    config: TrainingConfig, command: Sequence[str], *, resumed_from: str | Path | None = None
-) -> tuple[ExperimentTracker | None, str, Path]:
-    """Open the tracked run and its folder (config with provenance, command line)."""
-    tracker = build_tracker(config)
-    run_id = run_folder_name(tracker, config.run.output_dir)
-    run_dir = Path(config.run.output_dir) / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.yaml")
-    (run_dir / "command.txt").write_text(shlex.join(command) + "\n", encoding="utf-8")
-    if resumed_from is not None and tracker is not None:
-        tracker.set_tags({"resumed_from": str(resumed_from)})
-    return tracker, run_id, run_dir
-
-
-def find_resume_checkpoint(target: str | Path, output_dir: str | Path) -> tuple[Path, str]:
-    """Where ``--resume`` points: (checkpoint directory of a manager, target inside it).
-
-    ``last`` / ``best`` mean: of the most recent run under ``output_dir`` that has one.
-    A path may be one checkpoint, or a directory of checkpoints (its ``last``).
-    """
-    target = str(target)
-    if target in ("last", "best"):
-        candidates = sorted(
-            Path(output_dir).glob(f"*/checkpoints/{target}"),
-            key=lambda p: p.stat().st_mtime,
-            reverse=True,
-        )
-        if not candidates:
-            raise CheckpointNotFoundError(
-                f"no '{target}' checkpoint under {output_dir}/*/checkpoints",
-                path=output_dir,
-                hint="train once first, or pass --resume PATH to a checkpoint directory",
-            )
-        return candidates[0].parent, target
-    path = Path(target)
-    if not path.exists():
-        raise CheckpointNotFoundError(f"checkpoint not found: {path}", path=path)
-    if (path / "last").exists():
-        return path, "last"
-    return path.parent, str(path)

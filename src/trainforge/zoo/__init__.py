@@ -13,6 +13,7 @@ from trainforge.zoo._datasets import DATASETS, build_datasets, list_datasets
 from trainforge.zoo._gpt import TinyGPT
 from trainforge.zoo._imports import ImportPathError
 from trainforge.zoo._metrics import (
+    TASK_METRICS,
     accuracy,
     heatmap_argmax,
     mean_iou,
@@ -30,6 +31,7 @@ __all__ = [
     "MLP",
     "MODELS",
     "TASKS",
+    "TASK_METRICS",
     "CharVocab",
     "ConvEncoderDecoder",
     "HeatmapNet",

@@ -13,16 +13,9 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from trainforge.errors import ConfigError, TrainforgeError, did_you_mean
+from trainforge.errors import ConfigError, ImportPathError, did_you_mean
 
 __all__ = ["ImportPathError", "call_with_kwargs", "is_import_path", "resolve_import_path"]
-
-
-class ImportPathError(TrainforgeError, ImportError):
-    """A ``pkg.module:Name`` path whose module or attribute cannot be imported."""
-
-    def __str__(self) -> str:
-        return self.user_message()
 
 
 def is_import_path(name: str) -> bool:

@@ -18,7 +18,23 @@ from torch.nn import functional as F
 from trainforge.engine import TaskSpec
 from trainforge.engine.metrics import heatmap_argmax, pixel_distance
 
-__all__ = ["accuracy", "heatmap_argmax", "mean_iou", "perplexity", "pixel_error", "task_metrics"]
+__all__ = [
+    "TASK_METRICS",
+    "accuracy",
+    "heatmap_argmax",
+    "mean_iou",
+    "perplexity",
+    "pixel_error",
+    "task_metrics",
+]
+
+# The names task_metrics returns per task type (logged as val/<name>).
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("acc",),
+    "segmentation": ("miou",),
+    "heatmap": ("pixel_error",),
+    "language_modeling": ("perplexity",),
+}
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:

@@ -143,6 +143,15 @@ class MetricsEngine:
             self.tracker.log_metrics(values, step=step)
         return True
 
+    def log_histogram(self, name: str, values: Any, step: int) -> None:
+        """Send a sample's histogram to every logger that draws one (TensorBoard)."""
+        for sink in self.loggers:
+            # Lightning's TensorBoardLogger: its SummaryWriter; other loggers keep only the
+            # distribution statistics logged beside the sample
+            add_histogram = getattr(getattr(sink, "experiment", None), "add_histogram", None)
+            if callable(add_histogram):
+                add_histogram(name, values, global_step=step)
+
     def get_summary(self) -> pd.DataFrame:
         """One row per step (column ``step`` first), one column per metric name."""
         rows = [{"step": step, **values} for step, values in sorted(self._history.items())]
@@ -260,6 +269,15 @@ class MetricsEngine:
                     step=step,
                 )
             )
+
+    def alert_state(self) -> dict[str, float]:
+        """The best validation loss and accuracy the alerts compare against (plain data)."""
+        return {"best_val_loss": self._best_val_loss, "best_val_acc": self._best_val_acc}
+
+    def load_alert_state(self, state: Mapping[str, float]) -> None:
+        """Restore :meth:`alert_state` (a resumed run keeps alerting against its best)."""
+        self._best_val_loss = float(state["best_val_loss"])
+        self._best_val_acc = float(state["best_val_acc"])
 
     def has_alerts(self) -> bool:
         """True when any alert was raised."""

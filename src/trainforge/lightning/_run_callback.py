@@ -1,0 +1,139 @@
+"""``RunCallback``: the Lightning driver's one callback, forwarding to ``RunPolicies``.
+
+Every decision of a ``trainforge train`` run (gradient health, logging, checkpoints, best
+epoch, early stopping, hooks) is taken by :class:`~trainforge.engine.policies.RunPolicies`,
+the object the plain driver calls from its loop. This adapter maps Lightning's hooks to
+the same calls at the same moments, so both drivers decide alike. One callback instead of
+one per policy also keeps Lightning's per-step hook dispatch to a single object.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import Tensor
+
+from trainforge.engine.policies import RunPolicies, SaveFn
+from trainforge.lightning._callbacks import epoch_batches, network_of, scalar_metrics
+
+__all__ = ["RunCallback"]
+
+Saver = Callable[[pl.Trainer, pl.LightningModule, Mapping[str, float]], "Path | None"]
+
+
+class RunCallback(Callback):
+    """Forwards a Lightning fit's hooks to :class:`RunPolicies`.
+
+    Args:
+        policies: The run's policies (every rank has its own; only rank zero's write).
+        save: ``save(trainer, pl_module, metrics)`` writes a checkpoint
+            (e.g. :class:`~trainforge.lightning.LightningSaver`); None: never.
+
+    The module should expose ``last_train_loss`` (the latest step's loss tensor),
+    ``epoch_train_loss`` and ``epoch_samples``, as :class:`~trainforge.lightning.TaskModule`
+    does; the epoch's validation metrics are read from ``trainer.callback_metrics``.
+    """
+
+    def __init__(self, policies: RunPolicies, save: Saver | None = None) -> None:
+        self.policies = policies
+        self.save = save
+        self._last_step = 0
+        self._val: dict[str, float] = {}
+        self._epoch_start = self._batches_end = 0.0
+
+    def _saver(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> SaveFn | None:
+        save = self.save
+        if save is None or not trainer.is_global_zero:
+            return None
+        return lambda metrics, epoch_done: save(trainer, pl_module, metrics)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Remember the step a resumed fit starts at; a resumed epoch starts here."""
+        self._last_step = trainer.global_step
+        if trainer.fit_loop.restarted_mid_epoch:  # Lightning skips on_train_epoch_start then
+            self.on_train_epoch_start(trainer, pl_module)
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """``epoch_start``; the epoch's clock starts."""
+        self._val = {}
+        self.policies.start_epoch(trainer.current_epoch)
+        self._epoch_start = self._batches_end = time.perf_counter()
+
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Any
+    ) -> None:
+        """Health, lr and weight snapshot; a refused step has its gradients dropped."""
+        step = trainer.global_step + 1
+        if not self.policies.before_optimizer_step(step, network_of(pl_module), optimizer):
+            # grad=None: the optimizer skips every parameter, moments and decay included
+            optimizer.zero_grad(set_to_none=True)
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
+    ) -> None:
+        """After an optimizer step (not after a batch that only accumulated)."""
+        self._batches_end = time.perf_counter()
+        step = trainer.global_step
+        if step == self._last_step:
+            return
+        self._last_step = step
+        loss = cast(Tensor, pl_module.last_train_loss)
+        if trainer.world_size > 1 and step % self.policies.log_every_n_steps == 0:
+            # the mean over the ranks, on logging steps only (a collective: all ranks)
+            loss = trainer.strategy.reduce(loss, reduce_op="mean")
+        self.policies.after_optimizer_step(
+            step,
+            trainer.current_epoch,
+            network_of(pl_module),
+            loss,
+            save=self._saver(trainer, pl_module),
+        )
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """``validation_end``; a validation inside an epoch is logged at once."""
+        if trainer.sanity_checking:
+            return
+        self._val = scalar_metrics(trainer.callback_metrics, keep=("val/",))
+        _, at_end = epoch_batches(trainer)
+        self.policies.end_validation(
+            trainer.current_epoch, trainer.global_step, self._val, log=not at_end
+        )
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The epoch's decisions: log, rank, stop early, checkpoint."""
+        seconds = self._batches_end - self._epoch_start
+        samples = cast(int, pl_module.epoch_samples)
+        mean = cast("float | None", pl_module.epoch_train_loss)
+        if trainer.world_size > 1 and mean is not None:  # a collective: every rank runs it
+            mean = float(trainer.strategy.reduce(torch.tensor(mean), reduce_op="mean"))
+        train = {
+            "train/loss": float("nan") if mean is None else mean,
+            "system/epoch_time_s": seconds,
+            "system/throughput": samples / seconds if seconds > 0 else 0.0,
+        }
+        max_steps = trainer.max_steps
+        final = (
+            trainer.max_epochs is not None
+            and trainer.max_epochs > 0
+            and trainer.current_epoch + 1 >= trainer.max_epochs
+        ) or (max_steps is not None and max_steps > 0 and trainer.global_step >= max_steps)
+        outcome = self.policies.end_epoch(
+            trainer.current_epoch,
+            trainer.global_step,
+            train,
+            self._val,
+            final=final,
+            save=self._saver(trainer, pl_module),
+        )
+        if trainer.strategy.reduce_boolean_decision(outcome.stop, all=False):
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The final state is checkpointed if it has no checkpoint yet."""
+        self.policies.end(trainer.global_step, save=self._saver(trainer, pl_module))

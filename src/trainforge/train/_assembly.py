@@ -1,0 +1,219 @@
+"""One run assembly: every shared part of a run, built once, handed to either driver.
+
+The facade builds a :class:`RunAssembly` (model, loss, data module, policies, checkpoint
+manager, tracker, loggers, hooks, the resume point) and gives it to the plain or the
+Lightning driver. A driver only runs batches and calls the policies at its moments, so
+both take the same decisions from the same objects.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from trainforge.checkpoint import CheckpointManager
+from trainforge.config import TrainingConfig
+from trainforge.engine import GradientMonitor, TaskSpec
+from trainforge.engine.metrics import MetricsEngine
+from trainforge.engine.policies import (
+    BestMetric,
+    CheckpointCadence,
+    EarlyStopping,
+    HealthPolicy,
+    LayerStatistics,
+    LrReporter,
+    RunPolicies,
+)
+from trainforge.errors import TrainforgeError
+from trainforge.hooks import HookManager
+from trainforge.lightning import UniversalDataModule
+from trainforge.records import ConfigRecord
+from trainforge.tracking import ExperimentTracker
+from trainforge.train import _build as build
+from trainforge.train._resume import ResumePoint
+from trainforge.train._run_setup import (
+    RUN_DIR_VARIABLE,
+    build_checkpoint_manager,
+    build_loggers,
+    failed_on_error,
+    start_run,
+)
+from trainforge.zoo import task_metrics
+
+__all__ = ["RunAssembly", "announced", "assemble", "build_policies"]
+
+
+@dataclass
+class RunAssembly:
+    """The shared parts of one run.
+
+    Attributes:
+        config: The run's config (only ``train/`` reads it).
+        record: The config as plain data, stored with checkpoints and the tracked run.
+        spec: The task.
+        model: The network (bare, uncompiled).
+        loss_fn: The loss strategy.
+        metric_fn: Task metrics of a validation batch.
+        datamodule: Training and validation loaders for both drivers.
+        has_validation: False when the run has no validation set.
+        policies: Every decision of the run.
+        monitor: The gradient monitor behind the health policy (None when off).
+        checkpoints: Where checkpoints go.
+        metrics: Every logger and the tracker.
+        tracker: The tracked run (None when tracking is off, or not rank zero).
+        hooks: The user's hooks (empty on ranks other than zero).
+        run_id: The run folder's name.
+        run_dir: The run folder.
+        rank: This process's global rank.
+        total_steps: Optimizer steps of the whole run (for the schedule).
+        resume: The checkpoint to continue from, if any.
+    """
+
+    config: TrainingConfig
+    record: ConfigRecord
+    spec: TaskSpec
+    model: nn.Module
+    loss_fn: Any
+    metric_fn: Callable[[Any, Mapping[str, Any]], Mapping[str, float]]
+    datamodule: UniversalDataModule
+    has_validation: bool
+    policies: RunPolicies
+    monitor: GradientMonitor | None
+    checkpoints: CheckpointManager
+    metrics: MetricsEngine
+    tracker: ExperimentTracker | None
+    hooks: HookManager
+    run_id: str
+    run_dir: Path
+    rank: int
+    total_steps: int
+    resume: ResumePoint | None
+
+    def optimizer_for(self, model: nn.Module) -> Any:
+        """``optim.*`` for ``model``."""
+        return build.build_optimizer_for(self.config, model)
+
+    def scheduler_for(self, optimizer: Any) -> Any:
+        """``optim.scheduler`` over ``total_steps``."""
+        return build.build_scheduler_for(self.config, optimizer, self.total_steps)
+
+
+def build_policies(
+    config: TrainingConfig,
+    *,
+    metrics: MetricsEngine,
+    hooks: HookManager,
+    monitor: GradientMonitor | None,
+    print_epochs: bool = True,
+) -> RunPolicies:
+    """``checkpoint``, ``callbacks`` and ``trainer`` sections -> the run's policies."""
+    callbacks, trainer, ckpt = config.callbacks, config.trainer, config.checkpoint
+    early = callbacks.early_stopping
+    monitoring = callbacks.monitoring
+    return RunPolicies(
+        best=BestMetric(ckpt.monitor, ckpt.mode),
+        cadence=CheckpointCadence(ckpt.save_interval_epochs, trainer.checkpoint_every_n_steps),
+        metrics=metrics,
+        hooks=hooks,
+        health=(
+            HealthPolicy(monitor, callbacks.gradient_health.policy) if monitor is not None else None
+        ),
+        early_stopping=(
+            EarlyStopping(early.monitor, early.mode, early.patience, early.min_delta)
+            if early.enabled
+            else None
+        ),
+        layer_stats=(
+            LayerStatistics(
+                monitoring.log_frequency,
+                log_gradients=monitoring.log_gradients,
+                log_weights=monitoring.log_weights,
+                histogram=monitoring.histogram,
+                health_monitor=monitor,
+            )
+            if monitoring.enabled
+            else None
+        ),
+        lr=(
+            LrReporter(trainer.log_every_n_steps, callbacks.lr_monitor.logging_interval)
+            if callbacks.lr_monitor.enabled
+            else None
+        ),
+        log_every_n_steps=trainer.log_every_n_steps,
+        print_epochs=print_epochs,
+    )
+
+
+def announced(variable: str, rank: int) -> str:
+    """What rank zero announced to the processes launched for the other ranks."""
+    value = os.environ.get(variable)
+    if not value:
+        raise TrainforgeError(
+            f"this process is rank {rank} of a data-parallel run, but rank zero did not "
+            f"announce {variable}",
+            hint="start data-parallel training with 'trainforge train trainer.strategy=ddp "
+            "trainer.devices=N' and let it launch the other processes (external launchers "
+            "such as torchrun are not supported)",
+        )
+    return value
+
+
+def assemble(
+    config: TrainingConfig,
+    *,
+    spec: TaskSpec,
+    model: nn.Module,
+    datamodule: UniversalDataModule,
+    has_validation: bool,
+    hooks: HookManager,
+    command: list[str],
+    resume: ResumePoint | None,
+    total_steps: int,
+    rank: int = 0,
+) -> RunAssembly:
+    """Open the run (rank zero) or join it (other ranks) and build its shared parts.
+
+    Rank zero creates the run folder and the tracked run; other ranks of a data-parallel
+    fit join the folder rank zero announced and write nothing but what Lightning needs.
+    The caller must finish ``tracker`` if anything after this raises.
+    """
+    if rank == 0:
+        resumed_from = resume.path if resume is not None else None
+        tracker, run_id, run_dir = start_run(config, command, resumed_from=resumed_from)
+        user_hooks = hooks
+    else:
+        tracker, run_dir = None, Path(announced(RUN_DIR_VARIABLE, rank))
+        run_id, user_hooks = run_dir.name, HookManager()
+    with failed_on_error(tracker):  # a missing logger package: the run is failed, not running
+        loggers = build_loggers(config, run_id) if rank == 0 else []
+        metrics = MetricsEngine(loggers=loggers, tracker=tracker, hooks=user_hooks)
+        monitor = build.build_monitor(config, user_hooks)
+        checkpoints = build_checkpoint_manager(config, run_dir, user_hooks, tracker)
+    return RunAssembly(
+        config=config,
+        record=config.record(),
+        spec=spec,
+        model=model,
+        loss_fn=build.build_loss(spec),
+        metric_fn=lambda outputs, batch: task_metrics(spec, outputs, batch),
+        datamodule=datamodule,
+        has_validation=has_validation,
+        policies=build_policies(
+            config, metrics=metrics, hooks=user_hooks, monitor=monitor, print_epochs=rank == 0
+        ),
+        monitor=monitor,
+        checkpoints=checkpoints,
+        metrics=metrics,
+        tracker=tracker,
+        hooks=user_hooks,
+        run_id=run_id,
+        run_dir=run_dir,
+        rank=rank,
+        total_steps=total_steps,
+        resume=resume,
+    )
