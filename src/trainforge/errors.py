@@ -27,6 +27,7 @@ know trainforge::
     ├── AccumulationConflictError (ValueError)   Lightning and the accumulator both accumulate
     ├── ImportPathError (ImportError)            'pkg.module:Name' that does not import
     ├── UiServerError (OSError)                  `trainforge ui` cannot listen (port taken)
+    ├── UiRequestError (ValueError)              a UI API query string it cannot use (400)
     └── MissingDependencyError (ImportError)     optional package absent: names the extra
 """
 
@@ -58,6 +59,7 @@ __all__ = [
     "TrackingError",
     "TrainforgeError",
     "TrainingError",
+    "UiRequestError",
     "UiServerError",
     "UnsafeCheckpointError",
     "did_you_mean",
@@ -295,6 +297,10 @@ class ImportPathError(TrainforgeError, ImportError):
 
 class UiServerError(TrainforgeError, OSError):
     """The UI server cannot listen on the address it was given."""
+
+
+class UiRequestError(TrainforgeError, ValueError):
+    """A query string the UI's JSON API cannot use (answered with HTTP status 400)."""
 
 
 class MissingDependencyError(TrainforgeError, ImportError):

@@ -153,13 +153,13 @@ def test_selecting_runs_and_comparing_draws_every_point_the_api_returns(site, pa
 
 
 def test_compare_state_lives_in_the_url(site, page):
-    url = "/compare?runs=1,2,3&metric=train/loss&x=epoch&smooth=0.6&log=1&diff=0"
+    url = "/compare?runs=1,2,3&metric=train/loss&x=time&smooth=0.6&log=1&diff=0"
     page.goto(site.base + url)
     page.wait_for_selector('#compare-chart[data-drawn="yes"]')
     page.reload()
     page.wait_for_selector('#compare-chart[data-drawn="yes"]')
     assert page.input_value("#metric") == "train/loss"
-    assert page.input_value("#x-axis") == "epoch"
+    assert page.input_value("#x-axis") == "time"
     assert page.input_value("#smoothing") == "0.6"
     assert page.is_checked("#log-scale") and not page.is_checked("#only-differ")
     # a drag-zoom goes into the URL too, and the chart asks the server for that range

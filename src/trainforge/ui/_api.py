@@ -22,7 +22,13 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from trainforge._version import __version__
-from trainforge.errors import FilterSyntaxError, ModelNotFoundError, RunNotFoundError, TrackingError
+from trainforge.errors import (
+    FilterSyntaxError,
+    ModelNotFoundError,
+    RunNotFoundError,
+    TrackingError,
+    UiRequestError,
+)
 from trainforge.tracking import (
     ExperimentDB,
     ModelRegistry,
@@ -35,13 +41,9 @@ from trainforge.tracking import (
 )
 from trainforge.ui._run_files import checkpoints, run_files, run_folder
 
-__all__ = ["Api", "BadRequest"]
+__all__ = ["Api"]
 
 _MAX_COMPARE = 500
-
-
-class BadRequest(ValueError):
-    """A query string the API cannot use (answered with status 400)."""
 
 
 class Api:
@@ -151,7 +153,7 @@ class Api:
         self.db.get_run(run_id)  # unknown run: 404 before the stream starts
         fmt = q.get("format", "csv")
         if fmt not in ("csv", "json"):
-            raise BadRequest(f"format must be csv or json, got {fmt!r}")
+            raise UiRequestError(f"format must be csv or json, got {fmt!r}")
         chunks = metric_points(self.store, run_id, key)
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
         headers = {"Content-Disposition": f'attachment; filename="run{run_id}-{safe}.{fmt}"'}
@@ -165,9 +167,9 @@ class Api:
         """Params and last metric values of the chosen runs (``runs=1,2,...``)."""
         ids = _ids(request.query_params.get("runs", ""))
         if not ids:
-            raise BadRequest("compare needs runs=ID,ID,...")
+            raise UiRequestError("compare needs runs=ID,ID,...")
         if len(ids) > _MAX_COMPARE:
-            raise BadRequest(f"compare takes at most {_MAX_COMPARE} runs, got {len(ids)}")
+            raise UiRequestError(f"compare takes at most {_MAX_COMPARE} runs, got {len(ids)}")
         page = page_runs(self.store, run_ids=ids, limit=len(ids), metrics=[])
         found = {r["run_id"]: r for r in page.runs}
         missing = [i for i in ids if i not in found]
@@ -210,7 +212,7 @@ def _guarded(handler: Callable[[Request], Response]) -> Callable[[Request], Resp
             return _json(body, status=400)
         except (RunNotFoundError, ModelNotFoundError) as exc:
             return _json({"error": exc.message}, status=404)
-        except (BadRequest, TrackingError) as exc:
+        except (UiRequestError, TrackingError) as exc:
             return _json({"error": str(getattr(exc, "message", exc))}, status=400)
 
     endpoint.__name__ = handler.__name__
@@ -262,7 +264,7 @@ def _json_points(run_id: int, key: str, chunks: Iterator[list[tuple[Any, ...]]])
 def _required(q: Any, name: str) -> str:
     value = q.get(name)
     if not value:
-        raise BadRequest(f"missing query parameter {name!r}")
+        raise UiRequestError(f"missing query parameter {name!r}")
     return str(value)
 
 
@@ -273,7 +275,7 @@ def _int(q: Any, name: str, default: int) -> int:
     try:
         return int(value)
     except ValueError:
-        raise BadRequest(f"{name} must be an integer, got {value!r}") from None
+        raise UiRequestError(f"{name} must be an integer, got {value!r}") from None
 
 
 def _float(q: Any, name: str) -> float | None:
@@ -283,9 +285,9 @@ def _float(q: Any, name: str) -> float | None:
     try:
         number = float(value)
     except ValueError:
-        raise BadRequest(f"{name} must be a number, got {value!r}") from None
+        raise UiRequestError(f"{name} must be a number, got {value!r}") from None
     if not math.isfinite(number):
-        raise BadRequest(f"{name} must be a finite number, got {value!r}")
+        raise UiRequestError(f"{name} must be a finite number, got {value!r}")
     return number
 
 
@@ -293,7 +295,9 @@ def _ids(text: str) -> list[int]:
     try:
         return [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise BadRequest(f"run ids must be integers separated by commas, got {text!r}") from None
+        raise UiRequestError(
+            f"run ids must be integers separated by commas, got {text!r}"
+        ) from None
 
 
 def _names(text: str) -> list[str]:
