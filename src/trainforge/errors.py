@@ -28,6 +28,8 @@ know trainforge::
     │   └── GradientHealthError                      N consecutive unhealthy steps
     ├── AccumulationConflictError (ValueError)   Lightning and the accumulator both accumulate
     ├── ImportPathError (ImportError)            'pkg.module:Name' that does not import
+    ├── UiServerError (OSError)                  `trainforge ui` cannot listen (port taken)
+    ├── UiRequestError (ValueError)              a UI API query string it cannot use (400)
     └── MissingDependencyError (ImportError)     optional package absent: names the extra
 """
 
@@ -61,6 +63,8 @@ __all__ = [
     "TrackingValueError",
     "TrainforgeError",
     "TrainingError",
+    "UiRequestError",
+    "UiServerError",
     "UnsafeCheckpointError",
     "did_you_mean",
 ]
@@ -310,6 +314,14 @@ class ImportPathError(TrainforgeError, ImportError):
 
     def __str__(self) -> str:  # ImportError would show only the first argument
         return self.user_message()
+
+
+class UiServerError(TrainforgeError, OSError):
+    """The UI server cannot listen on the address it was given."""
+
+
+class UiRequestError(TrainforgeError, ValueError):
+    """A query string the UI's JSON API cannot use (answered with HTTP status 400)."""
 
 
 class MissingDependencyError(TrainforgeError, ImportError):

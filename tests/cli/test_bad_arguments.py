@@ -63,7 +63,7 @@ CASES: list[tuple[str, int, str]] = [
     ("runs search tags.a --db {db} -o 'metrics.x sideways'", 1, "asc/desc"),
     ("runs search tags.a --db {db} -n -5", 2, "greater than or equal to 0"),
     ("runs plot 1 -m nothing -o {tmp}/p.png --db {db}", 1, "none of the runs"),
-    ("runs plot 1 --db {db}", 2, "Missing option '--metric'"),
+    ("runs plot 1 --db {db}", 1, "runs plot needs --metric/-m"),
     ("runs plot 999 -m loss --db {db}", 1, "no run with id 999"),
     # ckpt
     ("ckpt list {tmp}/nope", 1, "does not exist"),

@@ -165,20 +165,39 @@ def search(
 def plot(
     run_ids: Annotated[list[int], typer.Argument(help="Run ids to plot.")],
     metric: Annotated[
-        list[str], typer.Option("--metric", "-m", help="Metric to plot (repeatable).")
-    ],
+        list[str] | None, typer.Option("--metric", "-m", help="Metric to plot (repeatable).")
+    ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path(
         "runs.png"
     ),
+    dashboard: Annotated[
+        bool,
+        typer.Option("--dashboard", help="One run's dashboard: 6 panels, 10 when it logged drift."),
+    ] = False,
     db: DbOpt = None,
 ) -> None:
-    """Plot metrics of runs against step and write a PNG."""
+    """Plot metrics of runs against step (or one run's dashboard) and write a PNG."""
+    from trainforge.errors import TrackingError
+
+    if dashboard:
+        if len(run_ids) != 1 or metric:
+            raise TrackingError(
+                "--dashboard draws one run and chooses its own metrics",
+                hint="trainforge runs plot RUN_ID --dashboard -o dashboard.png",
+            )
+        from trainforge.cli._dashboard_cmd import write_dashboard
+
+        typer.echo(f"wrote {write_dashboard(_db(db), run_ids[0], output)}")
+        return
+    if not metric:
+        raise TrackingError(
+            "runs plot needs --metric/-m (repeatable), or --dashboard",
+            hint="`trainforge runs show RUN_ID` lists a run's metrics",
+        )
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from trainforge.errors import TrackingError
 
     store = _db(db)
     figure, axes = plt.subplots(len(metric), 1, figsize=(8, 3 * len(metric)), squeeze=False)

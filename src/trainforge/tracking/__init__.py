@@ -7,7 +7,15 @@ No torch import: the tracker and the ``runs``/``registry`` commands start fast.
 from trainforge.tracking._experiment_db import ExperimentDB
 from trainforge.tracking._filter import parse_filter
 from trainforge.tracking._registry import ModelRegistry
+from trainforge.tracking._run_pages import RunPage, column_keys, page_runs
 from trainforge.tracking._schema import MODEL_TAGS, RUN_STATUSES
+from trainforge.tracking._series import (
+    X_AXES,
+    SeriesWindow,
+    metric_points,
+    metric_series,
+    series_heads,
+)
 from trainforge.tracking._store import TrackingStore
 from trainforge.tracking._tracker import ExperimentTracker, system_info
 from trainforge.tracking._url import DATABASE_ENV_VAR, display_url, resolve_database_url
@@ -16,12 +24,20 @@ __all__ = [
     "DATABASE_ENV_VAR",
     "MODEL_TAGS",
     "RUN_STATUSES",
+    "X_AXES",
     "ExperimentDB",
     "ExperimentTracker",
     "ModelRegistry",
+    "RunPage",
+    "SeriesWindow",
     "TrackingStore",
+    "column_keys",
     "display_url",
+    "metric_points",
+    "metric_series",
+    "page_runs",
     "parse_filter",
     "resolve_database_url",
+    "series_heads",
     "system_info",
 ]

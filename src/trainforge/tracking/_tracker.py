@@ -361,12 +361,13 @@ class ExperimentTracker:
 
 
 def system_info() -> dict[str, Any]:
-    """Python, platform, CPU count, and the torch version if torch is already imported."""
+    """Python, platform, CPU count, pid, working directory, and torch's version if imported."""
     info: dict[str, Any] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "pid": os.getpid(),
+        "cwd": os.getcwd(),  # relative output directories of the run resolve against it
     }
     torch = sys.modules.get("torch")  # never import torch here: the tracker must start fast
     if torch is not None:
