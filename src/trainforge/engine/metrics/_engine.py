@@ -14,6 +14,7 @@ optimizer updates. A metric logged with ``step=`` is recorded at that step as gi
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -79,6 +80,8 @@ class MetricsEngine:
             )
         self.loggers = list(loggers)
         self.tracker = tracker
+        # ExperimentTracker records the epoch of each value; other sinks take (values, step)
+        self._tracker_takes_epoch = tracker is not None and _accepts(tracker.log_metrics, "epoch")
         self.gradient_accumulation_steps = gradient_accumulation_steps
         self.drift_warning = drift_warning
         self.drift_critical = drift_critical
@@ -115,6 +118,7 @@ class MetricsEngine:
         step: int | None = None,
         *,
         micro_step: int | None = None,
+        epoch: int | None = None,
     ) -> bool:
         """Record ``metrics`` and send them to every logger and the tracker.
 
@@ -124,6 +128,7 @@ class MetricsEngine:
             step: The effective step; None reuses the latest step seen.
             micro_step: The 0-based micro-batch count instead of ``step`` (step rule in
                 the module docstring).
+            epoch: The epoch the values belong to (recorded by the tracker).
 
         Returns:
             True when the values were logged, False when the step rule dropped them.
@@ -140,7 +145,10 @@ class MetricsEngine:
         for sink in self.loggers:
             sink.log_metrics(values, step=step)
         if self.tracker is not None:
-            self.tracker.log_metrics(values, step=step)
+            if self._tracker_takes_epoch and epoch is not None:
+                self.tracker.log_metrics(values, step=step, epoch=epoch)
+            else:
+                self.tracker.log_metrics(values, step=step)
         return True
 
     def log_histogram(self, name: str, values: Any, step: int) -> None:
@@ -233,7 +241,7 @@ class MetricsEngine:
                     ", ".join(drift.affected_features),
                 )
         renamed = {(logged_as or {}).get(k, k): v for k, v in values.items()}
-        self.log_metrics({"epoch": float(epoch), **renamed}, step)
+        self.log_metrics({"epoch": float(epoch), **renamed}, step, epoch=epoch)
         self._epochs.append({"epoch": epoch, **values})
         self.check_epoch_alerts(epoch, values, step)
         return drift
@@ -333,3 +341,12 @@ class MetricsEngine:
             callback(alert)
         if self.hooks is not None:
             self.hooks.fire(HookEvent.ON_ALERT, alert=alert)
+
+
+def _accepts(function: Callable[..., Any], name: str) -> bool:
+    """Whether ``function`` takes a keyword argument ``name``."""
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())

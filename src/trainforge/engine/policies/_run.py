@@ -137,7 +137,7 @@ class RunPolicies:
             for name, sample in self.layer_stats.take_histograms().items():
                 self.metrics.log_histogram(name, sample, step)
         if values:
-            self.metrics.log_metrics(values, step)
+            self.metrics.log_metrics(values, step, epoch=epoch)
         path = None
         if save is not None and self.cadence.step_due(step, healthy=self.healthy):
             path = self._save(save, {"train/loss": float(loss)}, step, epoch_done=False)
@@ -157,7 +157,7 @@ class RunPolicies:
         """``validation_end``; ``log`` writes the values now (a validation inside an epoch)."""
         values = {k: float(v) for k, v in metrics.items()}
         if log and values:
-            self.metrics.log_metrics(values, step)
+            self.metrics.log_metrics(values, step, epoch=epoch)
         self.hooks.fire(HookEvent.ON_VALIDATION_END, epoch=epoch, metrics=values)
 
     def end_epoch(
