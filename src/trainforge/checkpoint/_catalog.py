@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from trainforge.checkpoint import _layout as L
 from trainforge.checkpoint._lock import CheckpointLocks
@@ -83,7 +84,12 @@ class CheckpointCatalog:
     """
 
     def __init__(
-        self, root: Path, *, monitor: str | None, mode: str, cache_ttl: float = 30.0
+        self,
+        root: Path,
+        *,
+        monitor: str | None,
+        mode: Literal["min", "max"],
+        cache_ttl: float = 30.0,
     ) -> None:
         self.root = root
         self.monitor = monitor

@@ -84,7 +84,7 @@ def verify_checkpoint(directory: Path, *, deep: bool = False) -> VerifyReport:
             if isinstance(buffer, mmap.mmap):
                 buffer.close()
     except CheckpointError as exc:
-        bad = Path(exc.path).name if getattr(exc, "path", None) else None
+        bad = Path(exc.path).name if exc.path else None
         return VerifyReport(directory, False, exc.message, bad)
     return VerifyReport(directory, True)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from trainforge.checkpoint import _layout as L
 from trainforge.checkpoint._catalog import CheckpointCatalog, describe_ranking
@@ -84,7 +85,7 @@ def resolve_checkpoint(target: str | Path) -> tuple[Path, str]:
 
 def recorded_ranking(
     directory: str | Path, monitor: str | None = None, mode: str | None = None
-) -> tuple[str | None, str]:
+) -> tuple[str | None, Literal["min", "max"]]:
     """The monitor and mode to rank the checkpoints in ``directory`` by.
 
     What the checkpoints recorded decides; ``monitor`` and ``mode`` only fill in where
@@ -102,10 +103,10 @@ def recorded_ranking(
     if mode is not None and mode not in ("min", "max"):
         raise CheckpointRankingError(f"mode must be 'min' or 'max', got {mode!r}")
     root = Path(directory)
-    catalog = CheckpointCatalog(root, monitor=None, mode=mode or "min")
+    catalog = CheckpointCatalog(root, monitor=None, mode="max" if mode == "max" else "min")
     recorded = catalog.recorded_rankings()
     if not recorded:
-        return monitor, mode or "min"
+        return monitor, _mode(mode)
     if len(recorded) > 1:
         raise CheckpointRankingError(
             catalog.ranking_conflict(catalog.list_checkpoints()) or f"{root}: mixed rankings",
@@ -126,7 +127,11 @@ def recorded_ranking(
             path=root,
             hint="leave out --monitor and --mode to rank them by what they recorded",
         )
-    return found_monitor, found_mode
+    return found_monitor, _mode(found_mode)
+
+
+def _mode(mode: str | None) -> Literal["min", "max"]:
+    return "max" if mode == "max" else "min"
 
 
 def locate_checkpoint(target: str | Path) -> Path:

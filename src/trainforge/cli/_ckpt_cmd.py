@@ -43,7 +43,7 @@ def _manager(
         what = "is not a directory" if directory.exists() else "does not exist"
         raise CheckpointNotFoundError(f"checkpoint directory {directory} {what}", path=directory)
     monitor, mode = recorded_ranking(directory, monitor, mode)
-    return CheckpointManager(directory, monitor=monitor, mode=mode, **kwargs)  # type: ignore[arg-type]
+    return CheckpointManager(directory, monitor=monitor, mode=mode, **kwargs)
 
 
 def _warn_unreadable(manager: Any) -> None:
@@ -126,8 +126,8 @@ def inspect(
     ]
     if info["kind"] == "lightning":
         keys = info.pop("state_dict_keys")
-        rows = [(k, v) for k, v in info.items()] + [("state_dict keys", len(keys))]
-        print_table(f"Lightning checkpoint {path}", ["field", "value"], rows)
+        fields = [(k, v) for k, v in info.items()] + [("state_dict keys", len(keys))]
+        print_table(f"Lightning checkpoint {path}", ["field", "value"], fields)
     else:
         meta = info["metadata"]
         rows: list[tuple[Any, ...]] = [

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from trainforge.cli._output import console, print_table
+
+if TYPE_CHECKING:
+    from trainforge.config import TrainingConfig
 
 CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 DEFAULT_TEMPLATE = "digits"
@@ -100,7 +103,7 @@ def train(
         )
 
 
-def _log_rows(config, run_id: str) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def _log_rows(config: TrainingConfig, run_id: str) -> list[tuple[str, str]]:
     from trainforge.lightning import logger_dir
 
     rows = []
@@ -114,7 +117,7 @@ def _log_rows(config, run_id: str) -> list[tuple[str, str]]:  # type: ignore[no-
     return rows
 
 
-def _dry_run(config) -> None:  # type: ignore[no-untyped-def]
+def _dry_run(config: TrainingConfig) -> None:
     from trainforge.train import plan_run
 
     plan = plan_run(config)

@@ -95,9 +95,9 @@ class ExperimentDB:
         """
         for value, what in ((name, "run name"), (experiment, "experiment"), (project, "project")):
             check_name(value, what)
-        for value, what in ((host, "host"), (git_commit, "git commit"), (notes, "notes")):
-            if value is not None:
-                check_name(value, what, limit=64 if what == "git commit" else 1 << 30)
+        for optional, what in ((host, "host"), (git_commit, "git commit"), (notes, "notes")):
+            if optional is not None:
+                check_name(optional, what, limit=64 if what == "git commit" else 1 << 30)
         tag_rows = _tag_rows(tags)
         data, config_hash, provenance = config_parts(config)
         now = time.time()
@@ -243,7 +243,7 @@ class ExperimentDB:
                 .where(metrics.c.run_id == run_id, metrics.c.key == key)
                 .order_by(metrics.c.step, metrics.c.timestamp)
             )
-            return conn.execute(query).all()
+            return list(conn.execute(query).all())
 
         rows = self.store.read(read)
         return pd.DataFrame(rows, columns=["step", "epoch", "value", "timestamp"])

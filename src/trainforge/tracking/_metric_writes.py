@@ -90,11 +90,14 @@ def next_steps(conn: Connection, run_id: int, keys: set[str]) -> dict[str, int]:
 
 def _upsert_summaries(conn: Connection, run_id: int, summary: dict[str, list[Any]]) -> None:
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(metric_summaries)
     else:
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(metric_summaries)
     table = metric_summaries
-    stmt = insert(table)
     new = stmt.excluded
     newer = new.last_step >= table.c.last_step
     stmt = stmt.on_conflict_do_update(

@@ -63,9 +63,9 @@ def compare_runs(
 
     def read(conn: Connection) -> tuple[list[Any], list[Any], list[Any]]:
         return (
-            conn.execute(run_query).all(),
-            conn.execute(param_query).all(),
-            conn.execute(metric_query).all(),
+            list(conn.execute(run_query).all()),
+            list(conn.execute(param_query).all()),
+            list(conn.execute(metric_query).all()),
         )
 
     run_rows, param_rows, metric_rows = store.read(read)
@@ -103,7 +103,7 @@ def store_statistics(store: TrackingStore) -> dict[str, Any]:
     """Counts by status, run durations, logged values and storage used."""
 
     def read(conn: Connection) -> dict[str, Any]:
-        by_status = dict(
+        by_status: dict[str, int] = dict(
             conn.execute(select(runs.c.status, func.count()).group_by(runs.c.status)).all()
         )
         duration = runs.c.end_time - runs.c.start_time

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import functools
 import hashlib
 import logging
 import os
@@ -210,15 +211,16 @@ class ExperimentTracker:
         with file.open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
+        sha256 = digest.hexdigest()
         row = {
             "run_id": self.run_id,
             "path": str(file),
-            "sha256": digest.hexdigest(),
+            "sha256": sha256,
             "size_bytes": file.stat().st_size,
             "created_at": time.time(),
         }
-        self.store.write(lambda c: c.execute(insert(artifacts).values(row)))
-        return row["sha256"]
+        self.store.write(lambda c: c.execute(insert(artifacts).values(row)) and None)
+        return sha256
 
     # -- flushing ----------------------------------------------------------------------
 
@@ -275,7 +277,7 @@ class ExperimentTracker:
         while pending:
             chunk = pending.pop()
             try:
-                self.store.write(lambda c, rows=chunk: write_metric_rows(c, run_id, rows))
+                self.store.write(functools.partial(_write_rows, run_id=run_id, rows=chunk))
             except TrackingValueError as err:
                 if len(chunk) > 1:
                     middle = len(chunk) // 2
@@ -383,3 +385,7 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def _write_rows(conn: Any, *, run_id: int, rows: list[MetricItem]) -> None:
+    write_metric_rows(conn, run_id, rows)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import torch
 from safetensors.torch import load as load_bytes
@@ -159,7 +159,8 @@ def _write_stream(path: Path, data: bytes, compression: Compression | None) -> F
         if compression is None:
             writer.write(data)
         else:
-            with compression.open_writer(writer) as stream:
+            # the hashing writer is a binary file for the codec
+            with compression.open_writer(cast(IO[bytes], writer)) as stream:
                 stream.write(data)
         writer.finish()
     return FileEntry(writer.hexdigest(), writer.size, compression.name if compression else None)

@@ -15,7 +15,7 @@ import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import torch
 
@@ -110,7 +110,8 @@ class TorchStorage:
             digest, size = hash_file_and_fsync(path)  # the hash hides behind the disk flush
             return {name: FileEntry(digest, size, None)}
         with open(path, "wb") as raw, HashingWriter(raw) as writer:
-            with compression.open_writer(writer) as stream:
+            # the hashing writer is a binary file for the codec
+            with compression.open_writer(cast(IO[bytes], writer)) as stream:
                 torch.save(state, stream)
             writer.finish()
         return {name: FileEntry(writer.hexdigest(), writer.size, compression.name)}
