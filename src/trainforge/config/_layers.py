@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainforge.config._yaml import parse_dotlist, read_yaml_file
+from trainforge.config._yaml import parse_dotlist, read_yaml_file, set_dotted
 from trainforge.errors import ConfigError, ConfigFileError, did_you_mean
 
 __all__ = [
@@ -236,19 +236,20 @@ def nest(values: Mapping[str, Any]) -> dict[str, Any]:
     """Dotted-or-nested mapping to nested plain data; values are taken as given."""
     root: dict[str, Any] = {}
     for key, value in values.items():
-        *parents, leaf = str(key).split(".")
-        node = root
-        for part in parents:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
         if isinstance(value, Mapping):
             value = nest(value)
         elif isinstance(value, tuple):
             value = list(value)
-        if isinstance(value, dict) and isinstance(node.get(leaf), dict):
-            merge_into(node[leaf], value)
+        existing = _get_dotted(root, str(key))
+        if isinstance(value, dict) and isinstance(existing, dict):
+            merge_into(existing, value)
         else:
-            node[leaf] = value
+            set_dotted(root, str(key), value)
     return root
+
+
+def _get_dotted(root: dict[str, Any], key: str) -> Any:
+    node: Any = root
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node

@@ -16,7 +16,7 @@ import yaml
 
 from trainforge.errors import ConfigError, ConfigFileError
 
-__all__ = ["parse_dotlist", "parse_value", "read_yaml_file"]
+__all__ = ["parse_dotlist", "parse_value", "read_yaml_file", "set_dotted"]
 
 _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -109,12 +109,22 @@ def parse_dotlist(items: list[str]) -> dict[str, Any]:
                 f"override '{item}' is not of the form key=value",
                 hint="write overrides as section.key=value, e.g. optim.lr=3e-4",
             )
-        *parents, leaf = key.split(".")
-        node = root
-        for part in parents:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
-        node[leaf] = parse_value(value)
+        set_dotted(root, key, parse_value(value))
     return root
+
+
+def set_dotted(root: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """Set ``root["a"]["b"] = value`` for the key ``"a.b"`` (creating mappings on the way).
+
+    Returns:
+        The mapping that received the leaf.
+    """
+    *parents, leaf = key.split(".")
+    node = root
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node = child
+    node[leaf] = value
+    return node

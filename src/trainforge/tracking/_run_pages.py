@@ -18,7 +18,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.engine import Connection
 
 from trainforge.tracking._filter import compile_filter, order_clause
-from trainforge.tracking._run_records import param_out
+from trainforge.tracking._run_records import param_out, run_dict
 from trainforge.tracking._schema import metric_summaries, run_params, run_tags, runs
 from trainforge.tracking._store import TrackingStore
 
@@ -151,22 +151,7 @@ def _changed_since(since: float) -> Any:
 
 
 def _row(row: Any) -> dict[str, Any]:
-    m = row._mapping
-    end = m["end_time"]
-    return {
-        "run_id": m["id"],
-        "name": m["name"],
-        "project": m["project"],
-        "experiment": m["experiment"],
-        "status": m["status"],
-        "start_time": m["start_time"],
-        "end_time": end,
-        "heartbeat_at": m["heartbeat_at"],
-        "duration_s": (end - m["start_time"]) if end is not None else None,
-        "tags": {},
-        "params": {},
-        "metrics": {},
-    }
+    return {**run_dict(row), "tags": {}, "params": {}, "metrics": {}}
 
 
 def _default_metrics(conn: Connection, ids: list[int]) -> list[str]:
