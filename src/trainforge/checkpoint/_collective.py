@@ -22,6 +22,7 @@ verifies every file before any rank deserialises a byte.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -159,33 +160,38 @@ def write_sharded_checkpoint(
     from trainforge.checkpoint.storage.sharded import write_shards
 
     rank, world = rank_and_world()
-    proposal: Any
-    try:
-        proposal = _name_temp(root, metadata) if rank == 0 else None
-    except ValueError as exc:
-        proposal = exc
-    temp = root / agree(proposal, "the checkpoint's temporary directory")
-    written: Any = None
-    try:
-        if rank == 0:
-            with locks.writing(temp.name):
-                temp.mkdir()
+    with contextlib.ExitStack() as stack:
+        proposal: Any = None
+        if rank == 0:  # the directory exists before any rank hears its name
+            try:
+                name = _name_temp(root, metadata)
+                stack.enter_context(locks.writing(name))
+                (root / name).mkdir()
+                proposal = name
+            except ValueError as exc:
+                proposal = exc
+            except OSError as exc:
+                proposal = _save_error(exc, rank, metadata)
+        temp = root / agree(proposal, "the checkpoint's temporary directory")
+        written: Any = None
+        try:
+            if rank == 0:
                 written = _write_on_rank_zero(
                     root, temp, sharded, state, metadata, storage, compression, locks, world
                 )
-        else:
-            mine = write_shards(sharded, temp)
-            dist.gather_object(mine, None, dst=0)
-    except (OSError, RuntimeError, CheckpointError) as exc:
-        written = exc if isinstance(exc, CheckpointError) else _save_error(exc, rank, metadata)
-        if rank != 0:
-            raise written from exc
-    except BaseException:
-        if rank == 0:
+            else:
+                dist.gather_object(write_shards(sharded, temp), None, dst=0)
+        except (OSError, RuntimeError, CheckpointError) as exc:
+            logger.error("rank %d could not write its part of %s: %s", rank, temp.name, exc)
+            written = exc if isinstance(exc, CheckpointError) else _save_error(exc, rank, metadata)
+            if rank != 0:
+                raise written from exc
+        except BaseException:
+            if rank == 0:
+                shutil.rmtree(temp, ignore_errors=True)
+            raise
+        if rank == 0 and isinstance(written, BaseException):
             shutil.rmtree(temp, ignore_errors=True)
-        raise
-    if rank == 0 and isinstance(written, BaseException):
-        shutil.rmtree(temp, ignore_errors=True)
     return Path(agree(str(written) if isinstance(written, Path) else written, "the checkpoint"))
 
 

@@ -50,7 +50,9 @@ _ALLOWED = {
     ("builtins", "frozenset"),
     ("builtins", "slice"),
     ("builtins", "getattr"),
-    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch.serialization", "_get_layout"),  # looks a layout up by name (torch.strided)
+    ("pathlib", "PosixPath"),  # the checkpoint id DCP records
+    ("pathlib", "PurePosixPath"),
 }
 
 
