@@ -137,3 +137,25 @@ def test_a_rank_killed_mid_save_leaves_no_partial_checkpoint(tmp_path):
     assert [c.global_step for c in manager.list_checkpoints()] == [2]
     assert manager.load("last", restore_rng=False)["global_step"] == 2
     assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_the_ckpt_commands_work_on_sharded_checkpoints(saved, tmp_path, capsys, monkeypatch):
+    from trainforge.cli import main
+
+    monkeypatch.setenv("COLUMNS", "300")
+    root = saved / "checkpoints"
+    assert main(["ckpt", "verify", str(root)]) == 0
+    assert "verified 2 checkpoint(s)" in capsys.readouterr().out
+    assert main(["ckpt", "inspect", str(root / "last"), "--json"]) == 0
+    out = capsys.readouterr().out
+    info = json.loads(out)
+    assert info["metadata"]["sharding"]["world_size"] == 2
+    # the unsharded tensors, as every rank together held them
+    shapes = {t["name"]: t["shape"] for t in info["tensors"]}
+    assert shapes["model_state_dict/0.weight"] == [32, 8]
+    assert main(["ckpt", "consolidate", str(root / "last"), "--output", str(tmp_path / "one")]) == 0
+    (written,) = CheckpointManager(tmp_path / "one", monitor="loss").list_checkpoints()
+    assert written.global_step == 3
+    # an ordinary checkpoint is refused, not copied
+    assert main(["ckpt", "consolidate", str(written.path), "--output", str(tmp_path / "x")]) == 1
+    assert "is not sharded" in capsys.readouterr().err
