@@ -82,6 +82,7 @@ def _module(run: RunAssembly) -> TaskModule:
         accumulation_steps=trainer.accumulate_grad_batches if manual else 1,
         max_grad_norm=trainer.gradient_clip_val if manual else None,
         compile=trainer.compile,
+        shard_modules=trainer.shard_modules if trainer.strategy == "model_parallel" else None,
     )
 
 
@@ -129,7 +130,8 @@ def run_lightning(run: RunAssembly) -> DriverOutcome:
             memory=profile.memory,
             total_steps=run.total_steps,
         )
-    saver = LightningSaver(run.checkpoints, run.policies, config=run.record)
+    sharded = config.trainer.strategy == "model_parallel"
+    saver = LightningSaver(run.checkpoints, run.policies, config=run.record, sharded=sharded)
     if run.rank == 0:
         # the processes Lightning launches for the other ranks re-run this command and
         # join this run: its folder, and the exact checkpoint it continues from
@@ -140,7 +142,7 @@ def run_lightning(run: RunAssembly) -> DriverOutcome:
         outcome = fit(
             _module(run),
             run.datamodule,
-            callbacks=[RunCallback(run.policies, saver)],
+            callbacks=[RunCallback(run.policies, saver, every_rank=sharded)],
             profiler=profiler,
             ckpt_path=lambda trainer: _resume_checkpoint(run, trainer),
             default_root_dir=run.run_dir,
