@@ -156,10 +156,11 @@ def table_options(conn: Connection) -> dict[str, Any]:
     """Keyword arguments for ``create_table``: InnoDB, utf8mb4, binary no-pad on MySQL."""
     if not is_mysql(conn.dialect):
         return {}
+    prefix = conn.dialect.name  # mariadb+pymysql:// reads only mariadb_* options
     return {
-        "mysql_engine": "InnoDB",
-        "mysql_charset": "utf8mb4",
-        "mysql_collate": _binary_collation(conn.dialect),
+        f"{prefix}_engine": "InnoDB",
+        f"{prefix}_charset": "utf8mb4",
+        f"{prefix}_collate": _binary_collation(conn.dialect),
     }
 
 
