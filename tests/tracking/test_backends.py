@@ -179,3 +179,10 @@ def test_servers_without_skip_locked_are_refused(mariadb, version, message):
         return
     with pytest.raises(StoreUnavailableError, match=message):
         check_server(dialect, "mysql+pymysql://db")
+
+
+@pytest.mark.mariadb
+def test_a_missing_mariadb_database_says_to_create_it():
+    with pytest.raises(StoreUnavailableError, match="does not exist on its server") as caught:
+        TrackingStore("mysql+pymysql://root@127.0.0.1:3306/tf_no_such_database")
+    assert "CREATE DATABASE" in (caught.value.hint or "")

@@ -4,7 +4,7 @@ A chart ``points`` pixels wide cannot show more than one value range per pixel c
 a curve is cut into ``points`` buckets along x and each bucket keeps its smallest and its
 largest value (in the order they were logged): a single-step spike survives at any zoom,
 unlike sampling every n-th point. The buckets are computed in SQL (two ``ROW_NUMBER``
-windows per bucket, on SQLite and PostgreSQL alike), so a 1,000,000-point curve costs the
+windows per bucket, on every backend alike), so a 1,000,000-point curve costs the
 browser 2 x ``points`` values. Zooming in asks again for the narrower range; once a range
 holds no more than ``points`` values per run, the raw points come back unchanged.
 

@@ -193,6 +193,12 @@ class TrackingStore:
                 path=sqlite_path(self.url),
                 hint="check that the directory exists and is writable",
             )
+        if "unknown database" in lowered or ("database" in lowered and "does not exist" in lowered):
+            return StoreUnavailableError(
+                f"tracking database {self.display_url} does not exist on its server: {reason}",
+                hint="create it once (MySQL: CREATE DATABASE name CHARACTER SET utf8mb4; "
+                "PostgreSQL: createdb name); trainforge creates the tables",
+            )
         names = {cls.__name__ for cls in type(getattr(err, "orig", None) or err).__mro__}
         if not names & {"OperationalError", "InterfaceError"}:  # the server answered
             return StoreUnavailableError(
