@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -14,9 +15,10 @@ from sqlalchemy.dialects.mysql import pymysql as mysql_pymysql
 
 from trainforge.errors import StoreUnavailableError
 from trainforge.tracking import ExperimentDB, ExperimentTracker, TrackingStore
-from trainforge.tracking._dialect import check_server
-from trainforge.tracking._schema import HEAD_REVISION
+from trainforge.tracking._dialect import check_server, claim_rows
+from trainforge.tracking._schema import HEAD_REVISION, jobs
 
+from .conftest import BACKENDS
 from .test_tracking_store import _check_upgrade_from_first_revision
 
 DBL_MAX = sys.float_info.max
@@ -186,3 +188,29 @@ def test_a_missing_mariadb_database_says_to_create_it():
     with pytest.raises(StoreUnavailableError, match="does not exist on its server") as caught:
         TrackingStore("mysql+pymysql://root@127.0.0.1:3306/tf_no_such_database")
     assert "CREATE DATABASE" in (caught.value.hint or "")
+
+
+@pytest.mark.parametrize("store_url", BACKENDS[1:], indirect=True)
+def test_claims_skip_the_rows_another_transaction_holds(store_url):
+    store = TrackingStore(store_url)
+    now = time.time()
+    queued = {"job_type": "train", "priority": 0, "status": "queued", "attempts": 0}
+    store.write(
+        lambda c: c.execute(
+            sa.insert(jobs),
+            [{**queued, "max_attempts": 1, "created_at": now + i} for i in range(3)],
+        )
+    )
+    # in the order of the index ix_jobs_claim (status, priority, created_at): InnoDB then
+    # locks only the rows it returns, where a sort would have locked every queued row
+    oldest = sa.select(jobs.c.id).where(jobs.c.status == "queued")
+    oldest = oldest.order_by(jobs.c.priority, jobs.c.created_at).limit(1)
+    claim = claim_rows(oldest, store.engine.dialect)
+    with store.engine.connect() as first, store.engine.connect() as second:
+        first.begin()
+        second.begin()
+        held = first.execute(claim).scalar_one()
+        assert second.execute(claim).scalar_one() == held + 1  # not blocked: skipped
+        first.rollback()
+        second.rollback()
+    store.dispose()

@@ -211,6 +211,11 @@ def claim_rows(select: Any, dialect: Dialect) -> Any:
     PostgreSQL and MySQL: ``FOR UPDATE SKIP LOCKED``, so concurrent claimers take
     different rows. SQLite has no row locks: the store's write transaction
     (``BEGIN IMMEDIATE``) already lets one writer in at a time.
+
+    On MySQL, InnoDB locks every row it reads, before any sort: order the claim as an
+    index does (``ix_jobs_claim``: ``status = 'queued'``, then ``priority``,
+    ``created_at``, all ascending or all descending) so that it reads, and locks, only
+    the rows it returns; a claim sorted otherwise locks every queued job.
     """
     if dialect.name == "sqlite":
         return select
