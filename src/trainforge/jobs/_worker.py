@@ -165,10 +165,12 @@ class Worker:
                 return
 
     def _emit(self, event: str, job: Job, detail: str) -> None:
+        if self.on_event is not None:  # the caller reports it (the CLI's status lines)
+            log.debug("job %s (%s): %s %s", job.id, job.job_type, event, detail)
+            self.on_event(event, job, detail)
+            return
         level = logging.WARNING if event in ("failed", "retry") else logging.INFO
         log.log(level, "job %s (%s): %s %s", job.id, job.job_type, event, detail)
-        if self.on_event is not None:
-            self.on_event(event, job, detail)
 
 
 def _summary(result: Any) -> str:
