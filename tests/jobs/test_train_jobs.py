@@ -88,6 +88,17 @@ def test_a_sigkilled_worker_s_job_resumes_on_another_worker(tmp_path):
     assert db.get_run(runs[1]["id"])["tags"]["resumed_from"]
     assert out.count('"event": "completed"') == 1
 
+    # the trained job's checkpoint, evaluated by an evaluate job
+    evaluate_id = manager.submit_job("evaluate", {"checkpoint": job.result["checkpoints"]})
+    third = _worker(url, "--once")
+    out, err = third.communicate(timeout=240)
+    assert third.returncode == 0, err
+    evaluated = manager.get_job(evaluate_id)
+    assert evaluated.status == "completed", evaluated.error
+    assert evaluated.result["split"] == "val"
+    assert set(evaluated.result["metrics"]) == {"val/loss", "val/acc"}
+    assert 0.0 <= evaluated.result["metrics"]["val/acc"] <= 1.0
+
 
 def test_a_training_job_that_raises_is_retried_then_failed(tmp_path):
     url = f"sqlite:///{tmp_path / 'queue.db'}"
