@@ -8,7 +8,8 @@ columns hold any length (``LONG_TEXT``), see ``_dialect`` for what MySQL needs.
 Metric history is append-only (``metrics``); ``metric_summaries`` keeps one row per
 (run, key) with the last value, min, max and count, updated in the same transaction as the
 history, so that search, ``best_run`` and ``compare_runs`` never scan the history.
-``jobs`` and ``schedules`` hold the job queue (revision 2).
+``jobs`` and ``schedules`` hold the job queue (revision 2; results, trigger reasons,
+schedule time zones and catch-up policies in revision 3).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ __all__ = [
 
 #: Alembic's bookkeeping table, named so it never clashes with another application's.
 VERSION_TABLE = "trainforge_alembic_version"
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 RUN_STATUSES = ("running", "completed", "failed", "killed", "stale")
 TERMINAL_STATUSES = ("completed", "failed", "killed")
@@ -77,6 +78,7 @@ runs = Table(
     Column("heartbeat_at", Double),
     Column("job_id", Integer),  # revision 2: the job that produced the run
     Index("ix_runs_project_experiment", "project", "experiment"),
+    Index("ix_runs_job_id", "job_id"),
     Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),
 )
 
@@ -199,7 +201,11 @@ jobs = Table(
     Column("created_at", Double, nullable=False),
     Column("started_at", Double),
     Column("finished_at", Double),
+    Column("result", LONG_TEXT),  # revision 3: JSON, what the job produced (run id, metrics)
+    Column("reasons", LONG_TEXT),  # revision 3: JSON list, why a trigger submitted it
+    Column("dedupe_key", String(200)),  # revision 3: unique, one job per trigger window
     Index("ix_jobs_claim", "status", "priority", "created_at"),
+    Index("ux_jobs_dedupe_key", "dedupe_key", unique=True),
     UniqueConstraint("schedule_id", "scheduled_for", name="uq_jobs_schedule_slot"),
 )
 
@@ -216,4 +222,6 @@ schedules = Table(
     Column("next_run_at", Double),
     Column("last_run_at", Double),
     Column("created_at", Double, nullable=False),
+    Column("timezone", String(64), nullable=False),  # revision 3: IANA name the cron reads in
+    Column("catchup", String(8), nullable=False),  # revision 3: "latest" or "all" missed slots
 )
