@@ -209,7 +209,9 @@ class TrainingConfig(SchemaBase):
 
 
 def _in_free_form(key: str) -> bool:
-    return key.startswith(("model.kwargs.", "data.kwargs.", "optim.scheduler_kwargs."))
+    return key.startswith(
+        ("model.kwargs.", "model.input_keys.", "data.kwargs.", "optim.scheduler_kwargs.")
+    )
 
 
 def _unknown_key_error(key: str, flat: dict[str, Any]) -> ConfigError:

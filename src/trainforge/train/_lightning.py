@@ -74,6 +74,7 @@ def _module(run: RunAssembly) -> TaskModule:
         accumulation_steps=trainer.accumulate_grad_batches if manual else 1,
         max_grad_norm=trainer.gradient_clip_val if manual else None,
         compile=trainer.compile,
+        forward_inputs=run.forward_inputs,
     )
 
 

@@ -205,6 +205,7 @@ def run_plain(run: RunAssembly) -> DriverOutcome:
         on_step=state.on_step,
         max_steps=trainer.max_steps,
         max_batches=build.batch_limit(trainer.limit_train_batches, len(loader)),
+        forward_inputs=run.forward_inputs,
     )
     validation = val_loader = None
     if run.has_validation:
@@ -216,6 +217,7 @@ def run_plain(run: RunAssembly) -> DriverOutcome:
             device=state.device,
             autocast_dtype=dtype,
             max_batches=build.batch_limit(trainer.limit_val_batches, len(val_loader)),
+            forward_inputs=run.forward_inputs,
         )
     max_epochs = trainer.max_epochs or math.inf
     batches = loop.max_batches or len(loader)
