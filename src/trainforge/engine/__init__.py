@@ -36,6 +36,7 @@ from trainforge.engine.data import (
     CollatorRegistry,
     DataLoaderFactory,
     ResumableSampler,
+    StreamLoader,
     TextCollator,
     VisionCollator,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "RunPosition",
     "ScheduleSettings",
     "StepInfo",
+    "StreamLoader",
     "TaskSpec",
     "TaskType",
     "TextCollator",
