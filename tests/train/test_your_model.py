@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 from trainforge.config import load_config
 from trainforge.errors import ConfigError, TrainingError
@@ -283,3 +283,19 @@ def test_task_loss_model_without_a_model_loss_says_so(tmp_path):
     config = _config(tmp_path, "plain", *TABULAR, "task.loss=modl")
     with pytest.raises(ConfigError, match=r"task\.loss.*did you mean model"):
         _train(_Classifier, config, _blobs(32))
+
+
+# -- Trainer() without a config ----------------------------------------------------------
+
+
+def test_trainer_without_a_config_writes_its_logs_under_outputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRAINFORGE_DB", f"sqlite:///{tmp_path / 'tracking.db'}")
+    data = TensorDataset(torch.randn(32, 64), torch.randint(0, 10, (32,)))
+    trainer = Trainer(model=nn.Linear(64, 10), log_config=False)
+    trainer.config.update("trainer.max_epochs", 1)
+    trainer.config.update("trainer.enable_progress_bar", False)
+    results = trainer.train(train_data=data)
+    assert results.run_dir.resolve().parent == tmp_path / "outputs"
+    assert not list(tmp_path.glob("$*")), "a literal ${...} folder was created"
+    assert list((tmp_path / "outputs").rglob("metrics.csv"))
