@@ -72,6 +72,11 @@ class TaskConfig(SchemaBase):
     max_seq_len: int | None = Field(None, gt=0, description="Maximum sequence length.")
     image_size: list[int] | None = Field(None, description="Image size [height, width].")
     input_dim: int | None = Field(None, gt=0, description="Input feature size (tabular).")
+    loss: str | None = Field(
+        None,
+        description="Loss strategy; 'model' uses the loss the model returns (chosen from "
+        "task_type when unset).",
+    )
 
 
 class ModelConfig(SchemaBase):
@@ -80,6 +85,11 @@ class ModelConfig(SchemaBase):
     name: str = Field("mlp", description="Built-in model name or 'pkg.module:Class'.")
     kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments for the model constructor."
+    )
+    input_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="forward() parameter -> batch key; unset: batch keys matching "
+        "forward()'s parameters (or 'inputs') are passed.",
     )
 
 
@@ -102,6 +112,9 @@ class DataConfig(SchemaBase):
     drop_last: bool = Field(False, description="Drop the last incomplete training batch.")
     shuffle: bool = Field(True, description="Shuffle the training data every epoch.")
     collator: str = Field("default", description="Collator name: default, text or vision.")
+    input_key: str | None = Field(
+        None, description="Batch key passed to the model as its one positional input."
+    )
 
 
 class OptimConfig(SchemaBase):

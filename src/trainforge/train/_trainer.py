@@ -119,6 +119,16 @@ class Trainer:
     ) -> TrainingResults:
         """Train; return results. ``resume_from`` is ``last``, ``best`` or a path.
 
+        Args:
+            train_data: A torch ``Dataset``, an ``IterableDataset``, a Hugging Face
+                ``datasets.Dataset`` / ``DatasetDict`` (its ``train`` and ``validation``
+                splits) or a ``DataLoader`` (used as it is); ``data.name``'s datasets
+                when None.
+            val_data: The validation data, in any of those forms. None with
+                ``train_data`` given: no validation, and checkpoints rank by
+                ``train/loss`` unless the config names another monitor.
+            resume_from: ``last``, ``best`` or a checkpoint path.
+
         Raises:
             ConfigError: The config cannot run here (device, precision, monitor names):
                 raised before anything is written.
@@ -130,11 +140,14 @@ class Trainer:
         set_random_seed(config.run.seed, config.run.deterministic)
         spec = self.task_spec or build.task_spec_from_config(config)
         model = self.model if self.model is not None else build.build_model_for(config, spec)
-        if train_data is None or val_data is None:
+        train_data, val_data = build.split_datasets(train_data, val_data)
+        if train_data is None:  # data.name's datasets; a given train set has no built val
             built_train, built_val = build.build_datasets_for(config, spec)
-            train_data = train_data if train_data is not None else built_train
+            train_data = built_train
             val_data = val_data if val_data is not None else built_val
         has_validation = val_data is not None and config.trainer.limit_val_batches != 0
+        if not has_validation:
+            monitor_training_loss(config)
         check_run(config, spec, has_validation=has_validation)
         datamodule = build.build_datamodule(config, train_data, val_data, spec)
         datamodule.train_dataloader()  # bad data settings fail here, before any run starts
@@ -142,7 +155,7 @@ class Trainer:
         rank = build.process_rank() if lightning else 0
         resume = self._resume(resume_from, model, rank) if resume_from is not None else None
         processes = build.data_parallel_size(config)
-        batches = build.batches_per_epoch(config, len(train_data), processes)
+        batches = build.train_batches(config, datamodule, processes)
         run = assemble(
             config,
             spec=spec,
@@ -225,6 +238,34 @@ class Trainer:
             run.checkpoints.wait_for_mirror()
             if run.tracker is not None:
                 run.tracker.finish(status)
+
+
+def monitor_training_loss(config: TrainingConfig) -> None:
+    """A run without validation: default ``val/`` monitors become ``train/loss`` (noticed once).
+
+    Monitors the config sets explicitly are left alone; ``check_run`` rejects a ``val/``
+    one with a message naming its key.
+    """
+    keys = ["checkpoint.monitor"]
+    if config.callbacks.early_stopping.enabled:
+        keys.append("callbacks.early_stopping.monitor")
+    changed = []
+    for key in keys:
+        section, _, name = key.rpartition(".")
+        node: Any = config
+        for part in section.split("."):
+            node = getattr(node, part)
+        value = getattr(node, name)
+        if value.startswith("val/") and config.provenance_of(key).is_default:
+            config.update(key, "train/loss", reason="no validation set")
+            changed.append(key)
+    if changed:
+        logger.warning(
+            "this run has no validation set: %s = train/loss (set %s to monitor another "
+            "training metric)",
+            " and ".join(changed),
+            "it" if len(changed) == 1 else "them",
+        )
 
 
 def _best_or_none(run: RunAssembly) -> Path | None:
