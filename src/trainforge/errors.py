@@ -30,6 +30,8 @@ know trainforge::
     ├── ImportPathError (ImportError)            'pkg.module:Name' that does not import
     ├── UiServerError (OSError)                  `trainforge ui` cannot listen (port taken)
     ├── UiRequestError (ValueError)              a UI API query string it cannot use (400)
+    ├── ExportError (ValueError)                 unknown format, no format exports, bad bundle
+    │   └── BundleExistsError (FileExistsError)  the bundle folder exists (no --overwrite)
     └── MissingDependencyError (ImportError)     optional package absent: names the extra
 """
 
@@ -41,6 +43,7 @@ from pathlib import Path
 
 __all__ = [
     "AccumulationConflictError",
+    "BundleExistsError",
     "CheckpointCorruptedError",
     "CheckpointError",
     "CheckpointNotFoundError",
@@ -49,6 +52,7 @@ __all__ = [
     "ConfigError",
     "ConfigFileError",
     "ConfigIssue",
+    "ExportError",
     "FilterSyntaxError",
     "GradientHealthError",
     "HookError",
@@ -322,6 +326,14 @@ class UiServerError(TrainforgeError, OSError):
 
 class UiRequestError(TrainforgeError, ValueError):
     """A query string the UI's JSON API cannot use (answered with HTTP status 400)."""
+
+
+class ExportError(TrainforgeError, ValueError):
+    """An export bundle cannot be built: unknown format, no format exports, bad input."""
+
+
+class BundleExistsError(ExportError, FileExistsError):
+    """The bundle's output folder exists and ``overwrite`` was not given."""
 
 
 class MissingDependencyError(TrainforgeError, ImportError):
