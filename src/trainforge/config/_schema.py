@@ -378,9 +378,16 @@ class ExportConfig(SchemaBase):
     """Export after training."""
 
     formats: list[ExportFormat] = Field(
-        default_factory=lambda: list[ExportFormat](["pytorch"]), description="Artifact formats."
+        default_factory=lambda: list[ExportFormat](["pytorch"]),
+        min_length=1,
+        description="Artifact formats of the bundle (onnx, torchscript, pytorch); also what "
+        "`trainforge export` writes for this run when --format is not given.",
     )
-    bundle: bool = Field(False, description="Build a serving bundle after training.")
+    bundle: bool = Field(
+        False,
+        description="When training ends, export the best checkpoint as a checked serving "
+        "bundle in <run>/export.",
+    )
 
 
 SECTION_MODELS: dict[str, type[SchemaBase]] = {

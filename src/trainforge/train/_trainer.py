@@ -19,7 +19,7 @@ from torch import nn
 
 from trainforge.config import TrainingConfig
 from trainforge.engine import TaskSpec
-from trainforge.errors import GradientHealthError
+from trainforge.errors import CheckpointNotFoundError, GradientHealthError
 from trainforge.hooks import HookEvent, HookManager
 from trainforge.logs import log_config_overview
 from trainforge.seeding import set_random_seed
@@ -185,6 +185,8 @@ class Trainer:
             global_step=outcome.global_step,
             epochs_completed=outcome.epochs_completed,
         )
+        if config.export.bundle and rank == 0:
+            results.export_path = _export_best(results)
         run.hooks.fire(HookEvent.ON_TRAIN_END, results=results)
         return results
 
@@ -225,6 +227,22 @@ class Trainer:
             run.checkpoints.wait_for_mirror()
             if run.tracker is not None:
                 run.tracker.finish(status)
+
+
+def _export_best(results: TrainingResults) -> Path:
+    """``export.bundle``: the best checkpoint (else the newest) as ``<run>/export``."""
+    from trainforge.train._export import export_checkpoint
+
+    checkpoint = results.best_checkpoint_path or results.checkpoint_path
+    if checkpoint is None:
+        raise CheckpointNotFoundError(
+            f"export.bundle=true, but run {results.run_id} wrote no checkpoint to export",
+            key="export.bundle",
+            hint="keep checkpointing on, or export later with `trainforge export`",
+        )
+    bundle = export_checkpoint(checkpoint, output=results.run_dir / "export")
+    logger.info("export bundle: %s (%s)", bundle.path, ", ".join(bundle.shipped))
+    return bundle.path
 
 
 def _best_or_none(run: RunAssembly) -> Path | None:
