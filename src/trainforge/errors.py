@@ -30,6 +30,8 @@ know trainforge::
     ├── ImportPathError (ImportError)            'pkg.module:Name' that does not import
     ├── UiServerError (OSError)                  `trainforge ui` cannot listen (port taken)
     ├── UiRequestError (ValueError)              a UI API query string it cannot use (400)
+    ├── AttentionPatchError (RuntimeError)       model.sdpa=on and a layer cannot use SDPA
+    │   └── AlreadyFusedError                    a patcher's signal: the layer runs SDPA already
     ├── ExportError (ValueError)                 unknown format, no format exports, bad bundle
     │   └── BundleExistsError (FileExistsError)  the bundle folder exists (no --overwrite)
     └── MissingDependencyError (ImportError)     optional package absent: names the extra
@@ -43,6 +45,8 @@ from pathlib import Path
 
 __all__ = [
     "AccumulationConflictError",
+    "AlreadyFusedError",
+    "AttentionPatchError",
     "BundleExistsError",
     "CheckpointCorruptedError",
     "CheckpointError",
@@ -326,6 +330,17 @@ class UiServerError(TrainforgeError, OSError):
 
 class UiRequestError(TrainforgeError, ValueError):
     """A query string the UI's JSON API cannot use (answered with HTTP status 400)."""
+
+
+class AttentionPatchError(TrainforgeError, RuntimeError):
+    """``model.sdpa=on`` and an attention layer cannot be switched to SDPA (or a bad mode)."""
+
+
+class AlreadyFusedError(AttentionPatchError):
+    """Raised by an attention patcher for a layer already running a fused kernel.
+
+    ``FlashAttentionWrapper`` reports the layer as already fused; it never reaches a user.
+    """
 
 
 class ExportError(TrainforgeError, ValueError):

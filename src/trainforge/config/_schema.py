@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "SECTION_MODELS",
@@ -81,6 +81,18 @@ class ModelConfig(SchemaBase):
     kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments for the model constructor."
     )
+    sdpa: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Switch attention layers to torch's scaled_dot_product_attention "
+        "(FlashAttentionWrapper), each switch verified on a sample batch: auto keeps what "
+        "verifies, on fails unless every known attention layer runs SDPA, off changes nothing.",
+    )
+
+    @field_validator("sdpa", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare on / off as a boolean
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class DataConfig(SchemaBase):

@@ -3,6 +3,11 @@
 Layer 3: imports tracking, checkpoint and engine, never train or cli.
 """
 
+from trainforge.production._attention import (
+    ATTENTION_PATCHERS,
+    AttentionPatcher,
+    FlashAttentionWrapper,
+)
 from trainforge.production._dashboard import Dashboard
 from trainforge.production._export import (
     ExportBundle,
@@ -15,9 +20,12 @@ from trainforge.production._export import (
 from trainforge.production._export_formats import FORMATS, FormatResult, ModelRecipe
 
 __all__ = [
+    "ATTENTION_PATCHERS",
     "FORMATS",
+    "AttentionPatcher",
     "Dashboard",
     "ExportBundle",
+    "FlashAttentionWrapper",
     "FormatResult",
     "ModelRecipe",
     "check_formats",
