@@ -153,6 +153,17 @@ def test_inference_cli_reads_json_from_stdin(tmp_path):
     assert out["format"] == "onnx" and len(out["predictions"][0]["top"]) == 3
     with torch.no_grad():
         assert [p["class_index"] for p in out["predictions"]] == model(x).argmax(1).tolist()
+    torch.save(x, tmp_path / "x.pt")  # a .pt file, raw outputs
+    done = subprocess.run(
+        [sys.executable, "inference.py", str(tmp_path / "x.pt"), "--raw"],
+        cwd=bundle.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    with torch.no_grad():
+        np.testing.assert_allclose(json.loads(done.stdout)["outputs"], model(x), atol=1e-4)
     # a format the bundle does not ship: a clear error, exit 1
     done = subprocess.run(
         [sys.executable, "inference.py", "-", "--format", "pytorch"],
@@ -260,3 +271,16 @@ def test_the_manifest_catches_a_changed_or_added_file(tmp_path):
     problems = verify_bundle(out)
     assert any(p.startswith("artifacts/model.onnx: sha256") for p in problems)
     assert "extra.txt: not in the manifest" in problems
+
+
+def test_sample_inputs_can_be_a_dataset_of_items(tmp_path):
+    from trainforge.zoo import TensorDictDataset
+
+    data = TensorDictDataset({"inputs": torch.randn(20, 4), "labels": torch.zeros(20)})
+    model = nn.Linear(4, 2)
+    recipe = {"import_path": "torch.nn:Linear", "kwargs": {"in_features": 4, "out_features": 2}}
+    out = create_export_bundle(model, recipe, SPEC, None, ["pytorch"], tmp_path / "b", data)
+    manifest = read_bundle(out).manifest
+    assert manifest["input"] == {"dtype": "float32", "shape": [None, 4]}
+    shapes = [c["input_shape"] for c in manifest["formats"]["pytorch"]["checks"]]
+    assert shapes == [[1, 4], [8, 4]]  # the first item, then the first 8

@@ -153,7 +153,7 @@ def create_export_bundle(
     training_config: ConfigSource | None,
     formats: str | Sequence[str],
     output_dir: str | Path,
-    sample_inputs: torch.Tensor | None = None,
+    sample_inputs: torch.Tensor | Any = None,
     *,
     overwrite: bool = False,
     source: Mapping[str, Any] | None = None,
@@ -170,8 +170,9 @@ def create_export_bundle(
         training_config: The run's config with provenance (``configs/training_config.json``).
         formats: ``onnx``, ``torchscript``, ``pytorch`` (a list or ``"onnx,pytorch"``).
         output_dir: The bundle folder to create.
-        sample_inputs: A batch of inputs to check the artifacts on (batch first); built
-            from the task's shape (random) when None — the CLI passes validation data.
+        sample_inputs: What the artifacts are checked on: a batch (batch first), or a
+            dataset (its first items' ``inputs``, e.g. the task's validation set);
+            random inputs of the task's shape when None.
         overwrite: Replace an existing ``output_dir``.
         source: Where the weights came from (``checkpoint``, ``run_id``, ...), recorded.
         atol: Absolute tolerance of the checks.
@@ -204,7 +205,7 @@ def create_export_bundle(
             hint="pass --overwrite (overwrite=True) to replace it, or choose another --output",
         )
     model = model.eval().cpu()
-    sample = sample_inputs if sample_inputs is not None else example_inputs(task_spec)
+    sample = _as_batch(sample_inputs) if sample_inputs is not None else example_inputs(task_spec)
     inputs = _check_inputs(model, task_spec, sample.cpu())
     with torch.no_grad():
         expected = [model(x) for x in inputs.checks]
@@ -242,6 +243,21 @@ def create_export_bundle(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return destination
+
+
+def _as_batch(data: Any, count: int = 8) -> torch.Tensor:
+    """A batch from a tensor, or from the first items of a dataset (``item["inputs"]``)."""
+    if isinstance(data, torch.Tensor):
+        return data
+    try:
+        items = [data[i] for i in range(min(count, len(data)))]
+        inputs = [item["inputs"] if isinstance(item, Mapping) else item for item in items]
+        return torch.stack(inputs)
+    except (TypeError, KeyError, IndexError, RuntimeError) as exc:
+        raise ExportError(
+            f"sample_inputs must be a batch tensor or a dataset of items with 'inputs': {exc}",
+            hint="pass a tensor whose first dimension is the batch",
+        ) from None
 
 
 def example_inputs(spec: TaskSpec, batch: int = 4) -> torch.Tensor:

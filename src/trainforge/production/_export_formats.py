@@ -71,7 +71,7 @@ class CheckInputs:
 
 @dataclass(frozen=True)
 class FormatCheck:
-    """One comparison of an artifact with the eager model."""
+    """One comparison of an artifact with the eager model, on inputs of ``shape``."""
 
     shape: list[int]
     max_abs_diff: float
@@ -306,9 +306,10 @@ FORMATS: dict[str, ArtifactFormat] = {
 """Every artifact format by name, in the order a bundle lists them."""
 
 
-def _compare(actual: torch.Tensor, expected: torch.Tensor, atol: float, rtol: float) -> FormatCheck:
+def _compare(
+    shape: list[int], actual: torch.Tensor, expected: torch.Tensor, atol: float, rtol: float
+) -> FormatCheck:
     actual, expected = actual.detach().float(), expected.detach().float()
-    shape = list(expected.shape)
     if actual.shape != expected.shape:
         return FormatCheck(shape, float("inf"), float("inf"), False)
     diff = (actual - expected).abs().max().item() if expected.numel() else 0.0
@@ -344,7 +345,7 @@ def export_format(
                 got = run(x)
                 if not isinstance(got, torch.Tensor):
                     raise TypeError(f"the artifact returned {type(got).__name__}, not a tensor")
-                result.checks.append(_compare(got, want, atol, rtol))
+                result.checks.append(_compare(list(x.shape), got, want, atol, rtol))
     except Exception as exc:  # any exporter failure is this format's, not the bundle's
         result.reason = f"cannot export to {name}: {_first_lines(exc)}"
     else:
