@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from trainforge.config import load_config
 from trainforge.errors import AttentionPatchError, ConfigError
 from trainforge.production import ATTENTION_PATCHERS, FlashAttentionWrapper
+from trainforge.tracking import ExperimentDB
 from trainforge.train import Trainer
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*does not have many workers.*")
@@ -194,3 +195,5 @@ def test_model_sdpa_patches_the_model_on_both_drivers(tmp_path, naive_patcher):
         results = Trainer(model=model, training_config=config, log_config=False).train()
         assert results.global_step == 3
         assert all(layer.use_sdpa for layer in model.layers), engine
+        run = ExperimentDB(str(tmp_path / "t.db")).get_run(int(results.run_id.split("-")[1]))
+        assert run["tags"]["sdpa_patched_layers"] in (2, "2"), engine

@@ -136,7 +136,7 @@ class Trainer:
             val_data = val_data if val_data is not None else built_val
         has_validation = val_data is not None and config.trainer.limit_val_batches != 0
         check_run(config, spec, has_validation=has_validation)
-        build.apply_sdpa(config, model, train_data)
+        sdpa = build.apply_sdpa(config, model, train_data)
         datamodule = build.build_datamodule(config, train_data, val_data, spec)
         datamodule.train_dataloader()  # bad data settings fail here, before any run starts
         lightning = config.trainer.engine == "lightning"
@@ -163,6 +163,7 @@ class Trainer:
                         "engine": config.trainer.engine,
                         "world_size": processes,
                         "parameters": sum(p.numel() for p in model.parameters()),
+                        "sdpa_patched_layers": len(sdpa.patched_layers),
                     }
                 )
             if self.log_config and rank == 0:
