@@ -72,6 +72,7 @@ def _checkpoint(tmp_path: Path, task: str) -> tuple[Path, nn.Module, object]:
     return path, model.eval(), config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", list(TASKS))
 def test_each_task_exports_to_a_standalone_bundle_that_matches_pytorch(tmp_path, task):
     checkpoint, model, config = _checkpoint(tmp_path, task)

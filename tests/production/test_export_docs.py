@@ -29,6 +29,7 @@ def test_the_export_sections_have_examples():
     assert len(PYTHON) >= 4 and len(SHELL) >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*does not have many workers.*")
 def test_the_shell_example_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

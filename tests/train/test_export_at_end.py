@@ -11,6 +11,7 @@ from trainforge.train import Trainer
 pytestmark = pytest.mark.filterwarnings("ignore:.*does not have many workers.*")
 
 
+@pytest.mark.slow
 def test_export_bundle_at_the_end_of_training_on_both_drivers(tmp_path):
     for engine in ("plain", "lightning"):
         config = load_config(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
@@ -26,8 +27,9 @@ def dockerfile(formats: Sequence[str]) -> str:
         if any("torch" in _NEEDS[f] for f in formats)
         else ""
     )
+    python = ".".join(platform.python_version_tuple()[:2])  # the version it was checked on
     return (
-        "FROM python:3.11-slim\n"
+        f"FROM python:{python}-slim\n"
         "WORKDIR /bundle\n"
         f"{torch_index}"
         "COPY requirements.txt .\n"
@@ -56,6 +58,13 @@ def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.2e}"
 
 
+def _pip_install(formats: Sequence[str]) -> str:
+    extra = ""
+    if any("torch" in _NEEDS[f] for f in formats) and "+cpu" in metadata.version("torch"):
+        extra = " --extra-index-url https://download.pytorch.org/whl/cpu"
+    return f"pip install -r requirements.txt{extra}"
+
+
 def readme(manifest: dict[str, Any]) -> str:
     """The bundle's README: what it holds, how it was checked, how to run it."""
     rows = []
@@ -78,7 +87,7 @@ def readme(manifest: dict[str, Any]) -> str:
         + "\n".join(rows)
         + "\n\n## Run\n\n"
         "```bash\n"
-        "pip install -r requirements.txt\n"
+        f"{_pip_install(shipped)}\n"
         f"python inference.py inputs.npy --format {shipped[0]}\n"
         "echo '{\"inputs\": [...]}' | python inference.py -\n"
         "```\n\n"
