@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "SECTION_MODELS",
@@ -91,6 +91,18 @@ class ModelConfig(SchemaBase):
         description="forward() parameter -> batch key; unset: batch keys matching "
         "forward()'s parameters (or 'inputs') are passed.",
     )
+    sdpa: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Switch attention layers to torch's scaled_dot_product_attention "
+        "(FlashAttentionWrapper), each switch verified on a sample batch: auto keeps what "
+        "verifies, on fails unless every known attention layer runs SDPA, off changes nothing.",
+    )
+
+    @field_validator("sdpa", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare on / off as a boolean
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class DataConfig(SchemaBase):
@@ -391,9 +403,16 @@ class ExportConfig(SchemaBase):
     """Export after training."""
 
     formats: list[ExportFormat] = Field(
-        default_factory=lambda: list[ExportFormat](["pytorch"]), description="Artifact formats."
+        default_factory=lambda: list[ExportFormat](["pytorch"]),
+        min_length=1,
+        description="Artifact formats of the bundle (onnx, torchscript, pytorch); also what "
+        "`trainforge export` writes for this run when --format is not given.",
     )
-    bundle: bool = Field(False, description="Build a serving bundle after training.")
+    bundle: bool = Field(
+        False,
+        description="When training ends, export the best checkpoint as a checked serving "
+        "bundle in <run>/export.",
+    )
 
 
 SECTION_MODELS: dict[str, type[SchemaBase]] = {

@@ -32,6 +32,7 @@ from trainforge.lightning import UniversalDataModule
 from trainforge.zoo import TASKS, build_datasets, build_model
 
 __all__ = [
+    "apply_sdpa",
     "autocast_dtype",
     "batch_limit",
     "batches_per_epoch",
@@ -126,6 +127,22 @@ def build_model_for(config: TrainingConfig, spec: TaskSpec) -> nn.Module:
         raise
     except TrainforgeError as exc:  # unknown name, import path that does not import
         raise _with_key("model.name", config.model.name, exc) from None
+
+
+def apply_sdpa(config: TrainingConfig, model: nn.Module, data: Any) -> Any:
+    """``model.sdpa``: switch attention layers to SDPA, verified on two items of ``data``.
+
+    Returns:
+        The :class:`FlashAttentionWrapper` with what was patched and skipped.
+    """
+    from trainforge.production import FlashAttentionWrapper
+
+    sample = None
+    if config.model.sdpa != "off" and data is not None and len(data):
+        items = [data[i] for i in range(min(2, len(data)))]
+        if all(isinstance(item, Mapping) and "inputs" in item for item in items):
+            sample = torch.stack([torch.as_tensor(item["inputs"]) for item in items])
+    return FlashAttentionWrapper(model, config.model.sdpa, sample)
 
 
 def build_datasets_for(config: TrainingConfig, spec: TaskSpec) -> tuple[Any, Any]:

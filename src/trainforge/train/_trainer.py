@@ -19,7 +19,7 @@ from torch import nn
 
 from trainforge.config import TrainingConfig
 from trainforge.engine import TaskSpec
-from trainforge.errors import GradientHealthError
+from trainforge.errors import CheckpointNotFoundError, GradientHealthError
 from trainforge.hooks import HookEvent, HookManager
 from trainforge.logs import log_config_overview
 from trainforge.seeding import set_random_seed
@@ -149,6 +149,7 @@ class Trainer:
         if not has_validation:
             monitor_training_loss(config)
         check_run(config, spec, has_validation=has_validation)
+        sdpa = build.apply_sdpa(config, model, train_data)
         datamodule = build.build_datamodule(config, train_data, val_data, spec)
         datamodule.train_dataloader()  # bad data settings fail here, before any run starts
         lightning = config.trainer.engine == "lightning"
@@ -175,6 +176,7 @@ class Trainer:
                         "engine": config.trainer.engine,
                         "world_size": processes,
                         "parameters": sum(p.numel() for p in model.parameters()),
+                        "sdpa_patched_layers": len(sdpa.patched_layers),
                     }
                 )
             if self.log_config and rank == 0:
@@ -198,6 +200,8 @@ class Trainer:
             global_step=outcome.global_step,
             epochs_completed=outcome.epochs_completed,
         )
+        if config.export.bundle and rank == 0:
+            results.export_path = _export_best(results)
         run.hooks.fire(HookEvent.ON_TRAIN_END, results=results)
         return results
 
@@ -266,6 +270,22 @@ def monitor_training_loss(config: TrainingConfig) -> None:
             " and ".join(changed),
             "it" if len(changed) == 1 else "them",
         )
+
+
+def _export_best(results: TrainingResults) -> Path:
+    """``export.bundle``: the best checkpoint (else the newest) as ``<run>/export``."""
+    from trainforge.train._export import export_checkpoint
+
+    checkpoint = results.best_checkpoint_path or results.checkpoint_path
+    if checkpoint is None:
+        raise CheckpointNotFoundError(
+            f"export.bundle=true, but run {results.run_id} wrote no checkpoint to export",
+            key="export.bundle",
+            hint="keep checkpointing on, or export later with `trainforge export`",
+        )
+    bundle = export_checkpoint(checkpoint, output=results.run_dir / "export")
+    logger.info("export bundle: %s (%s)", bundle.path, ", ".join(bundle.shipped))
+    return bundle.path
 
 
 def _best_or_none(run: RunAssembly) -> Path | None:
