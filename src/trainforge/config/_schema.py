@@ -175,6 +175,18 @@ class TrainerConfig(SchemaBase):
         description="auto, ddp or ddp_find_unused_parameters_true (the plain "
         "driver: auto, one device).",
     )
+    num_nodes: int = Field(
+        1,
+        ge=1,
+        description="Machines taking part; each runs trainer.devices processes, started by a "
+        "launcher (torchrun, SLURM srun, or MASTER_ADDR/MASTER_PORT/NODE_RANK per node).",
+    )
+    collective_timeout_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Seconds a process waits in a collective (gradient all-reduce, barrier, "
+        "a sharded save) for the others before it fails instead of hanging.",
+    )
     accumulate_grad_batches: int = Field(1, ge=1, description="Batches per optimizer step.")
     gradient_clip_val: float | None = Field(None, gt=0, description="Clip the gradient norm.")
     optimization: Literal["automatic", "manual"] = Field(
@@ -224,10 +236,13 @@ class TrainerConfig(SchemaBase):
                 "trainer.optimization=manual is a Lightning driver mode; the plain driver "
                 "always steps through its GradientAccumulator (use optimization=automatic)"
             )
-        if self.engine == "plain" and (self.strategy != "auto" or self.devices not in ("auto", 1)):
+        if self.engine == "plain" and (
+            self.strategy != "auto" or self.devices not in ("auto", 1) or self.num_nodes != 1
+        ):
             raise ValueError(
-                "the plain driver runs on one device: trainer.strategy must be auto and "
-                "trainer.devices auto or 1; use trainer.engine=lightning for DDP"
+                "the plain driver runs on one device: trainer.strategy must be auto, "
+                "trainer.devices auto or 1 and trainer.num_nodes 1; use trainer.engine=lightning "
+                "for DDP and several nodes"
             )
         if self.strategy not in DATA_PARALLEL_STRATEGIES:
             raise ValueError(
