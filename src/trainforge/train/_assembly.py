@@ -17,7 +17,7 @@ from torch import nn
 
 from trainforge.checkpoint import CheckpointManager
 from trainforge.config import TrainingConfig
-from trainforge.engine import GradientMonitor, TaskSpec
+from trainforge.engine import ForwardInputs, GradientMonitor, TaskSpec
 from trainforge.engine.metrics import MetricsEngine
 from trainforge.engine.policies import (
     BestMetric,
@@ -71,6 +71,8 @@ class RunAssembly:
         rank: This process's global rank.
         total_steps: Optimizer steps of the whole run (for the schedule).
         resume: The checkpoint to continue from, if any.
+        forward_inputs: How batches map to the model's forward (``model.input_keys``,
+            ``data.input_key``).
         position: This process's place among the run's processes and nodes.
     """
 
@@ -93,6 +95,7 @@ class RunAssembly:
     rank: int
     total_steps: int
     resume: ResumePoint | None
+    forward_inputs: ForwardInputs
     position: ClusterPosition = SINGLE_PROCESS
 
     def optimizer_for(self, model: nn.Module) -> Any:
@@ -211,5 +214,6 @@ def assemble(
         rank=rank,
         total_steps=total_steps,
         resume=resume,
+        forward_inputs=ForwardInputs(config.model.input_keys, config.data.input_key),
         position=position,
     )

@@ -68,6 +68,11 @@ def trainer_options(config: TrainingConfig) -> dict[str, Any]:
     return options
 
 
+def _without_validation(options: dict[str, Any]) -> dict[str, Any]:
+    """Trainer options of a run without a validation set: no validation loop at all."""
+    return {**options, "limit_val_batches": 0, "num_sanity_val_steps": 0}
+
+
 def _module(run: RunAssembly) -> TaskModule:
     trainer = run.config.trainer
     manual = trainer.optimization == "manual"
@@ -82,6 +87,7 @@ def _module(run: RunAssembly) -> TaskModule:
         accumulation_steps=trainer.accumulate_grad_batches if manual else 1,
         max_grad_norm=trainer.gradient_clip_val if manual else None,
         compile=trainer.compile,
+        forward_inputs=run.forward_inputs,
         shard_modules=trainer.shard_modules if trainer.strategy == "model_parallel" else None,
     )
 
@@ -146,7 +152,11 @@ def run_lightning(run: RunAssembly) -> DriverOutcome:
             profiler=profiler,
             ckpt_path=lambda trainer: _resume_checkpoint(run, trainer),
             default_root_dir=run.run_dir,
-            **trainer_options(config),
+            **(
+                trainer_options(config)
+                if run.has_validation
+                else _without_validation(trainer_options(config))
+            ),
         )
     finally:
         if run.rank == 0:
