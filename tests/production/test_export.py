@@ -56,6 +56,11 @@ for fmt in ("onnx", "torchscript", "pytorch"):
     out["raw"][fmt] = model.run(x).tolist()
     out["predict"][fmt] = model.predict(x, temperature=0, max_new_tokens=2)
 out["text"] = inference.predict({"text": sys.argv[2]}, temperature=0) if sys.argv[2] else None
+if sys.argv[2]:  # sampling: seeded, so the same seed gives the same tokens
+    out["sampled"] = [
+        inference.predict(x[:1], seed=3, max_new_tokens=4)["predictions"][0]["tokens"]
+        for _ in range(2)
+    ]
 out["trainforge_imported"] = any(m.split(".")[0] == "trainforge" for m in sys.modules)
 print(json.dumps(out))
 """
@@ -131,6 +136,9 @@ def test_each_task_exports_to_a_standalone_bundle_that_matches_pytorch(tmp_path,
         assert first == expected[:, -1].argmax(-1).tolist()  # greedy next token
         assert len(predictions[0]["tokens"]) == 2
         assert isinstance(out["text"]["predictions"][0]["text"], str)
+        first_draw, second_draw = out["sampled"]
+        assert first_draw == second_draw and len(first_draw) == 4
+        assert all(0 <= t < spec.vocab_size for t in first_draw)
     else:
         for item, heatmap in zip(predictions, expected, strict=True):
             row, col = np.unravel_index(heatmap[0].argmax(), heatmap[0].shape)
