@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -251,8 +252,13 @@ def test_an_existing_bundle_folder_is_refused_unless_overwrite(tmp_path):
     assert "--overwrite" in str(info.value)
     assert (target / "precious.txt").read_text() == "keep me"
 
+    model.train()
     create_export_bundle(model, recipe, SPEC, None, ["pytorch"], target, overwrite=True)
     assert not (target / "precious.txt").exists() and verify_bundle(target) == []
+    assert model.training  # the caller's model is left as it was given
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # not the temp folder's 0700
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
 
 
