@@ -199,6 +199,7 @@ class FlashAttentionWrapper:
     patched_layers: list[str] = field(init=False, default_factory=list)
     skipped_layers: dict[str, str] = field(init=False, default_factory=dict)
     _undo: list[Callable[[], None]] = field(init=False, default_factory=list, repr=False)
+    _fused: set[str] = field(init=False, default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         mode = self.config.get("sdpa", "auto") if isinstance(self.config, Mapping) else self.config
@@ -217,7 +218,7 @@ class FlashAttentionWrapper:
             return
         self._patch_all()
         if self.mode == "on":
-            failed = {k: v for k, v in self.skipped_layers.items() if "already" not in v}
+            failed = {k: v for k, v in self.skipped_layers.items() if k not in self._fused}
             if failed:
                 self.restore()
                 details = "; ".join(f"{k}: {v}" for k, v in failed.items())
@@ -253,6 +254,7 @@ class FlashAttentionWrapper:
                 undo = patcher.patch(module)
             except AlreadyFusedError as fused:
                 self.skipped_layers[label] = f"already fused: {fused.message}"
+                self._fused.add(label)
                 continue
             except Exception as exc:  # a patcher's failure skips its layer, never the run
                 self.skipped_layers[label] = f"patch failed: {type(exc).__name__}: {exc}"
