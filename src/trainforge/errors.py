@@ -23,7 +23,12 @@ know trainforge::
     │   ├── RunNotFoundError (KeyError)
     │   ├── ModelNotFoundError (KeyError)
     │   ├── TrackingValueError (ValueError)          a key, name, step or limit no store can hold
-    │   └── FilterSyntaxError (ValueError)           search filter with the position
+    │   ├── FilterSyntaxError (ValueError)           search filter with the position
+    │   ├── JobNotFoundError (KeyError)              no job with the given id
+    │   ├── JobStateError (ValueError)               cancel / retry a job in the wrong state
+    │   ├── ScheduleError (ValueError)               bad cron expression, time zone, catch-up
+    │   └── ScheduleNotFoundError (KeyError)
+    ├── JobFailedError (RuntimeError)            a job's work failed (exit code, exception)
     ├── TrainingError (RuntimeError)
     │   └── GradientHealthError                      N consecutive unhealthy steps
     ├── AccumulationConflictError (ValueError)   Lightning and the accumulator both accumulate
@@ -61,11 +66,16 @@ __all__ = [
     "GradientHealthError",
     "HookError",
     "ImportPathError",
+    "JobFailedError",
+    "JobNotFoundError",
+    "JobStateError",
     "MissingDependencyError",
     "ModelNotFoundError",
     "RegistryError",
     "ResumeError",
     "RunNotFoundError",
+    "ScheduleError",
+    "ScheduleNotFoundError",
     "StoreUnavailableError",
     "TrackingError",
     "TrackingValueError",
@@ -303,6 +313,32 @@ class FilterSyntaxError(TrackingError, ValueError):
         """The message, the filter, and a caret under the offending position."""
         caret = " " * self.position + "^"
         return f"{self.message} at position {self.position}\n  {self.text}\n  {caret}"
+
+
+class JobNotFoundError(TrackingError, KeyError):
+    """No job with the given id."""
+
+    def __str__(self) -> str:
+        return self.user_message()
+
+
+class JobStateError(TrackingError, ValueError):
+    """A job cannot do what was asked in its current state (cancel a finished job, ...)."""
+
+
+class ScheduleError(TrackingError, ValueError):
+    """A schedule cannot be created as given: cron expression, time zone, catch-up, name."""
+
+
+class ScheduleNotFoundError(TrackingError, KeyError):
+    """No schedule with the given name or id."""
+
+    def __str__(self) -> str:
+        return self.user_message()
+
+
+class JobFailedError(TrainforgeError, RuntimeError):
+    """The work of a job failed: the training process exited non-zero, or the job raised."""
 
 
 class TrainingError(TrainforgeError, RuntimeError):

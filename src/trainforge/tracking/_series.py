@@ -4,7 +4,7 @@ A chart ``points`` pixels wide cannot show more than one value range per pixel c
 a curve is cut into ``points`` buckets along x and each bucket keeps its smallest and its
 largest value (in the order they were logged): a single-step spike survives at any zoom,
 unlike sampling every n-th point. The buckets are computed in SQL (two ``ROW_NUMBER``
-windows per bucket, on SQLite and PostgreSQL alike), so a 1,000,000-point curve costs the
+windows per bucket, on every backend alike), so a 1,000,000-point curve costs the
 browser 2 x ``points`` values. Zooming in asks again for the narrower range; once a range
 holds no more than ``points`` values per run, the raw points come back unchanged.
 
@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Float, Integer, and_, cast, func, literal, select
+from sqlalchemy import Float, and_, func, literal, select
 from sqlalchemy.engine import Connection
 
 from trainforge.errors import TrackingError
+from trainforge.tracking._dialect import floor_capped
 from trainforge.tracking._schema import metric_summaries, metrics, runs
 from trainforge.tracking._store import TrackingStore
 
@@ -315,10 +316,7 @@ def _fill_buckets(window: SeriesWindow, conn: Connection, where: Any, x: Any, po
     # bucket index in 0..n-1 (float arithmetic: steps are integers); the end of the range
     # falls in the last bucket
     scaled = (x - literal(lo, Float)) * literal(float(n), Float) / literal(span or 1.0, Float)
-    if conn.dialect.name == "postgresql":
-        bucket = func.least(cast(func.floor(scaled), Integer), n - 1)
-    else:  # CAST truncates toward zero: a floor, since x >= lo
-        bucket = func.min(cast(scaled, Integer), n - 1)
+    bucket = floor_capped(conn.dialect, scaled, n - 1)  # x >= lo: scaled >= 0
     inner = (
         _joined(
             select(
