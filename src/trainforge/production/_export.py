@@ -272,13 +272,19 @@ def _build_bundle(
     return destination
 
 
+def _item_inputs(item: Any) -> Any:
+    if isinstance(item, Mapping):
+        return item["inputs"]
+    return item[0] if isinstance(item, (tuple, list)) else item
+
+
 def _as_batch(data: Any, count: int = 8) -> torch.Tensor:
-    """A batch from a tensor, or from the first items of a dataset (``item["inputs"]``)."""
+    """A batch from a tensor, or the first items of a dataset (``item["inputs"]``, ``item[0]``)."""
     if isinstance(data, torch.Tensor):
         return data
     try:
         items = [data[i] for i in range(min(count, len(data)))]
-        inputs = [item["inputs"] if isinstance(item, Mapping) else item for item in items]
+        inputs = [_item_inputs(item) for item in items]
         return torch.stack(inputs)
     except (TypeError, KeyError, IndexError, RuntimeError) as exc:
         raise ExportError(
