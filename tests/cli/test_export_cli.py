@@ -43,7 +43,8 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_export_by_run_id_registers_the_bundle(trained, tmp_path, capsys):
+def test_export_by_run_id_registers_the_bundle(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the table on one line, whatever the terminal
     db = str(trained.parent.parent / "t.db")
     code, out, err = _run(
         capsys,
