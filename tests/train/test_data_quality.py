@@ -9,7 +9,7 @@ import pytest
 from trainforge.config import load_config
 from trainforge.engine.metrics import load_profile
 from trainforge.errors import ConfigError
-from trainforge.tracking import ExperimentDB
+from trainforge.tracking import ExperimentDB, ModelRegistry
 from trainforge.train import Trainer
 
 pytestmark = [
@@ -86,8 +86,13 @@ def test_drift_and_confidence_on_both_drivers(tmp_path):
 
 def test_a_named_drift_dataset_is_compared_instead(tmp_path):
     # the training data itself as the "new" data: no drift in any feature
-    run, _, _ = _train(tmp_path, "plain", "callbacks.drift.dataset=digits")
+    run, _, out = _train(tmp_path, "plain", "callbacks.drift.dataset=digits")
     drift = {k: v["last"] for k, v in run["metrics"].items() if k.startswith("drift/")}
     assert len(drift) == 64 and set(drift.values()) == {0.0}
+    # a model registered from the run keeps the run's reference profile
+    registry = ModelRegistry(f"sqlite:///{out / 't.db'}")
+    model_id = registry.register_model("m", checkpoint_path="x", training_run_id=run["run_id"])
+    kept = registry.get_model(model_id)["metadata"]["reference_profile"]
+    assert kept.endswith("reference_profile.json") and Path(kept).is_file()
     with pytest.raises(ConfigError, match="callbacks.drift.dataset='digitz' cannot be built"):
         _train(tmp_path / "bad", "plain", "callbacks.drift.dataset=digitz")

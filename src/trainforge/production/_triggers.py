@@ -180,6 +180,7 @@ class RetrainingTriggerManager:
         window_s: float = 86_400.0,
         priority: int = 0,
         overrides: list[str] | None = None,
+        dry_run: bool = False,
     ) -> TriggerDecision:
         """Check the triggers for a registered model; if any fires, submit a ``train`` job.
 
@@ -200,6 +201,7 @@ class RetrainingTriggerManager:
             window_s: Length of a trigger window.
             priority: Priority of the submitted job.
             overrides: ``key=value`` overrides for the retraining config.
+            dry_run: Decide only; submit nothing.
 
         Raises:
             ModelNotFoundError: No such model.
@@ -222,8 +224,8 @@ class RetrainingTriggerManager:
             record["created_at"],
             now=moment,
         )
-        if not should:
-            return TriggerDecision(False, reasons, drift_score=drift_score)
+        if not should or dry_run:
+            return TriggerDecision(should, reasons, drift_score=drift_score)
         config = _training_config(record, jobs)
         window = int(moment // window_s)
         key = f"retrain:{record['name']}:{int(window_s)}:{window}"
@@ -258,13 +260,16 @@ def reference_profile_path(model: Mapping[str, Any], jobs: JobManager) -> Path:
         TrackingError: The model kept none.
     """
     meta = model.get("metadata") or {}
-    if meta.get("reference_profile"):
-        return Path(meta["reference_profile"])
-    run_id = model.get("training_run_id")
-    if run_id is not None:
-        for artifact in ExperimentDB(jobs.store).get_run(run_id)["artifacts"]:
-            if artifact["path"].endswith("reference_profile.json"):
-                return Path(artifact["path"])
+    if meta.get("reference_profile"):  # recorded at registration (see ModelRegistry)
+        path = Path(meta["reference_profile"])
+        if path.is_file():
+            return path
+        raise TrackingError(
+            f"model {model['name']} version {model['version']}: its reference profile "
+            f"{path} is missing",
+            path=path,
+            hint="restore the training run's folder, or pass the drift score instead",
+        )
     raise TrackingError(
         f"model {model['name']} version {model['version']} kept no reference data profile",
         hint="train it with callbacks.drift.enabled=true, or pass the drift score instead",

@@ -32,13 +32,12 @@ from trainforge.engine.metrics import (
     profile_dataset,
     save_profile,
 )
+from trainforge.tracking import REFERENCE_PROFILE_FILE
 
 __all__ = ["REFERENCE_PROFILE_FILE", "ConfidenceMonitor", "DriftMonitor"]
 
 logger = logging.getLogger(__name__)
 
-#: File name of the training data's profile in a run folder.
-REFERENCE_PROFILE_FILE = "reference_profile.json"
 MetricFn = Callable[[Any, Mapping[str, Any]], Mapping[str, float]]
 
 
