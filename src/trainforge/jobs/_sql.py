@@ -3,8 +3,10 @@
 SQLite serialises writers: under the store's ``BEGIN IMMEDIATE`` one ``UPDATE ... RETURNING``
 picks and takes the next job atomically. PostgreSQL (and MariaDB) let writers run side by
 side: ``SELECT ... FOR UPDATE SKIP LOCKED`` takes the first row no other claimer holds, so
-concurrent workers never wait for each other or take the same job; the row is then updated
-by id. Everything else the queue does is portable SQLAlchemy Core.
+concurrent workers never wait for each other or take the same job. On PostgreSQL that
+select is the subquery of the same ``UPDATE ... RETURNING`` (one round trip); a database
+without ``UPDATE ... RETURNING`` locks the row, updates it by id and reads it back.
+Everything else the queue does is portable SQLAlchemy Core.
 """
 
 from __future__ import annotations
@@ -46,15 +48,16 @@ def lock_rows(query: Select[Any], dialect: str) -> Select[Any]:
 
 def claim_next(conn: Connection, dialect: str, values: Mapping[str, Any], now: float) -> Row | None:
     """Take the next claimable job in this transaction; ``None`` when there is none."""
-    if dialect == "sqlite":
+    if conn.dialect.update_returning:  # SQLite, PostgreSQL: one statement, one round trip
         statement = (
             update(jobs)
-            .where(jobs.c.id == _next_candidate(now).scalar_subquery())
+            .where(jobs.c.id == lock_rows(_next_candidate(now), dialect).scalar_subquery())
             .where(jobs.c.status == "queued")
             .values(attempts=jobs.c.attempts + 1, **values)
             .returning(*jobs.c)
         )
         return conn.execute(statement).first()
+    # no UPDATE ... RETURNING (MariaDB): lock the row, update it by id, read it back
     job_id = conn.execute(lock_rows(_next_candidate(now), dialect)).scalar()
     if job_id is None:
         return None
