@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from trainforge.errors import ModelNotFoundError, TrackingError, did_you_mean
+from trainforge.tracking._dialect import inserted_id
 from trainforge.tracking._limits import check_name, check_text, valid_id
 from trainforge.tracking._schema import (
     MODEL_TAGS,
@@ -134,8 +135,7 @@ class ModelRegistry:
             profile = _reference_profile(conn, training_run_id, metadata)
             if profile is not None:  # the model keeps its training data's profile
                 values["metadata"] = dumps({**dict(metadata or {}), "reference_profile": profile})
-            stmt = insert(models).values(values).returning(models.c.id)
-            return int(conn.execute(stmt).scalar_one())
+            return inserted_id(conn.execute(insert(models).values(values)))
 
         return self.store.write(write)
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from trainforge.tracking._dialect import LONG_TEXT
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -22,8 +24,8 @@ depends_on = None
 def upgrade() -> None:
     """Add the job result columns, schedule time zones and catch-up policies."""
     # plain ADD COLUMNs (a unique index, not a unique column): no table rebuild on SQLite
-    op.add_column("jobs", sa.Column("result", sa.Text))
-    op.add_column("jobs", sa.Column("reasons", sa.Text))
+    op.add_column("jobs", sa.Column("result", LONG_TEXT))
+    op.add_column("jobs", sa.Column("reasons", LONG_TEXT))
     op.add_column("jobs", sa.Column("dedupe_key", sa.String(200)))
     op.create_index("ux_jobs_dedupe_key", "jobs", ["dedupe_key"], unique=True)
     op.add_column(
