@@ -205,19 +205,18 @@ def upsert(
     return stmt.on_conflict_do_update(index_elements=keys, set_=dict(assignments(stmt.excluded)))
 
 
-def claim_rows(select: Any, dialect: Dialect) -> Any:
+def claim_rows(select: Any, dialect: Dialect | str) -> Any:
     """``select`` locking the rows it returns and skipping rows others hold locked.
 
     PostgreSQL and MySQL: ``FOR UPDATE SKIP LOCKED``, so concurrent claimers take
     different rows. SQLite has no row locks: the store's write transaction
     (``BEGIN IMMEDIATE``) already lets one writer in at a time.
 
-    On MySQL, InnoDB locks every row it reads, before any sort: order the claim as an
-    index does (``ix_jobs_claim``: ``status = 'queued'``, then ``priority``,
-    ``created_at``, all ascending or all descending) so that it reads, and locks, only
-    the rows it returns; a claim sorted otherwise locks every queued job.
+    On MySQL, InnoDB locks every row it reads, before any sort: a claim must read (and
+    so lock) only the rows it returns, by primary key or in the order of an index, never
+    through a sort (see ``trainforge.jobs._sql``), or it locks every row it looked at.
     """
-    if dialect.name == "sqlite":
+    if (dialect if isinstance(dialect, str) else dialect.name) == "sqlite":
         return select
     return select.with_for_update(skip_locked=True)
 
