@@ -428,6 +428,8 @@ def migration_lock(conn: Connection) -> Iterator[None]:
         )
     try:
         yield
+        # the new revision number must be visible before the next upgrader reads it
+        conn.exec_driver_sql("COMMIT")
     finally:
         conn.execute(text(f"SELECT RELEASE_LOCK({name})"))
 
