@@ -35,6 +35,10 @@ know trainforge::
     ├── ImportPathError (ImportError)            'pkg.module:Name' that does not import
     ├── UiServerError (OSError)                  `trainforge ui` cannot listen (port taken)
     ├── UiRequestError (ValueError)              a UI API query string it cannot use (400)
+    ├── AttentionPatchError (RuntimeError)       model.sdpa=on and a layer cannot use SDPA
+    │   └── AlreadyFusedError                    a patcher's signal: the layer runs SDPA already
+    ├── ExportError (ValueError)                 unknown format, no format exports, bad bundle
+    │   └── BundleExistsError (FileExistsError)  the bundle folder exists (no --overwrite)
     └── MissingDependencyError (ImportError)     optional package absent: names the extra
 """
 
@@ -46,6 +50,9 @@ from pathlib import Path
 
 __all__ = [
     "AccumulationConflictError",
+    "AlreadyFusedError",
+    "AttentionPatchError",
+    "BundleExistsError",
     "CheckpointCorruptedError",
     "CheckpointError",
     "CheckpointNotFoundError",
@@ -54,6 +61,7 @@ __all__ = [
     "ConfigError",
     "ConfigFileError",
     "ConfigIssue",
+    "ExportError",
     "FilterSyntaxError",
     "GradientHealthError",
     "HookError",
@@ -358,6 +366,25 @@ class UiServerError(TrainforgeError, OSError):
 
 class UiRequestError(TrainforgeError, ValueError):
     """A query string the UI's JSON API cannot use (answered with HTTP status 400)."""
+
+
+class AttentionPatchError(TrainforgeError, RuntimeError):
+    """``model.sdpa=on`` and an attention layer cannot be switched to SDPA (or a bad mode)."""
+
+
+class AlreadyFusedError(AttentionPatchError):
+    """Raised by an attention patcher for a layer already running a fused kernel.
+
+    ``FlashAttentionWrapper`` reports the layer as already fused; it never reaches a user.
+    """
+
+
+class ExportError(TrainforgeError, ValueError):
+    """An export bundle cannot be built: unknown format, no format exports, bad input."""
+
+
+class BundleExistsError(ExportError, FileExistsError):
+    """The bundle's output folder exists and ``overwrite`` was not given."""
 
 
 class MissingDependencyError(TrainforgeError, ImportError):

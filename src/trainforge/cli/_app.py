@@ -12,6 +12,7 @@ from trainforge.cli import (
     _ckpt_cmd,
     _config_cmd,
     _evaluate_cmd,
+    _export_cmd,
     _jobs_cmd,
     _registry_cmd,
     _runs_cmd,
@@ -39,6 +40,7 @@ app.command("ui")(_ui_cmd.ui)
 app.command("evaluate")(_evaluate_cmd.evaluate)
 app.add_typer(_jobs_cmd.app, name="jobs")
 app.add_typer(_schedules_cmd.app, name="schedules")
+app.command("export")(_export_cmd.export)
 
 
 def _version_callback(value: bool) -> None:
