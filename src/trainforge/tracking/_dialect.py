@@ -350,12 +350,13 @@ def mysql_engine_options(url: str) -> tuple[Any, dict[str, Any]]:
 
     Sessions run strict (a value that does not fit is refused, never truncated) at READ
     COMMITTED, as PostgreSQL's default, which also keeps InnoDB's gap locks out of the
-    metric writers' way.
+    metric writers' way, and sort text on its first 64 KiB (not 1 KiB).
     """
     parsed = make_url(url)
     if "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-    init = f"SET SESSION sql_mode = '{_MYSQL_SQL_MODE}'"
+    # ORDER BY on text looks at max_sort_length bytes only (1,024 by default)
+    init = f"SET SESSION sql_mode = '{_MYSQL_SQL_MODE}', SESSION max_sort_length = 65536"
     return parsed, {"isolation_level": "READ COMMITTED", "connect_args": {"init_command": init}}
 
 
