@@ -205,19 +205,18 @@ def upsert(
     return stmt.on_conflict_do_update(index_elements=keys, set_=dict(assignments(stmt.excluded)))
 
 
-def claim_rows(select: Any, dialect: Dialect) -> Any:
+def claim_rows(select: Any, dialect: Dialect | str) -> Any:
     """``select`` locking the rows it returns and skipping rows others hold locked.
 
     PostgreSQL and MySQL: ``FOR UPDATE SKIP LOCKED``, so concurrent claimers take
     different rows. SQLite has no row locks: the store's write transaction
     (``BEGIN IMMEDIATE``) already lets one writer in at a time.
 
-    On MySQL, InnoDB locks every row it reads, before any sort: order the claim as an
-    index does (``ix_jobs_claim``: ``status = 'queued'``, then ``priority``,
-    ``created_at``, all ascending or all descending) so that it reads, and locks, only
-    the rows it returns; a claim sorted otherwise locks every queued job.
+    On MySQL, InnoDB locks every row it reads, before any sort: a claim must read (and
+    so lock) only the rows it returns, by primary key or in the order of an index, never
+    through a sort (see ``trainforge.jobs._sql``), or it locks every row it looked at.
     """
-    if dialect.name == "sqlite":
+    if (dialect if isinstance(dialect, str) else dialect.name) == "sqlite":
         return select
     return select.with_for_update(skip_locked=True)
 
@@ -351,12 +350,13 @@ def mysql_engine_options(url: str) -> tuple[Any, dict[str, Any]]:
 
     Sessions run strict (a value that does not fit is refused, never truncated) at READ
     COMMITTED, as PostgreSQL's default, which also keeps InnoDB's gap locks out of the
-    metric writers' way.
+    metric writers' way, and sort text on its first 64 KiB (not 1 KiB).
     """
     parsed = make_url(url)
     if "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-    init = f"SET SESSION sql_mode = '{_MYSQL_SQL_MODE}'"
+    # ORDER BY on text looks at max_sort_length bytes only (1,024 by default)
+    init = f"SET SESSION sql_mode = '{_MYSQL_SQL_MODE}', SESSION max_sort_length = 65536"
     return parsed, {"isolation_level": "READ COMMITTED", "connect_args": {"init_command": init}}
 
 
@@ -429,6 +429,8 @@ def migration_lock(conn: Connection) -> Iterator[None]:
         )
     try:
         yield
+        # the new revision number must be visible before the next upgrader reads it
+        conn.exec_driver_sql("COMMIT")
     finally:
         conn.execute(text(f"SELECT RELEASE_LOCK({name})"))
 
