@@ -69,7 +69,8 @@ def _lock_next_mysql(conn: Connection, now: float) -> int | None:
 def claim_next(conn: Connection, values: Mapping[str, Any], now: float) -> Row | None:
     """Take the next claimable job in this transaction; ``None`` when there is none."""
     dialect = conn.dialect
-    if conn.dialect.update_returning:  # SQLite, PostgreSQL: one statement, one round trip
+    mysql = dialect.name in MYSQL_DIALECTS
+    if dialect.update_returning and not mysql:  # SQLite, PostgreSQL: one round trip
         statement = (
             update(jobs)
             .where(jobs.c.id == lock_rows(_next_candidate(now), dialect).scalar_subquery())
@@ -78,7 +79,7 @@ def claim_next(conn: Connection, values: Mapping[str, Any], now: float) -> Row |
             .returning(*jobs.c)
         )
         return conn.execute(statement).first()
-    if dialect.name in MYSQL_DIALECTS:  # no UPDATE ... RETURNING; see the module's notes
+    if mysql:  # a sorted locking read would lock the whole queue; see the module's notes
         job_id = _lock_next_mysql(conn, now)
     else:
         job_id = conn.execute(lock_rows(_next_candidate(now), dialect)).scalar()
