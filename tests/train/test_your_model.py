@@ -299,3 +299,15 @@ def test_trainer_without_a_config_writes_its_logs_under_outputs(tmp_path, monkey
     assert results.run_dir.resolve().parent == tmp_path / "outputs"
     assert not list(tmp_path.glob("$*")), "a literal ${...} folder was created"
     assert list((tmp_path / "outputs").rglob("metrics.csv"))
+
+
+def test_limit_val_batches_zero_is_a_run_without_validation_on_both_drivers(tmp_path):
+    def loader() -> DataLoader:
+        return DataLoader(_blobs(), batch_size=16, shuffle=False)
+
+    overrides = [*TABULAR, "trainer.limit_val_batches=0"]
+    results = _on_both_drivers(tmp_path, _Classifier, overrides, loader, loader)
+    for result in results.values():
+        assert result.monitor == "train/loss"
+        assert list(result.metrics_summary["epoch"]) == [0, 1, 2]
+        assert not [c for c in result.metrics_summary.columns if c.startswith("val/")]
