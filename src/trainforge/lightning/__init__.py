@@ -17,7 +17,7 @@ from trainforge.lightning._checkpointing import (
     lightning_loops,
     to_lightning_checkpoint,
 )
-from trainforge.lightning._datamodule import UniversalDataModule
+from trainforge.lightning._datamodule import UniversalDataModule, sample_count
 from trainforge.lightning._driver import FitOutcome, fit
 from trainforge.lightning._loggers import LOGGERS, create_logger, logger_dir
 from trainforge.lightning._module import HeatmapModule, TaskModule
@@ -43,6 +43,7 @@ __all__ = [
     "fit",
     "lightning_loops",
     "logger_dir",
+    "sample_count",
     "to_lightning_checkpoint",
     "top_operators_table",
 ]
