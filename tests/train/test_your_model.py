@@ -311,3 +311,34 @@ def test_limit_val_batches_zero_is_a_run_without_validation_on_both_drivers(tmp_
         assert result.monitor == "train/loss"
         assert list(result.metrics_summary["epoch"]) == [0, 1, 2]
         assert not [c for c in result.metrics_summary.columns if c.startswith("val/")]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_sequential_user_dataloader_resumes_mid_epoch_exactly(tmp_path, engine):
+    from trainforge.checkpoint import CheckpointManager
+
+    def run(steps: int, where: str, resume: bool = False):
+        config = _config(
+            tmp_path / where,
+            engine,
+            *TABULAR,
+            "trainer.max_epochs=2",
+            f"trainer.max_steps={steps}",
+            "trainer.checkpoint_every_n_steps=2",
+        )
+        torch.manual_seed(0)
+        trainer = Trainer(
+            _Classifier(), config, log_config=False, allow_config_changes=["trainer.max_steps"]
+        )
+        loader = DataLoader(_blobs(), batch_size=16, shuffle=False)  # 6 batches an epoch
+        result = trainer.train(train_data=loader, resume_from="last" if resume else None)
+        return CheckpointManager(result.run_dir / "checkpoints", monitor=None).load(
+            "last", restore_rng=False
+        )
+
+    reference = run(12, "reference")
+    assert run(4, "cut")["global_step"] == 4  # stopped inside the first epoch
+    resumed = run(12, "cut", resume=True)
+    assert resumed["global_step"] == reference["global_step"] == 12
+    for key, value in reference["model_state_dict"].items():
+        assert torch.equal(value, resumed["model_state_dict"][key]), key
