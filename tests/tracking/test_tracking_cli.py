@@ -53,6 +53,41 @@ def test_runs_search_and_compare_json(db_file, capsys):
     assert [r["metrics.val/loss"] for r in json.loads(out)] == [0.5, 0.3]
 
 
+def test_runs_list_shows_the_monitored_metric_first_and_chosen_metrics(tmp_path, capsys):
+    """Alphabetical ``grad/*`` keys never crowd out the metric the run monitors."""
+    path = str(tmp_path / "monitor.db")
+    db = ExperimentDB(path)
+    config = {"checkpoint": {"monitor": "val/acc"}, "optim": {"lr": 0.1}}
+    run_id = db.log_run("watched", config, experiment="cli")
+    for key in ("grad/a/norm", "grad/b/norm", "grad/c/norm", "grad/d/norm", "lr", "val/acc"):
+        db.log_metric(run_id, key, 0.75, step=1)
+    db.log_metric(run_id, "train/loss", 0.5, step=1)
+    db.close()
+    code, out, _ = _run(capsys, "runs", "list", "--db", path)
+    assert code == 0 and "val/acc=0.75" in out and "train/loss=0.5" in out
+    assert "grad/a/norm" not in out
+    code, out, _ = _run(capsys, "runs", "list", "--db", path, "-m", "lr", "-m", "val/f1")
+    assert code == 0 and "lr=0.75" in out and "val/f1=-" in out and "val/acc" not in out
+    code, out, _ = _run(capsys, "runs", "search", "metrics.lr > 0", "--db", path, "-m", "lr")
+    assert code == 0 and "lr=0.75" in out
+
+
+def test_runs_compare_shows_metrics_first_and_only_differing_params(tmp_path, capsys):
+    path = str(tmp_path / "compare.db")
+    db = ExperimentDB(path)
+    shared = {f"k{i}": i for i in range(30)}
+    for lr, loss in ((0.1, 0.5), (0.2, 0.3)):
+        run_id = db.log_run(f"lr{lr}", {"optim": {"lr": lr}, "shared": shared}, experiment="c")
+        db.log_metric(run_id, "val/loss", loss, step=1)
+    db.close()
+    code, out, _ = _run(capsys, "runs", "compare", "1", "2", "--db", path)
+    assert code == 0 and "params.optim.lr" in out and "params.shared.k7" not in out
+    assert "30 params identical in every run are hidden" in out
+    assert out.index("metrics.val/loss") < out.index("params.optim.lr")
+    code, out, _ = _run(capsys, "runs", "compare", "1", "2", "--db", path, "--all")
+    assert code == 0 and "params.shared.k7" in out and "hidden" not in out
+
+
 def test_runs_default_db_comes_from_env(db_file, capsys, monkeypatch):
     monkeypatch.setenv("TRAINFORGE_DB", db_file)
     code, out, _ = _run(capsys, "runs", "list", "--json")

@@ -45,13 +45,44 @@ def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}s"
 
 
-def _print_runs(found: list[dict[str, Any]], title: str, as_json: bool) -> None:
+MONITOR_PARAMS = ("checkpoint.monitor", "callbacks.early_stopping.monitor")
+
+
+def shown_metrics(run: dict[str, Any], chosen: list[str] | None, count: int = 4) -> list[str]:
+    """The metric keys a runs table shows: the chosen ones, else the monitor, val/*, train/*."""
+    if chosen:
+        return chosen
+    logged = run.get("metrics", {})
+    params = run.get("params", {})
+    monitors = [str(params[p]) for p in MONITOR_PARAMS if params.get(p)]
+    ranked = [
+        *monitors,
+        *sorted(k for k in logged if k.startswith("val/")),
+        *sorted(k for k in logged if k.startswith("train/")),
+    ]
+    keys = list(dict.fromkeys(k for k in ranked if k in logged)) or sorted(logged)
+    return keys[:count]
+
+
+def _metric_cell(run: dict[str, Any], keys: list[str]) -> str:
+    logged = run.get("metrics", {})
+    return ", ".join(
+        f"{k}={logged[k]['last']:.4g}"
+        if k in logged and logged[k]["last"] is not None
+        else f"{k}=-"
+        for k in keys
+    )
+
+
+def _print_runs(
+    found: list[dict[str, Any]], title: str, as_json: bool, metrics: list[str] | None = None
+) -> None:
     if as_json:
         print_json(found)
         return
     print_table(
         title,
-        ["id", "name", "experiment", "status", "started", "duration", "last metrics"],
+        ["id", "name", "experiment", "status", "started", "duration", "metrics"],
         [
             (
                 r["run_id"],
@@ -60,11 +91,21 @@ def _print_runs(found: list[dict[str, Any]], title: str, as_json: bool) -> None:
                 r["status"],
                 _when(r["start_time"]),
                 _seconds(r["duration_s"]),
-                ", ".join(f"{k}={m['last']:.4g}" for k, m in sorted(r["metrics"].items())[:4]),
+                _metric_cell(r, shown_metrics(r, metrics)),
             )
             for r in found
         ],
     )
+
+
+MetricsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--metrics",
+        "-m",
+        help="Metrics to show (repeatable); by default the monitored metric first.",
+    ),
+]
 
 
 @app.command("list")
@@ -81,13 +122,14 @@ def list_runs(
         float,
         typer.Option(min=0, help="Mark running runs silent for this many seconds as stale first."),
     ] = 300.0,
+    metrics: MetricsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the newest runs (running runs whose heartbeat stopped become ``stale``)."""
     store = _db(db)
     store.mark_stale_runs(stale_after)
     found = store.list_runs(project=project, experiment=experiment, status=status, limit=limit)
-    _print_runs(found, "runs", as_json)
+    _print_runs(found, "runs", as_json, metrics)
 
 
 @app.command("show")
@@ -130,19 +172,42 @@ def compare(
     metric: Annotated[
         list[str] | None, typer.Option("--metric", "-m", help="Only these metrics.")
     ] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also show the params every run shares.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Compare runs: attributes, params and last metric values side by side."""
+    """Compare runs: last metric values first, then the params that differ (``--all``: every one).
+
+    ``--json`` always carries every field.
+    """
     frame = _db(db).compare_runs(run_ids, metrics=metric or None)
     if as_json:
         print_json(frame.reset_index().to_dict(orient="records"))
         return
     table = frame.T  # one column per run reads better than one wide row each
+    fields = [str(f) for f in table.index]
+    params = [f for f in fields if f.startswith("params.")]
+    differing = [f for f in params if show_all or _differs(table.loc[f].tolist())]
+    order = [
+        *(f for f in fields if not f.startswith(("params.", "metrics."))),
+        *(f for f in fields if f.startswith("metrics.")),
+        *differing,
+    ]
     print_table(
         "comparison",
         ["field", *[f"run {i}" for i in table.columns]],
-        [(field, *values) for field, values in zip(table.index, table.itertuples(index=False))],
+        [(field, *table.loc[field].tolist()) for field in order],
     )
+    hidden = len(params) - len(differing)
+    if hidden:
+        typer.echo(f"{hidden} params identical in every run are hidden; --all shows them")
+
+
+def _differs(values: list[Any]) -> bool:
+    """Whether a row of compared values holds more than one distinct value (NaN = missing)."""
+    seen = {None if isinstance(v, float) and v != v else repr(v) for v in values}
+    return len(seen) > 1
 
 
 @app.command("search")
@@ -154,11 +219,12 @@ def search(
         typer.Option("--order-by", "-o", help="e.g. 'metrics.val/loss asc' (repeatable)."),
     ] = None,
     limit: LimitOpt = 50,
+    metrics: MetricsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search runs with the filter language (see docs/tracking.md)."""
     found = _db(db).search_runs(filter, order_by=order_by or None, limit=limit)
-    _print_runs(found, f"runs matching {filter!r}", as_json)
+    _print_runs(found, f"runs matching {filter!r}", as_json, metrics)
 
 
 @app.command("plot")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "SECTION_MODELS",
@@ -91,6 +91,18 @@ class ModelConfig(SchemaBase):
         description="forward() parameter -> batch key; unset: batch keys matching "
         "forward()'s parameters (or 'inputs') are passed.",
     )
+    sdpa: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Switch attention layers to torch's scaled_dot_product_attention "
+        "(FlashAttentionWrapper), each switch verified on a sample batch: auto keeps what "
+        "verifies, on fails unless every known attention layer runs SDPA, off changes nothing.",
+    )
+
+    @field_validator("sdpa", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare on / off as a boolean
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class DataConfig(SchemaBase):
@@ -163,6 +175,18 @@ class TrainerConfig(SchemaBase):
         description="auto, ddp or ddp_find_unused_parameters_true (the plain "
         "driver: auto, one device).",
     )
+    num_nodes: int = Field(
+        1,
+        ge=1,
+        description="Machines taking part; each runs trainer.devices processes, started by a "
+        "launcher (torchrun, SLURM srun, or MASTER_ADDR/MASTER_PORT/NODE_RANK per node).",
+    )
+    collective_timeout_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Seconds a process waits in a collective (gradient all-reduce, barrier, "
+        "a sharded save) for the others before it fails instead of hanging.",
+    )
     accumulate_grad_batches: int = Field(1, ge=1, description="Batches per optimizer step.")
     gradient_clip_val: float | None = Field(None, gt=0, description="Clip the gradient norm.")
     optimization: Literal["automatic", "manual"] = Field(
@@ -212,10 +236,13 @@ class TrainerConfig(SchemaBase):
                 "trainer.optimization=manual is a Lightning driver mode; the plain driver "
                 "always steps through its GradientAccumulator (use optimization=automatic)"
             )
-        if self.engine == "plain" and (self.strategy != "auto" or self.devices not in ("auto", 1)):
+        if self.engine == "plain" and (
+            self.strategy != "auto" or self.devices not in ("auto", 1) or self.num_nodes != 1
+        ):
             raise ValueError(
-                "the plain driver runs on one device: trainer.strategy must be auto and "
-                "trainer.devices auto or 1; use trainer.engine=lightning for DDP"
+                "the plain driver runs on one device: trainer.strategy must be auto, "
+                "trainer.devices auto or 1 and trainer.num_nodes 1; use trainer.engine=lightning "
+                "for DDP and several nodes"
             )
         if self.strategy not in DATA_PARALLEL_STRATEGIES:
             raise ValueError(
@@ -391,9 +418,16 @@ class ExportConfig(SchemaBase):
     """Export after training."""
 
     formats: list[ExportFormat] = Field(
-        default_factory=lambda: list[ExportFormat](["pytorch"]), description="Artifact formats."
+        default_factory=lambda: list[ExportFormat](["pytorch"]),
+        min_length=1,
+        description="Artifact formats of the bundle (onnx, torchscript, pytorch); also what "
+        "`trainforge export` writes for this run when --format is not given.",
     )
-    bundle: bool = Field(False, description="Build a serving bundle after training.")
+    bundle: bool = Field(
+        False,
+        description="When training ends, export the best checkpoint as a checked serving "
+        "bundle in <run>/export.",
+    )
 
 
 SECTION_MODELS: dict[str, type[SchemaBase]] = {

@@ -1,6 +1,7 @@
 """Experiment tracking, model registry and (later) the job queue, in one SQL store.
 
-SQLite (WAL) by default, PostgreSQL by URL; the schema is migrated with Alembic on open.
+SQLite (WAL) by default, PostgreSQL or MySQL/MariaDB by URL; the schema is migrated with
+Alembic on open.
 No torch import: the tracker and the ``runs``/``registry`` commands start fast.
 """
 

@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from trainforge.errors import ModelNotFoundError, TrackingError, did_you_mean
+from trainforge.tracking._dialect import inserted_id
 from trainforge.tracking._limits import check_name, check_text, valid_id
 from trainforge.tracking._schema import MODEL_TAGS, model_label_history, model_labels, models, runs
 from trainforge.tracking._store import TrackingStore
@@ -123,8 +124,8 @@ class ModelRegistry:
                     hint="leave version unset to take the next number",
                 )
             chosen = version if version is not None else (latest or 0) + 1
-            stmt = insert(models).values({**row, "version": chosen}).returning(models.c.id)
-            return int(conn.execute(stmt).scalar_one())
+            stmt = insert(models).values({**row, "version": chosen})
+            return inserted_id(conn.execute(stmt))
 
         return self.store.write(write)
 

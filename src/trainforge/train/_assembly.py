@@ -8,7 +8,6 @@ both take the same decisions from the same objects.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +28,12 @@ from trainforge.engine.policies import (
     LrReporter,
     RunPolicies,
 )
-from trainforge.errors import TrainforgeError
 from trainforge.hooks import HookManager
-from trainforge.lightning import UniversalDataModule
+from trainforge.lightning import ClusterPosition, UniversalDataModule
 from trainforge.records import ConfigRecord
 from trainforge.tracking import ExperimentTracker
 from trainforge.train import _build as build
+from trainforge.train._cluster import SINGLE_PROCESS, RankZeroChannel
 from trainforge.train._resume import ResumePoint
 from trainforge.train._run_setup import (
     RUN_DIR_VARIABLE,
@@ -45,7 +44,7 @@ from trainforge.train._run_setup import (
 )
 from trainforge.zoo import task_metrics
 
-__all__ = ["RunAssembly", "announced", "assemble", "build_policies"]
+__all__ = ["RunAssembly", "assemble", "build_policies"]
 
 
 @dataclass
@@ -74,6 +73,7 @@ class RunAssembly:
         resume: The checkpoint to continue from, if any.
         forward_inputs: How batches map to the model's forward (``model.input_keys``,
             ``data.input_key``).
+        position: This process's place among the run's processes and nodes.
     """
 
     config: TrainingConfig
@@ -96,6 +96,7 @@ class RunAssembly:
     total_steps: int
     resume: ResumePoint | None
     forward_inputs: ForwardInputs
+    position: ClusterPosition = SINGLE_PROCESS
 
     def optimizer_for(self, model: nn.Module) -> Any:
         """``optim.*`` for ``model``."""
@@ -152,20 +153,6 @@ def build_policies(
     )
 
 
-def announced(variable: str, rank: int) -> str:
-    """What rank zero announced to the processes launched for the other ranks."""
-    value = os.environ.get(variable)
-    if not value:
-        raise TrainforgeError(
-            f"this process is rank {rank} of a data-parallel run, but rank zero did not "
-            f"announce {variable}",
-            hint="start data-parallel training with 'trainforge train trainer.strategy=ddp "
-            "trainer.devices=N' and let it launch the other processes (external launchers "
-            "such as torchrun are not supported)",
-        )
-    return value
-
-
 def assemble(
     config: TrainingConfig,
     *,
@@ -177,7 +164,7 @@ def assemble(
     command: list[str],
     resume: ResumePoint | None,
     total_steps: int,
-    rank: int = 0,
+    position: ClusterPosition = SINGLE_PROCESS,
 ) -> RunAssembly:
     """Open the run (rank zero) or join it (other ranks) and build its shared parts.
 
@@ -185,12 +172,20 @@ def assemble(
     fit join the folder rank zero announced and write nothing but what Lightning needs.
     The caller must finish ``tracker`` if anything after this raises.
     """
-    if rank == 0:
+    rank = position.global_rank
+    opened: list[Any] = []
+
+    def open_run() -> str:
         resumed_from = resume.path if resume is not None else None
-        tracker, run_id, run_dir = start_run(config, command, resumed_from=resumed_from)
+        opened.extend(start_run(config, command, resumed_from=resumed_from))
+        return str(opened[2])
+
+    shared = RankZeroChannel(position).share(RUN_DIR_VARIABLE, open_run)
+    if rank == 0:
+        tracker, run_id, run_dir = opened
         user_hooks = hooks
     else:
-        tracker, run_dir = None, Path(announced(RUN_DIR_VARIABLE, rank))
+        tracker, run_dir = None, Path(str(shared))
         run_id, user_hooks = run_dir.name, HookManager()
     with failed_on_error(tracker):  # a missing logger package: the run is failed, not running
         loggers = build_loggers(config, run_id) if rank == 0 else []
@@ -220,4 +215,5 @@ def assemble(
         total_steps=total_steps,
         resume=resume,
         forward_inputs=ForwardInputs(config.model.input_keys, config.data.input_key),
+        position=position,
     )

@@ -28,10 +28,12 @@ from trainforge.engine import (
 )
 from trainforge.errors import ConfigError, TrainforgeError
 from trainforge.hooks import HookManager
-from trainforge.lightning import UniversalDataModule
+from trainforge.lightning import UniversalDataModule, cluster_position
+from trainforge.train._run_setup import RUN_DIR_VARIABLE
 from trainforge.zoo import TASKS, build_datasets, build_model
 
 __all__ = [
+    "apply_sdpa",
     "autocast_dtype",
     "batch_limit",
     "batches_per_epoch",
@@ -44,6 +46,7 @@ __all__ = [
     "build_optimizer_for",
     "build_scheduler_for",
     "data_parallel_size",
+    "devices_per_node",
     "pick_device",
     "process_rank",
     "split_datasets",
@@ -126,6 +129,22 @@ def build_model_for(config: TrainingConfig, spec: TaskSpec) -> nn.Module:
         raise
     except TrainforgeError as exc:  # unknown name, import path that does not import
         raise _with_key("model.name", config.model.name, exc) from None
+
+
+def apply_sdpa(config: TrainingConfig, model: nn.Module, data: Any) -> Any:
+    """``model.sdpa``: switch attention layers to SDPA, verified on two items of ``data``.
+
+    Returns:
+        The :class:`FlashAttentionWrapper` with what was patched and skipped.
+    """
+    from trainforge.production import FlashAttentionWrapper
+
+    sample = None
+    if config.model.sdpa != "off" and data is not None and len(data):
+        items = [data[i] for i in range(min(2, len(data)))]
+        if all(isinstance(item, Mapping) and "inputs" in item for item in items):
+            sample = torch.stack([torch.as_tensor(item["inputs"]) for item in items])
+    return FlashAttentionWrapper(model, config.model.sdpa, sample)
 
 
 def build_datasets_for(config: TrainingConfig, spec: TaskSpec) -> tuple[Any, Any]:
@@ -228,8 +247,20 @@ def build_optimizer_for(config: TrainingConfig, model: nn.Module) -> torch.optim
     )
 
 
-def process_rank() -> int:
-    """This process's global rank as the launcher announced it (0 outside data parallel)."""
+def process_rank(config: TrainingConfig | None = None) -> int:
+    """This process's global rank as its launcher announced it (0 outside data parallel).
+
+    With ``config``, the rank Lightning's cluster environment gives this process among
+    ``trainer.num_nodes`` x ``trainer.devices`` (``NODE_RANK`` counts whole nodes).
+    """
+    if config is not None:
+        if config.trainer.engine != "lightning":
+            return 0
+        trainer = config.trainer
+        position, _ = cluster_position(
+            trainer.num_nodes, devices_per_node(config), spawned=RUN_DIR_VARIABLE in os.environ
+        )
+        return position.global_rank if position is not None else 0
     for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
         value = os.environ.get(name)
         if value is not None:
@@ -237,8 +268,8 @@ def process_rank() -> int:
     return 0
 
 
-def data_parallel_size(config: TrainingConfig) -> int:
-    """Processes a Lightning fit of ``config`` runs (1 for the plain driver)."""
+def devices_per_node(config: TrainingConfig) -> int:
+    """Processes a Lightning fit of ``config`` runs on each node (1 for the plain driver)."""
     trainer = config.trainer
     if trainer.engine != "lightning":
         return 1
@@ -247,6 +278,11 @@ def data_parallel_size(config: TrainingConfig) -> int:
         gpu = trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
         return torch.cuda.device_count() if gpu else 1
     return max(int(devices), 1)
+
+
+def data_parallel_size(config: TrainingConfig) -> int:
+    """Processes a Lightning fit of ``config`` runs, all nodes together (1 for plain)."""
+    return devices_per_node(config) * config.trainer.num_nodes
 
 
 def batches_per_epoch(config: TrainingConfig, samples: int, processes: int = 1) -> int:

@@ -9,6 +9,7 @@ best epoch and the results exist once, for both drivers.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -19,17 +20,18 @@ from torch import nn
 
 from trainforge.config import TrainingConfig
 from trainforge.engine import TaskSpec
-from trainforge.errors import GradientHealthError
+from trainforge.errors import CheckpointNotFoundError, GradientHealthError
 from trainforge.hooks import HookEvent, HookManager
-from trainforge.logs import log_config_overview
+from trainforge.logs import log_config_overview, set_process_label
 from trainforge.seeding import set_random_seed
 from trainforge.train import _build as build
-from trainforge.train._assembly import RunAssembly, announced, assemble
+from trainforge.train._assembly import RunAssembly, assemble
 from trainforge.train._checks import check_run
+from trainforge.train._cluster import RankZeroChannel, join_process_group, locate_process
 from trainforge.train._plain import DriverOutcome, run_plain
 from trainforge.train._results import TrainingResults
 from trainforge.train._resume import ResumePoint, open_resume
-from trainforge.train._run_setup import RESUME_VARIABLE, failed_on_error
+from trainforge.train._run_setup import RESUME_VARIABLE, RUN_DIR_VARIABLE, failed_on_error
 
 __all__ = ["Trainer", "TrainingHooks", "TrainingResults"]
 
@@ -149,12 +151,28 @@ class Trainer:
         if not has_validation:
             monitor_training_loss(config)
         check_run(config, spec, has_validation=has_validation)
+        sdpa = build.apply_sdpa(config, model, train_data)
         datamodule = build.build_datamodule(config, train_data, val_data, spec)
         datamodule.train_dataloader()  # bad data settings fail here, before any run starts
         lightning = config.trainer.engine == "lightning"
-        rank = build.process_rank() if lightning else 0
-        resume = self._resume(resume_from, model, rank) if resume_from is not None else None
         processes = build.data_parallel_size(config)
+        position = locate_process(
+            config, build.devices_per_node(config), spawned=RUN_DIR_VARIABLE in os.environ
+        )
+        set_process_label(position.label)
+        join_process_group(config, position)
+        channel = RankZeroChannel(position)
+        resume: ResumePoint | None = None
+        if resume_from is not None:
+            opened: list[ResumePoint] = []
+
+            def open_on_rank_zero() -> str:
+                opened.append(self._resume(resume_from, model))
+                return str(opened[0].path)
+
+            # every rank continues from the checkpoint rank zero resolved ("last" may move)
+            target = channel.share(RESUME_VARIABLE, open_on_rank_zero)
+            resume = opened[0] if opened else self._resume(str(target), model)
         batches = build.train_batches(config, datamodule, processes)
         run = assemble(
             config,
@@ -166,7 +184,7 @@ class Trainer:
             command=self.command,
             resume=resume,
             total_steps=build.total_optimizer_steps(config, batches),
-            rank=rank,
+            position=position,
         )
         with failed_on_error(run.tracker):
             if run.tracker is not None:
@@ -175,9 +193,10 @@ class Trainer:
                         "engine": config.trainer.engine,
                         "world_size": processes,
                         "parameters": sum(p.numel() for p in model.parameters()),
+                        "sdpa_patched_layers": len(sdpa.patched_layers),
                     }
                 )
-            if self.log_config and rank == 0:
+            if self.log_config and position.global_rank == 0:
                 log_config_overview(config.overview_rows())
             run.hooks.fire(
                 HookEvent.ON_TRAIN_START, run_id=run.run_id, run_dir=run.run_dir, config=config
@@ -198,12 +217,12 @@ class Trainer:
             global_step=outcome.global_step,
             epochs_completed=outcome.epochs_completed,
         )
+        if config.export.bundle and position.global_rank == 0:
+            results.export_path = _export_best(results)
         run.hooks.fire(HookEvent.ON_TRAIN_END, results=results)
         return results
 
-    def _resume(self, target: str | Path, model: nn.Module, rank: int) -> ResumePoint:
-        if rank > 0:  # the checkpoint rank zero resolved, not this process's own "last"
-            target = announced(RESUME_VARIABLE, rank)
+    def _resume(self, target: str | Path, model: nn.Module) -> ResumePoint:
         return open_resume(
             self.config,
             target,
@@ -266,6 +285,22 @@ def monitor_training_loss(config: TrainingConfig) -> None:
             " and ".join(changed),
             "it" if len(changed) == 1 else "them",
         )
+
+
+def _export_best(results: TrainingResults) -> Path:
+    """``export.bundle``: the best checkpoint (else the newest) as ``<run>/export``."""
+    from trainforge.train._export import export_checkpoint
+
+    checkpoint = results.best_checkpoint_path or results.checkpoint_path
+    if checkpoint is None:
+        raise CheckpointNotFoundError(
+            f"export.bundle=true, but run {results.run_id} wrote no checkpoint to export",
+            key="export.bundle",
+            hint="keep checkpointing on, or export later with `trainforge export`",
+        )
+    bundle = export_checkpoint(checkpoint, output=results.run_dir / "export")
+    logger.info("export bundle: %s (%s)", bundle.path, ", ".join(bundle.shipped))
+    return bundle.path
 
 
 def _best_or_none(run: RunAssembly) -> Path | None:
