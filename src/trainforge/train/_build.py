@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from dataclasses import fields
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from trainforge.config import TrainingConfig
 from trainforge.engine import (
@@ -140,7 +141,9 @@ def apply_sdpa(config: TrainingConfig, model: nn.Module, data: Any) -> Any:
     from trainforge.production import FlashAttentionWrapper
 
     sample = None
-    if config.model.sdpa != "off" and data is not None and len(data):
+    # a sample needs indexable items: not a DataLoader, nor a stream without a length
+    indexable = isinstance(data, Sized) and hasattr(data, "__getitem__")
+    if config.model.sdpa != "off" and indexable and not isinstance(data, DataLoader) and len(data):
         items = [data[i] for i in range(min(2, len(data)))]
         if all(isinstance(item, Mapping) and "inputs" in item for item in items):
             sample = torch.stack([torch.as_tensor(item["inputs"]) for item in items])
