@@ -342,3 +342,18 @@ def test_a_sequential_user_dataloader_resumes_mid_epoch_exactly(tmp_path, engine
     assert resumed["global_step"] == reference["global_step"] == 12
     for key, value in reference["model_state_dict"].items():
         assert torch.equal(value, resumed["model_state_dict"][key]), key
+
+
+def test_a_user_dataloader_is_refused_for_data_parallel_training(tmp_path):
+    config = _config(
+        tmp_path,
+        "lightning",
+        *TABULAR,
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.accelerator=cpu",
+    )
+    with pytest.raises(ConfigError, match="data-parallel processes would read whole") as info:
+        _train(_Classifier, config, DataLoader(_blobs(), batch_size=16))
+    assert info.value.key == "trainer.devices"
+    assert "pass the Dataset itself" in str(info.value)
