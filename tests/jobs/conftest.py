@@ -61,6 +61,16 @@ def jobs_url(request: pytest.FixtureRequest, tmp_path) -> str:
     return url
 
 
+@pytest.fixture
+def pg_url(pg_jobs_url: str) -> str:
+    """The session's PostgreSQL database, emptied (for tests that run only there)."""
+    engine = sa.create_engine(pg_jobs_url, poolclass=sa.NullPool)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
+    engine.dispose()
+    return pg_jobs_url
+
+
 class FakeClock:
     """Simulated time: starts at a fixed instant, moves only when told."""
 

@@ -225,7 +225,7 @@ class JobManager:
             "heartbeat_at": now,
             "finished_at": None,
         }
-        row = self.store.write(lambda conn: claim_next(conn, self.store.dialect, values, now))
+        row = self.store.write(lambda conn: claim_next(conn, values, now))
         return None if row is None else Job.from_row(row)
 
     def heartbeat(self, job_id: int, worker_id: str) -> bool:
@@ -263,7 +263,7 @@ class JobManager:
             )
             if worker_id is not None:
                 query = query.where(jobs.c.worker_id == worker_id)
-            row = conn.execute(lock_rows(query, self.store.dialect)).first()
+            row = conn.execute(lock_rows(query, conn.dialect)).first()
             if row is None:
                 return False
             if row.attempts >= row.max_attempts:
@@ -305,7 +305,7 @@ class JobManager:
         def write(conn: Connection) -> list[int]:
             query = select(jobs.c.id, jobs.c.attempts, jobs.c.max_attempts, jobs.c.worker_id)
             query = query.where(jobs.c.status == "running", jobs.c.heartbeat_at < cutoff)
-            rows = conn.execute(lock_rows(query, self.store.dialect)).all()
+            rows = conn.execute(lock_rows(query, conn.dialect)).all()
             for row in rows:
                 message = (
                     f"worker {row.worker_id} stopped heartbeating (no heartbeat for {timeout:g} s)"

@@ -3,18 +3,23 @@
 SQLite serialises writers: under the store's ``BEGIN IMMEDIATE`` one ``UPDATE ... RETURNING``
 picks and takes the next job atomically. PostgreSQL (and MariaDB) let writers run side by
 side: ``SELECT ... FOR UPDATE SKIP LOCKED`` takes the first row no other claimer holds, so
-concurrent workers never wait for each other or take the same job; the row is then updated
-by id. Everything else the queue does is portable SQLAlchemy Core.
+concurrent workers never wait for each other or take the same job. On PostgreSQL that
+select is the subquery of the same ``UPDATE ... RETURNING`` (one round trip); a database
+without ``UPDATE ... RETURNING`` locks the row, updates it by id and reads it back.
+Row locking itself is spelled in ``trainforge.tracking._dialect`` (``claim_rows``), with
+the store's other dialect differences; everything else the queue does is portable
+SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, and_, or_, select, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection, Dialect, Row
 
+from trainforge.tracking._dialect import claim_rows
 from trainforge.tracking._schema import jobs
 
 __all__ = ["claim_next", "claimable", "lock_rows"]
@@ -37,24 +42,24 @@ def _next_candidate(now: float) -> Select[Any]:
     )
 
 
-def lock_rows(query: Select[Any], dialect: str) -> Select[Any]:
+def lock_rows(query: Select[Any], dialect: Dialect) -> Select[Any]:
     """``query`` with ``FOR UPDATE SKIP LOCKED`` where the database has row locks."""
-    if dialect == "sqlite":  # the whole database is locked by BEGIN IMMEDIATE already
-        return query
-    return query.with_for_update(skip_locked=True)
+    return cast("Select[Any]", claim_rows(query, dialect))
 
 
-def claim_next(conn: Connection, dialect: str, values: Mapping[str, Any], now: float) -> Row | None:
+def claim_next(conn: Connection, values: Mapping[str, Any], now: float) -> Row | None:
     """Take the next claimable job in this transaction; ``None`` when there is none."""
-    if dialect == "sqlite":
+    dialect = conn.dialect
+    if conn.dialect.update_returning:  # SQLite, PostgreSQL: one statement, one round trip
         statement = (
             update(jobs)
-            .where(jobs.c.id == _next_candidate(now).scalar_subquery())
+            .where(jobs.c.id == lock_rows(_next_candidate(now), dialect).scalar_subquery())
             .where(jobs.c.status == "queued")
             .values(attempts=jobs.c.attempts + 1, **values)
             .returning(*jobs.c)
         )
         return conn.execute(statement).first()
+    # no UPDATE ... RETURNING (MariaDB): lock the row, update it by id, read it back
     job_id = conn.execute(lock_rows(_next_candidate(now), dialect)).scalar()
     if job_id is None:
         return None
