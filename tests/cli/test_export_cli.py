@@ -43,7 +43,8 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_export_by_run_id_registers_the_bundle(trained, tmp_path, capsys):
+def test_export_by_run_id_registers_the_bundle(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the table on one line, whatever the terminal
     db = str(trained.parent.parent / "t.db")
     code, out, err = _run(
         capsys,
@@ -80,12 +81,15 @@ def test_export_by_run_id_registers_the_bundle(trained, tmp_path, capsys):
 def test_an_existing_output_is_refused_unless_overwrite(trained, tmp_path, capsys):
     target = tmp_path / "bundle"
     target.mkdir()
-    args = ["export", str(trained), "--format", "pytorch", "--output", str(target)]
+    args = ["export", str(trained), "--output", str(target)]  # formats: export.formats
     code, _, err = _run(capsys, *args)
     assert code == 1 and "already exists" in err and "--overwrite" in err
     assert "Traceback" not in err and list(target.iterdir()) == []
-    code, _, err = _run(capsys, *args, "--overwrite")
+    code, out, err = _run(capsys, *args, "--overwrite", "--json")
     assert code == 0, err
+    manifest = json.loads(out)
+    assert manifest["path"] == str(target) and manifest["formats"]["pytorch"]["status"] == "ok"
+    assert list(manifest["formats"]) == ["pytorch"]  # the run's export.formats default
     assert verify_bundle(target) == []
 
 

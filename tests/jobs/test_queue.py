@@ -1,4 +1,4 @@
-"""JobManager on SQLite and PostgreSQL: order, retries with backoff, heartbeats, cancel."""
+"""JobManager on SQLite, PostgreSQL and MariaDB: order, retries with backoff, heartbeats, cancel."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from trainforge.errors import (
     TrackingValueError,
 )
 from trainforge.jobs import JobManager
+from trainforge.jobs._sql import claim_next
 from trainforge.tracking import ExperimentDB
 
 
@@ -143,3 +144,33 @@ def test_dedupe_key_submits_once(jobs_url, echo_type):
     with pytest.raises(JobStateError, match="window-1"):
         manager.submit_job(echo_type, {}, dedupe_key="window-1")
     assert manager.get_job(first).reasons == ["drift"]
+
+
+@pytest.mark.parametrize(
+    "jobs_url",
+    [
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+    indirect=True,
+)
+def test_a_second_claimer_takes_the_next_job_while_the_first_holds_its_own(
+    jobs_url, echo_type, clock
+):
+    manager = JobManager(jobs_url, clock=clock)
+    for i in range(40):
+        manager.submit_job(echo_type, {"value": i}, priority=i % 4)
+        clock.advance(1)
+    engine = manager.store.engine
+    with engine.connect() as first, engine.connect() as second:
+        taken = []
+        for conn, worker in ((first, "a"), (second, "b")):  # both transactions stay open
+            conn.begin()
+            values = {"status": "running", "worker_id": worker}
+            taken.append(claim_next(conn, values, clock()))
+        # the two most urgent jobs, one each: the first claimer locked only its own row
+        expected = [(3, '{"value": 3}'), (3, '{"value": 7}')]
+        assert [(row.priority, row.config) for row in taken] == expected
+        first.rollback()
+        second.rollback()
+    assert manager.counts()["queued"] == 40

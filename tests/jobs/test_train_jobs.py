@@ -100,8 +100,10 @@ def test_a_sigkilled_worker_s_job_resumes_on_another_worker(tmp_path):
     assert 0.0 <= evaluated.result["metrics"]["val/acc"] <= 1.0
 
 
-def test_a_training_job_that_raises_is_retried_then_failed(tmp_path):
-    url = f"sqlite:///{tmp_path / 'queue.db'}"
+@pytest.mark.postgres
+def test_a_training_job_that_raises_is_retried_then_failed(tmp_path, pg_url):
+    # on PostgreSQL (the SIGKILL test above covers SQLite): queue and runs in one database
+    url = pg_url
     manager = JobManager(url)
     spec = _digits(tmp_path / "out", "model.name=no_such_package.models:Net")
     job_id = manager.submit_job("train", spec, max_attempts=2)
@@ -114,3 +116,4 @@ def test_a_training_job_that_raises_is_retried_then_failed(tmp_path):
     assert "no_such_package" in job.error
     assert out.count('"event": "retry"') == 1
     assert out.count('"event": "failed"') == 1
+    assert manager.runs_of(job_id) == []  # the model never built: no run was opened

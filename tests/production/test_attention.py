@@ -197,3 +197,76 @@ def test_model_sdpa_patches_the_model_on_both_drivers(tmp_path, naive_patcher):
         assert all(layer.use_sdpa for layer in model.layers), engine
         run = ExperimentDB(str(tmp_path / "t.db")).get_run(int(results.run_id.split("-")[1]))
         assert run["tags"]["sdpa_patched_layers"] in (2, "2"), engine
+
+
+class _Tokens(torch.utils.data.Dataset):
+    """Hugging Face style dict items: a repeating 4-token pattern."""
+
+    def __init__(self, n: int = 16) -> None:
+        self.tokens = torch.randint(3, 40, (n, 4), generator=torch.Generator().manual_seed(1))
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        ids = self.tokens[i].repeat(4)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
+
+
+class _Stream(torch.utils.data.IterableDataset):
+    """Digits-shaped items from a stream; counts how often it is read."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def __iter__(self):
+        self.reads += 1
+        generator = torch.Generator().manual_seed(0)
+        for _ in range(64):
+            yield {"inputs": torch.rand(64, generator=generator), "labels": torch.tensor(1)}
+
+
+def _user_config(tmp_path, engine: str, *extra: str):
+    return load_config(
+        cli=[
+            f"trainer.engine={engine}",
+            f"run.output_dir={tmp_path / engine}",
+            "tracking.enabled=false",
+            "trainer.enable_progress_bar=false",
+            "loggers.tensorboard.enabled=false",
+            *extra,
+        ],
+        environ={},
+    )
+
+
+def test_a_hugging_face_gpt2_trains_with_sdpa_on_both_drivers(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    for engine in ("plain", "lightning"):
+        config = GPT2Config(
+            vocab_size=100, n_positions=16, n_embd=32, n_layer=1, n_head=2,
+            bos_token_id=1, eos_token_id=2, pad_token_id=0, attn_implementation="eager",
+        )  # fmt: skip
+        model = GPT2LMHeadModel(config)
+        run = _user_config(
+            tmp_path, engine, "task.name=toy", "task.modality=text",
+            "task.task_type=language_modeling", "task.vocab_size=100",
+            "trainer.max_epochs=1", "data.batch_size=8", "model.sdpa=on",
+        )  # fmt: skip
+        Trainer(model=model, training_config=run, log_config=False).train(
+            train_data=_Tokens(), val_data=_Tokens(8)
+        )
+        assert model.config._attn_implementation == "sdpa", engine
+
+
+def test_model_sdpa_reads_nothing_from_a_stream(tmp_path, naive_patcher):
+    for engine in ("plain", "lightning"):
+        reads = {}
+        for mode in ("off", "auto"):
+            stream, model = _Stream(), TokenClassifier()
+            run = _user_config(tmp_path, engine, "trainer.max_steps=2", f"model.sdpa={mode}")
+            Trainer(model=model, training_config=run, log_config=False).train(train_data=stream)
+            reads[mode] = stream.reads
+            assert not any(layer.use_sdpa for layer in model.layers), engine  # unverified
+        assert reads["auto"] == reads["off"], engine  # no read of its own

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,11 @@ for fmt in ("onnx", "torchscript", "pytorch"):
     out["raw"][fmt] = model.run(x).tolist()
     out["predict"][fmt] = model.predict(x, temperature=0, max_new_tokens=2)
 out["text"] = inference.predict({"text": sys.argv[2]}, temperature=0) if sys.argv[2] else None
+if sys.argv[2]:  # sampling: seeded, so the same seed gives the same tokens
+    out["sampled"] = [
+        inference.predict(x[:1], seed=3, max_new_tokens=4)["predictions"][0]["tokens"]
+        for _ in range(2)
+    ]
 out["trainforge_imported"] = any(m.split(".")[0] == "trainforge" for m in sys.modules)
 print(json.dumps(out))
 """
@@ -131,6 +137,9 @@ def test_each_task_exports_to_a_standalone_bundle_that_matches_pytorch(tmp_path,
         assert first == expected[:, -1].argmax(-1).tolist()  # greedy next token
         assert len(predictions[0]["tokens"]) == 2
         assert isinstance(out["text"]["predictions"][0]["text"], str)
+        first_draw, second_draw = out["sampled"]
+        assert first_draw == second_draw and len(first_draw) == 4
+        assert all(0 <= t < spec.vocab_size for t in first_draw)
     else:
         for item, heatmap in zip(predictions, expected, strict=True):
             row, col = np.unravel_index(heatmap[0].argmax(), heatmap[0].shape)
@@ -243,8 +252,13 @@ def test_an_existing_bundle_folder_is_refused_unless_overwrite(tmp_path):
     assert "--overwrite" in str(info.value)
     assert (target / "precious.txt").read_text() == "keep me"
 
+    model.train()
     create_export_bundle(model, recipe, SPEC, None, ["pytorch"], target, overwrite=True)
     assert not (target / "precious.txt").exists() and verify_bundle(target) == []
+    assert model.training  # the caller's model is left as it was given
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~umask  # not the temp folder's 0700
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
 
 

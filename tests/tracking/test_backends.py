@@ -92,6 +92,15 @@ def test_keys_differing_by_case_or_trailing_space_stay_apart_on_every_backend(st
     db.close()
 
 
+def test_long_tag_values_sort_on_more_than_their_first_kilobyte_on_every_backend(store_url):
+    db = ExperimentDB(store_url)
+    for name, last in (("b", "b"), ("a", "a"), ("c", "c")):
+        db.log_run(name, tags={"long": "x" * 3000 + last})
+    found = db.search_runs(order_by="tags.long desc")
+    assert [r["name"] for r in found] == ["c", "b", "a"]
+    db.close()
+
+
 def test_long_text_and_four_byte_characters_round_trip_on_every_backend(store_url):
     big = {"layers": [{"name": f"block-{i}", "note": "x" * 90} for i in range(1500)]}
     db = ExperimentDB(store_url)

@@ -107,7 +107,10 @@ def test_the_jobs_page_shows_the_queue_as_text_and_follows_it(queue, chromium):
             in tab.locator('#schedules-table tr[data-schedule="nightly"]').inner_text()
         )
         tab.select_option("#job-status", "queued")
-        tab.wait_for_function("document.querySelectorAll('#jobs-table tbody tr').length === 1")
+        tab.locator(f'#jobs-table tr[data-job-id="{queue.ids["failed"]}"]').wait_for(
+            state="detached"
+        )
+        assert tab.locator("#jobs-table tbody tr").count() == 1
         assert "status=queued" in tab.url
         tab.reload()
         tab.wait_for_selector("#jobs-table")

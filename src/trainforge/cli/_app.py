@@ -18,6 +18,7 @@ from trainforge.cli import (
     _runs_cmd,
     _schedules_cmd,
     _train_cmd,
+    _triggers_cmd,
     _ui_cmd,
 )
 from trainforge.errors import TrainforgeError
@@ -40,6 +41,7 @@ app.command("ui")(_ui_cmd.ui)
 app.command("evaluate")(_evaluate_cmd.evaluate)
 app.add_typer(_jobs_cmd.app, name="jobs")
 app.add_typer(_schedules_cmd.app, name="schedules")
+app.add_typer(_triggers_cmd.app, name="triggers")
 app.command("export")(_export_cmd.export)
 
 

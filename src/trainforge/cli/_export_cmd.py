@@ -17,6 +17,7 @@ def export(
         str,
         typer.Argument(
             help="Run id, run folder (its best checkpoint), or checkpoint directory/pointer.",
+            metavar="RUN_OR_CHECKPOINT",
             show_default=False,
         ),
     ],

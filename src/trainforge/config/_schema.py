@@ -339,14 +339,52 @@ class LrMonitorConfig(SchemaBase):
     logging_interval: Literal["step", "epoch"] = Field("step", description="step or epoch.")
 
 
+class DriftConfig(SchemaBase):
+    """Data drift: training data profiled once, compared with validation data (or another)."""
+
+    enabled: bool = Field(False, description="Profile the data and log drift/<feature>/jsd.")
+    dataset: str | None = Field(
+        None,
+        description="Data to compare with the training data: None for the validation split, "
+        "else a data name or 'pkg.module:factory' (built like data.name; its training part).",
+    )
+    dataset_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Options of callbacks.drift.dataset."
+    )
+    warning: float = Field(0.1, ge=0, le=1, description="JS divergence of a 'warning' alert.")
+    critical: float = Field(0.2, ge=0, le=1, description="JS divergence of a 'critical' alert.")
+    max_samples: int = Field(1000, ge=1, description="Samples profiled per dataset.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftConfig:
+        if self.warning > self.critical:
+            raise ValueError(
+                f"callbacks.drift.warning ({self.warning}) must not exceed "
+                f"callbacks.drift.critical ({self.critical})"
+            )
+        return self
+
+
+class ConfidenceConfig(SchemaBase):
+    """Prediction confidence and calibration of classification outputs on validation."""
+
+    enabled: bool = Field(False, description="Log val/ece, val/top1_confidence and val/entropy.")
+    bins: int = Field(15, ge=1, description="Equal-width confidence bins of the ECE.")
+    ece_threshold: float | None = Field(
+        None, ge=0, le=1, description="Raise a 'calibration' alert above this ECE (None: never)."
+    )
+
+
 class CallbacksConfig(SchemaBase):
-    """Monitoring, health checks, profiling, early stopping."""
+    """Monitoring, health checks, profiling, early stopping, drift and confidence."""
 
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     gradient_health: GradientHealthConfig = Field(default_factory=GradientHealthConfig)
     profiler: ProfilerConfig = Field(default_factory=ProfilerConfig)
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     lr_monitor: LrMonitorConfig = Field(default_factory=LrMonitorConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    confidence: ConfidenceConfig = Field(default_factory=ConfidenceConfig)
 
 
 class CsvLoggerConfig(SchemaBase):

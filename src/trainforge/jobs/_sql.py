@@ -1,23 +1,29 @@
 """The job queue's dialect-specific SQL, in one place.
 
 SQLite serialises writers: under the store's ``BEGIN IMMEDIATE`` one ``UPDATE ... RETURNING``
-picks and takes the next job atomically. PostgreSQL (and MariaDB) let writers run side by
-side: ``SELECT ... FOR UPDATE SKIP LOCKED`` takes the first row no other claimer holds, so
-concurrent workers never wait for each other or take the same job; the row is then updated
-by id. Everything else the queue does is portable SQLAlchemy Core.
+picks and takes the next job atomically. PostgreSQL and MySQL/MariaDB let writers run side
+by side: ``SELECT ... FOR UPDATE SKIP LOCKED`` takes the first row no other claimer holds,
+so concurrent workers never wait for each other or take the same job. On PostgreSQL that
+select is the subquery of the same ``UPDATE ... RETURNING`` (one round trip). InnoDB locks
+every row a locking read examines *before* it sorts, so on MySQL the sorted query would
+lock the whole queue (and a second claimer would find nothing): there the next candidates
+are read without locks, in queue order, locked one at a time by primary key, updated by id
+and read back. Row locking itself is spelled in ``trainforge.tracking._dialect``
+(``claim_rows``); everything else the queue does is portable SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, and_, or_, select, update
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection, Dialect, Row
 
+from trainforge.tracking._dialect import MYSQL_DIALECTS, claim_rows
 from trainforge.tracking._schema import jobs
 
-__all__ = ["claim_next", "claimable", "lock_rows"]
+__all__ = ["claim_next", "claimable", "job_exists", "lock_rows"]
 
 
 def claimable(now: float) -> Any:
@@ -27,38 +33,72 @@ def claimable(now: float) -> Any:
     )
 
 
-def _next_candidate(now: float) -> Select[Any]:
+_MYSQL_CANDIDATES = 16  # ids read per round on MySQL; more claimers than this page on
+
+
+def _next_candidate(now: float, count: int = 1) -> Select[Any]:
     # highest priority first, then oldest: the order a user expects from a queue
     return (
         select(jobs.c.id)
         .where(claimable(now))
         .order_by(jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
-        .limit(1)
+        .limit(count)
     )
 
 
-def lock_rows(query: Select[Any], dialect: str) -> Select[Any]:
+def lock_rows(query: Select[Any], dialect: Dialect) -> Select[Any]:
     """``query`` with ``FOR UPDATE SKIP LOCKED`` where the database has row locks."""
-    if dialect == "sqlite":  # the whole database is locked by BEGIN IMMEDIATE already
-        return query
-    return query.with_for_update(skip_locked=True)
+    return cast("Select[Any]", claim_rows(query, dialect))
 
 
-def claim_next(conn: Connection, dialect: str, values: Mapping[str, Any], now: float) -> Row | None:
+def _lock_next_mysql(conn: Connection, now: float) -> int | None:
+    """The id of the first claimable job no one else holds, locked; ``None`` when none."""
+    offset = 0
+    while True:
+        page = _next_candidate(now, _MYSQL_CANDIDATES).offset(offset)
+        ids = list(conn.execute(page).scalars())
+        for job_id in ids:
+            mine = select(jobs.c.id).where(jobs.c.id == job_id, claimable(now))
+            if conn.execute(lock_rows(mine, conn.dialect)).scalar() is not None:
+                return int(job_id)
+        if len(ids) < _MYSQL_CANDIDATES:
+            return None
+        offset += len(ids)
+
+
+def claim_next(conn: Connection, values: Mapping[str, Any], now: float) -> Row | None:
     """Take the next claimable job in this transaction; ``None`` when there is none."""
-    if dialect == "sqlite":
+    dialect = conn.dialect
+    mysql = dialect.name in MYSQL_DIALECTS
+    if dialect.update_returning and not mysql:  # SQLite, PostgreSQL: one round trip
         statement = (
             update(jobs)
-            .where(jobs.c.id == _next_candidate(now).scalar_subquery())
+            .where(jobs.c.id == lock_rows(_next_candidate(now), dialect).scalar_subquery())
             .where(jobs.c.status == "queued")
             .values(attempts=jobs.c.attempts + 1, **values)
             .returning(*jobs.c)
         )
         return conn.execute(statement).first()
-    job_id = conn.execute(lock_rows(_next_candidate(now), dialect)).scalar()
+    if mysql:  # a sorted locking read would lock the whole queue; see the module's notes
+        job_id = _lock_next_mysql(conn, now)
+    else:
+        job_id = conn.execute(lock_rows(_next_candidate(now), dialect)).scalar()
     if job_id is None:
         return None
     conn.execute(
         update(jobs).where(jobs.c.id == job_id).values(attempts=jobs.c.attempts + 1, **values)
     )
     return conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+
+
+def job_exists(
+    conn: Connection, dedupe_key: str | None, schedule_id: int | None, scheduled_for: float | None
+) -> bool:
+    """Whether a job with this dedupe key, or for this schedule slot, exists already."""
+    if dedupe_key is not None:
+        query = select(jobs.c.id).where(jobs.c.dedupe_key == dedupe_key)
+    else:
+        query = select(jobs.c.id).where(
+            jobs.c.schedule_id == schedule_id, jobs.c.scheduled_for == scheduled_for
+        )
+    return conn.execute(query).first() is not None

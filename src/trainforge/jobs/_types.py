@@ -124,7 +124,7 @@ class TrainJob:
 
     def validate(self, config: Mapping[str, Any], *, store_url: str) -> dict[str, Any]:
         """Resolve and validate the training config (every problem reported at once)."""
-        from trainforge.config import load_config
+        from trainforge.config import load_config, parse_overrides
 
         unknown = sorted(set(config) - _TRAIN_KEYS)
         if unknown:
@@ -136,10 +136,14 @@ class TrainJob:
         if full is not None and not isinstance(full, Mapping):
             raise ConfigError("train job: 'config' must be a mapping of config values")
         files = [str(Path(f).expanduser().resolve()) for f in config.get("files") or []]
+        cli = [str(item) for item in config.get("overrides") or []]
+        if full is not None and cli:  # key=value overrides win over the full config
+            full = _merged(dict(full), parse_overrides(cli))
+            cli = []
         loaded = load_config(
             *files,
             overrides=dict(full) if full is not None else None,
-            cli=list(config.get("overrides") or []),
+            cli=cli,
             template=config.get("template"),
             preset=config.get("preset"),
             env=config.get("env"),
@@ -188,6 +192,15 @@ class TrainJob:
             "checkpoints": str(ckpt_dir),
             "log": str(log_file),
         }
+
+
+def _merged(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), Mapping):
+            base[key] = _merged(dict(base[key]), value)
+        else:
+            base[key] = value
+    return base
 
 
 class EvaluateJob:

@@ -1,4 +1,5 @@
-"""Production tools: export bundles, attention patching and the training dashboard.
+"""Production tools: export bundles, attention patching, retraining triggers and the
+training dashboard.
 
 Layer 3: imports tracking, checkpoint and engine, never train or cli.
 """
@@ -18,6 +19,11 @@ from trainforge.production._export import (
     verify_bundle,
 )
 from trainforge.production._export_formats import FORMATS, FormatResult, ModelRecipe
+from trainforge.production._triggers import (
+    RetrainingTriggerManager,
+    TriggerDecision,
+    lower_is_better,
+)
 
 __all__ = [
     "ATTENTION_PATCHERS",
@@ -28,9 +34,12 @@ __all__ = [
     "FlashAttentionWrapper",
     "FormatResult",
     "ModelRecipe",
+    "RetrainingTriggerManager",
+    "TriggerDecision",
     "check_formats",
     "create_export_bundle",
     "example_inputs",
+    "lower_is_better",
     "read_bundle",
     "verify_bundle",
 ]

@@ -166,7 +166,9 @@ class FlashAttentionWrapper:
             report the rest), ``on`` (fail unless every known attention layer runs SDPA),
             ``off`` (change nothing).
         sample_inputs: A batch the model takes: a tensor, or a mapping of keyword
-            arguments (``{"input_ids": ...}``). Needed to verify a switch.
+            arguments (``{"input_ids": ...}``), or a function returning one (called only
+            when a switch needs checking; None from it means no sample). Needed to
+            verify a switch.
         atol: Absolute tolerance of the check.
         rtol: Tolerance relative to the largest output magnitude.
         patchers: Patcher names to try (all of :data:`ATTENTION_PATCHERS` when None).
@@ -199,6 +201,7 @@ class FlashAttentionWrapper:
     patched_layers: list[str] = field(init=False, default_factory=list)
     skipped_layers: dict[str, str] = field(init=False, default_factory=dict)
     _undo: list[Callable[[], None]] = field(init=False, default_factory=list, repr=False)
+    _fused: set[str] = field(init=False, default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         mode = self.config.get("sdpa", "auto") if isinstance(self.config, Mapping) else self.config
@@ -217,7 +220,7 @@ class FlashAttentionWrapper:
             return
         self._patch_all()
         if self.mode == "on":
-            failed = {k: v for k, v in self.skipped_layers.items() if "already" not in v}
+            failed = {k: v for k, v in self.skipped_layers.items() if k not in self._fused}
             if failed:
                 self.restore()
                 details = "; ".join(f"{k}: {v}" for k, v in failed.items())
@@ -237,6 +240,12 @@ class FlashAttentionWrapper:
         names = self.patchers if self.patchers is not None else ATTENTION_PATCHERS.list()
         return [ATTENTION_PATCHERS.get(n) for n in names]
 
+    def _sample(self) -> Any:
+        """The sample batch, built on first use when a function was given."""
+        if callable(self.sample_inputs) and not isinstance(self.sample_inputs, nn.Module):
+            self.sample_inputs = self.sample_inputs()
+        return self.sample_inputs
+
     def _patch_all(self) -> None:
         patchers = self._chosen()
         handled: list[str] = []
@@ -253,11 +262,12 @@ class FlashAttentionWrapper:
                 undo = patcher.patch(module)
             except AlreadyFusedError as fused:
                 self.skipped_layers[label] = f"already fused: {fused.message}"
+                self._fused.add(label)
                 continue
             except Exception as exc:  # a patcher's failure skips its layer, never the run
                 self.skipped_layers[label] = f"patch failed: {type(exc).__name__}: {exc}"
                 continue
-            if self.sample_inputs is None:
+            if self._sample() is None:
                 undo()
                 self.skipped_layers[label] = "no sample batch to verify the switch on"
                 continue

@@ -204,8 +204,32 @@ def create_export_bundle(
             path=destination,
             hint="pass --overwrite (overwrite=True) to replace it, or choose another --output",
         )
-    model = model.eval().cpu()
     sample = _as_batch(sample_inputs) if sample_inputs is not None else example_inputs(task_spec)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    was_training = model.training
+    try:
+        model.eval().cpu()
+        return _build_bundle(
+            model, recipe, task_spec, training_config, names, destination, sample, source,
+            atol=atol, rtol=rtol,
+        )  # fmt: skip
+    finally:  # the caller's model as it was given
+        model.to(device).train(was_training)
+
+
+def _build_bundle(
+    model: nn.Module,
+    recipe: ModelRecipe,
+    task_spec: TaskSpec,
+    training_config: ConfigSource | None,
+    names: list[str],
+    destination: Path,
+    sample: torch.Tensor,
+    source: Mapping[str, Any] | None,
+    *,
+    atol: float,
+    rtol: float,
+) -> Path:
     inputs = _check_inputs(model, task_spec, sample.cpu())
     with torch.no_grad():
         expected = [model(x) for x in inputs.checks]
@@ -217,6 +241,9 @@ def create_export_bundle(
         )
     destination.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".tmp-{destination.name}-", dir=destination.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(work, 0o777 & ~umask)  # mkdtemp's 0700 would follow the bundle when renamed
     try:
         (work / "artifacts").mkdir()
         (work / "configs").mkdir()
@@ -245,13 +272,19 @@ def create_export_bundle(
     return destination
 
 
+def _item_inputs(item: Any) -> Any:
+    if isinstance(item, Mapping):
+        return item["inputs"]
+    return item[0] if isinstance(item, (tuple, list)) else item
+
+
 def _as_batch(data: Any, count: int = 8) -> torch.Tensor:
-    """A batch from a tensor, or from the first items of a dataset (``item["inputs"]``)."""
+    """A batch from a tensor, or the first items of a dataset (``item["inputs"]``, ``item[0]``)."""
     if isinstance(data, torch.Tensor):
         return data
     try:
         items = [data[i] for i in range(min(count, len(data)))]
-        inputs = [item["inputs"] if isinstance(item, Mapping) else item for item in items]
+        inputs = [_item_inputs(item) for item in items]
         return torch.stack(inputs)
     except (TypeError, KeyError, IndexError, RuntimeError) as exc:
         raise ExportError(

@@ -22,12 +22,15 @@ from trainforge.engine.metrics import MetricsEngine
 from trainforge.engine.policies import (
     BestMetric,
     CheckpointCadence,
+    ConfidenceMonitor,
+    DriftMonitor,
     EarlyStopping,
     HealthPolicy,
     LayerStatistics,
     LrReporter,
     RunPolicies,
 )
+from trainforge.errors import ConfigError, TrainforgeError
 from trainforge.hooks import HookManager
 from trainforge.lightning import ClusterPosition, UniversalDataModule
 from trainforge.records import ConfigRecord
@@ -148,9 +151,62 @@ def build_policies(
             if callbacks.lr_monitor.enabled
             else None
         ),
+        confidence=(
+            ConfidenceMonitor(callbacks.confidence.bins, callbacks.confidence.ece_threshold)
+            if callbacks.confidence.enabled
+            else None
+        ),
         log_every_n_steps=trainer.log_every_n_steps,
         print_epochs=print_epochs,
     )
+
+
+def build_drift(
+    config: TrainingConfig, spec: TaskSpec, datamodule: UniversalDataModule
+) -> DriftMonitor | None:
+    """``callbacks.drift`` -> the drift monitor (None when off).
+
+    Raises:
+        ConfigError: Drift is on but there is nothing to compare with (no validation
+            split and no ``callbacks.drift.dataset``).
+    """
+    drift = config.callbacks.drift
+    if not drift.enabled:
+        return None
+    if drift.dataset is not None:
+        data = config.data.model_copy(
+            update={"name": drift.dataset, "kwargs": drift.dataset_kwargs}
+        )
+        try:
+            current, _ = build.build_datasets_for(config.model_copy(update={"data": data}), spec)
+        except TrainforgeError as exc:
+            message = exc.issues[0].message if isinstance(exc, ConfigError) and exc.issues else exc
+            raise ConfigError(
+                f"callbacks.drift.dataset={drift.dataset!r} cannot be built: {message}",
+                key="callbacks.drift.dataset",
+                hint="a built-in data name or 'package.module:factory', with options in "
+                "callbacks.drift.dataset_kwargs",
+            ) from None
+    else:
+        current = datamodule.val_dataset
+    if current is None or len(current) == 0:
+        raise ConfigError(
+            "callbacks.drift.enabled: there is no data to compare the training data with",
+            key="callbacks.drift.dataset",
+            hint="set data.val_split > 0, or name a drift dataset in callbacks.drift.dataset",
+        )
+    return DriftMonitor(
+        datamodule.train_dataset,
+        current,
+        modality=spec.modality,
+        warning=drift.warning,
+        critical=drift.critical,
+        max_samples=drift.max_samples,
+    )
+
+
+def _task_metric_fn(spec: TaskSpec) -> Callable[[Any, Mapping[str, Any]], Mapping[str, float]]:
+    return lambda outputs, batch: task_metrics(spec, outputs, batch)
 
 
 def assemble(
@@ -192,18 +248,25 @@ def assemble(
         metrics = MetricsEngine(loggers=loggers, tracker=tracker, hooks=user_hooks)
         monitor = build.build_monitor(config, user_hooks)
         checkpoints = build_checkpoint_manager(config, run_dir, user_hooks, tracker)
+        policies = build_policies(
+            config, metrics=metrics, hooks=user_hooks, monitor=monitor, print_epochs=rank == 0
+        )
+        metric_fn = _task_metric_fn(spec)
+        if policies.confidence is not None:
+            metric_fn = policies.confidence.wrap(metric_fn)
+        if rank == 0:  # the data is profiled once, by the process that logs
+            policies.drift = build_drift(config, spec, datamodule)
+            policies.start(run_dir)
     return RunAssembly(
         config=config,
         record=config.record(),
         spec=spec,
         model=model,
         loss_fn=build.build_loss(spec),
-        metric_fn=lambda outputs, batch: task_metrics(spec, outputs, batch),
+        metric_fn=metric_fn,
         datamodule=datamodule,
         has_validation=has_validation,
-        policies=build_policies(
-            config, metrics=metrics, hooks=user_hooks, monitor=monitor, print_epochs=rank == 0
-        ),
+        policies=policies,
         monitor=monitor,
         checkpoints=checkpoints,
         metrics=metrics,

@@ -15,17 +15,21 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import default_collate
 
 from trainforge.config import TrainingConfig
 from trainforge.engine import (
+    ForwardInputs,
     GradientAccumulator,
     GradientMonitor,
     TaskSpec,
+    as_batch_dict,
     build_optimizer,
     build_scheduler,
     get_loss_strategy,
     loader_length,
 )
+from trainforge.engine._batch import model_arguments
 from trainforge.errors import ConfigError, TrainforgeError
 from trainforge.hooks import HookManager
 from trainforge.lightning import UniversalDataModule, cluster_position
@@ -134,17 +138,41 @@ def build_model_for(config: TrainingConfig, spec: TaskSpec) -> nn.Module:
 def apply_sdpa(config: TrainingConfig, model: nn.Module, data: Any) -> Any:
     """``model.sdpa``: switch attention layers to SDPA, verified on two items of ``data``.
 
+    The sample is built only when a switch needs checking, from the first items of a
+    map-style dataset (a DataLoader's own dataset and collate function), through the
+    forward contract. Nothing is drawn from a stream or a sampler: an iterable dataset
+    gives no sample, and switches that need one are then reported, not made.
+
     Returns:
         The :class:`FlashAttentionWrapper` with what was patched and skipped.
     """
     from trainforge.production import FlashAttentionWrapper
 
-    sample = None
-    if config.model.sdpa != "off" and data is not None and len(data):
-        items = [data[i] for i in range(min(2, len(data)))]
-        if all(isinstance(item, Mapping) and "inputs" in item for item in items):
-            sample = torch.stack([torch.as_tensor(item["inputs"]) for item in items])
+    def sample() -> Any:
+        return _sdpa_sample(config, model, data)
+
     return FlashAttentionWrapper(model, config.model.sdpa, sample)
+
+
+def _sdpa_sample(config: TrainingConfig, model: nn.Module, data: Any) -> Any:
+    """Model arguments for two items of ``data`` (a tensor or keyword arguments), or None."""
+    collate = getattr(data, "collate_fn", None) or default_collate
+    dataset = getattr(data, "dataset", data)
+    try:
+        items = [dataset[i] for i in range(min(2, len(dataset)))]
+    except (TypeError, NotImplementedError, KeyError, IndexError):
+        return None  # an iterable dataset or a stream: not read here
+    if not items:
+        return None
+    try:
+        batch = as_batch_dict(collate(items))
+        args, kwargs = model_arguments(
+            model, batch, ForwardInputs(config.model.input_keys, config.data.input_key)
+        )
+    except (TypeError, ValueError, RuntimeError, TrainforgeError) as exc:
+        logger.info("model.sdpa: no sample batch to verify on (%s)", exc)
+        return None
+    return args[0] if len(args) == 1 and not kwargs else kwargs
 
 
 def build_datasets_for(config: TrainingConfig, spec: TaskSpec) -> tuple[Any, Any]:

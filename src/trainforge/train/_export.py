@@ -9,6 +9,7 @@ validation data and hands everything to
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from trainforge.checkpoint import locate_checkpoint, read_checkpoint
 from trainforge.checkpoint._targets import resolve_checkpoint
@@ -122,6 +124,8 @@ def export_checkpoint(
     output: str | Path | None = None,
     overwrite: bool = False,
     sample_size: int = SAMPLE_SIZE,
+    model: nn.Module | None = None,
+    sample_data: Any = None,
 ) -> ExportBundle:
     """Export one checkpoint directory as a bundle (formats from its config when None).
 
@@ -134,6 +138,11 @@ def export_checkpoint(
         output: The bundle folder; ``<run>/export/<checkpoint name>`` when None.
         overwrite: Replace an existing bundle folder.
         sample_size: Validation items the artifacts are checked on.
+        model: The trained model object when it was not built from the config (its
+            copy gets the checkpoint's weights; the PyTorch format then records its
+            class without constructor kwargs).
+        sample_data: The data the run used (a dataset or DataLoader), when it was not
+            built from the config: the artifacts are checked on its first items.
 
     Raises:
         CheckpointCorruptedError: The checkpoint fails verification.
@@ -151,8 +160,19 @@ def export_checkpoint(
         )
     config = TrainingConfig.from_dict(meta["config"], meta.get("config_provenance"))
     spec = build.task_spec_from_config(config)
-    model = build.build_model_for(config, spec)
+    if model is None:
+        model, recipe = build.build_model_for(config, spec), _recipe(config, spec)
+    else:
+        model = copy.deepcopy(model)
+        cls = type(model)
+        recipe = ModelRecipe(f"{cls.__module__}:{cls.__qualname__}")
     model.load_state_dict(state["model_state_dict"])
+    if sample_data is None:
+        sample: Any = _sample_inputs(config, spec, sample_size)
+    else:  # a DataLoader's dataset; a stream is not read: the task's shape is used
+        dataset = getattr(sample_data, "dataset", sample_data)
+        readable = hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")
+        sample = dataset if readable else None
     run_dir = directory.parent.parent if directory.parent.name == "checkpoints" else None
     if output is None:
         base = run_dir if run_dir is not None else directory.parent
@@ -166,12 +186,12 @@ def export_checkpoint(
     }
     path = create_export_bundle(
         model,
-        _recipe(config, spec),
+        recipe,
         _serving_spec(config, spec),
         config,
         formats if formats is not None else config.export.formats,
         output,
-        _sample_inputs(config, spec, sample_size),
+        sample,
         overwrite=overwrite,
         source=source,
     )

@@ -260,7 +260,7 @@ def run_plain(run: RunAssembly) -> DriverOutcome:
             val: dict[str, float] = {}
             if validation is not None and val_loader is not None:
                 val = validation.run_epoch(val_loader, epoch).metrics
-                policies.end_validation(epoch, step, val)
+                val = policies.end_validation(epoch, step, val)
             if result.completed:
                 state.position.epochs_completed = epoch + 1
             completed = result.completed

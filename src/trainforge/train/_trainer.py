@@ -20,7 +20,7 @@ from torch import nn
 
 from trainforge.config import TrainingConfig
 from trainforge.engine import TaskSpec
-from trainforge.errors import CheckpointNotFoundError, GradientHealthError
+from trainforge.errors import CheckpointNotFoundError, ConfigError, GradientHealthError
 from trainforge.hooks import HookEvent, HookManager
 from trainforge.logs import log_config_overview, set_process_label
 from trainforge.seeding import set_random_seed
@@ -143,6 +143,7 @@ class Trainer:
         spec = self.task_spec or build.task_spec_from_config(config)
         model = self.model if self.model is not None else build.build_model_for(config, spec)
         train_data, val_data = build.split_datasets(train_data, val_data)
+        data_given = train_data is not None
         if train_data is None:  # data.name's datasets; a given train set has no built val
             built_train, built_val = build.build_datasets_for(config, spec)
             train_data = built_train
@@ -156,6 +157,14 @@ class Trainer:
         datamodule.train_dataloader()  # bad data settings fail here, before any run starts
         lightning = config.trainer.engine == "lightning"
         processes = build.data_parallel_size(config)
+        if datamodule.streams and processes > 1:
+            raise ConfigError(
+                f"the training data is a DataLoader or an IterableDataset, which every one of "
+                f"the {processes} data-parallel processes would read whole",
+                key="trainer.devices",
+                hint="pass the Dataset itself (trainforge splits it across the processes), "
+                "or train on one device",
+            )
         position = locate_process(
             config, build.devices_per_node(config), spawned=RUN_DIR_VARIABLE in os.environ
         )
@@ -218,7 +227,8 @@ class Trainer:
             epochs_completed=outcome.epochs_completed,
         )
         if config.export.bundle and position.global_rank == 0:
-            results.export_path = _export_best(results)
+            data = val_data if has_validation else train_data
+            results.export_path = _export_best(results, self.model, data, data_given)
         run.hooks.fire(HookEvent.ON_TRAIN_END, results=results)
         return results
 
@@ -287,8 +297,13 @@ def monitor_training_loss(config: TrainingConfig) -> None:
         )
 
 
-def _export_best(results: TrainingResults) -> Path:
-    """``export.bundle``: the best checkpoint (else the newest) as ``<run>/export``."""
+def _export_best(
+    results: TrainingResults, model: nn.Module | None, data: Any, data_given: bool
+) -> Path:
+    """``export.bundle``: the best checkpoint (else the newest) as ``<run>/export``.
+
+    A model or data the caller passed (not built from the config) is used as it is.
+    """
     from trainforge.train._export import export_checkpoint
 
     checkpoint = results.best_checkpoint_path or results.checkpoint_path
@@ -298,7 +313,12 @@ def _export_best(results: TrainingResults) -> Path:
             key="export.bundle",
             hint="keep checkpointing on, or export later with `trainforge export`",
         )
-    bundle = export_checkpoint(checkpoint, output=results.run_dir / "export")
+    bundle = export_checkpoint(
+        checkpoint,
+        output=results.run_dir / "export",
+        model=model,
+        sample_data=data if data_given else None,
+    )
     logger.info("export bundle: %s (%s)", bundle.path, ", ".join(bundle.shipped))
     return bundle.path
 
