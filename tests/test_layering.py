@@ -159,3 +159,13 @@ def test_no_import_cycles_between_modules():
         if node not in state:
             visit(node, [node])
     assert not cycles, "\n".join(cycles)
+
+
+def test_no_module_is_over_400_lines():
+    """Modules are split along real seams before they grow past 400 lines."""
+    long = {
+        str(path.relative_to(PACKAGE)): count
+        for path in PACKAGE.rglob("*.py")
+        if (count := len(path.read_text(encoding="utf-8").splitlines())) > 400
+    }
+    assert not long, f"split these modules: {long}"

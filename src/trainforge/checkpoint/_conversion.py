@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from trainforge.checkpoint import _layout as L
 from trainforge.checkpoint._lightning import lightning_to_state, read_lightning_checkpoint
 from trainforge.checkpoint._lock import CheckpointLocks
+from trainforge.checkpoint._manager_parts import ManagerParts
 from trainforge.checkpoint._reader import read_checkpoint
 from trainforge.checkpoint._writer import config_fields, environment_info, write_checkpoint
 from trainforge.hooks import HookEvent, HookManager
-
-if TYPE_CHECKING:
-    from trainforge.checkpoint._manager import CheckpointManager
 
 __all__ = [
     "CheckpointConversions",
@@ -119,7 +117,7 @@ def import_lightning_file(
     return path, values
 
 
-class CheckpointConversions:
+class CheckpointConversions(ManagerParts):
     """Migrating and importing checkpoints: a base class of :class:`CheckpointManager`."""
 
     def migrate(self, path: str | Path) -> Path | None:
@@ -131,11 +129,10 @@ class CheckpointConversions:
         Returns:
             The checkpoint directory, or None when it already was current.
         """
-        manager = cast("CheckpointManager", self)
-        directory = manager.resolve(path)
+        directory = self.resolve(path)
         locks = CheckpointLocks(directory.parent)
-        migrated = migrate_in_place(directory, locks=locks, hooks=manager.hooks)
-        manager.cache.invalidate()
+        migrated = migrate_in_place(directory, locks=locks, hooks=self.hooks)
+        self.cache.invalidate()
         return directory if migrated else None
 
     def import_lightning(
@@ -147,19 +144,18 @@ class CheckpointConversions:
         notes: str | None = None,
     ) -> Path:
         """Convert a Lightning ``.ckpt`` into a trainforge checkpoint in this directory."""
-        manager = cast("CheckpointManager", self)
-        manager.catalog.check_ranking()
+        self.catalog.check_ranking()
         path, values = import_lightning_file(
             ckpt_path,
-            manager.root,
-            storage=manager.storage,
-            compression=manager.compression,
-            locks=manager.locks,
-            monitor=manager.monitor,
-            mode=manager.mode,
+            self.root,
+            storage=self.storage,
+            compression=self.compression,
+            locks=self.locks,
+            monitor=self.monitor,
+            mode=self.mode,
             metrics=metrics,
             strip_prefix=strip_prefix,
             notes=notes,
         )
-        manager._after_write(path, values)
+        self._after_write(path, values)
         return path

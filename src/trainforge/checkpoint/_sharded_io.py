@@ -11,19 +11,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from trainforge.checkpoint import _layout as L
 from trainforge.checkpoint._collective import agree, rank_and_world, write_sharded_checkpoint
 from trainforge.checkpoint._conversion import plain_metrics, state_of
 from trainforge.checkpoint._loading import loaded_result, restore_recorded_rng
+from trainforge.checkpoint._manager_parts import ManagerParts
 from trainforge.checkpoint._reader import read_checkpoint, verify_checkpoint
 from trainforge.errors import CheckpointCorruptedError, CheckpointError
 from trainforge.hooks import HookEvent
 from trainforge.records import ConfigSource
-
-if TYPE_CHECKING:
-    from trainforge.checkpoint._manager import CheckpointManager
 
 __all__ = ["ShardedCheckpoints", "read_sharded", "write_sharded"]
 
@@ -31,7 +29,7 @@ logger = logging.getLogger("trainforge.checkpoint._manager")
 
 
 def write_sharded(
-    manager: CheckpointManager,
+    manager: ManagerParts,
     sharded: Mapping[str, Any],
     *,
     scheduler: Any,
@@ -87,7 +85,7 @@ def write_sharded(
 
 
 def read_sharded(
-    manager: CheckpointManager,
+    manager: ManagerParts,
     sharded: dict[str, Any],
     path: str | Path | None,
     *,
@@ -135,7 +133,7 @@ def read_sharded(
     return result
 
 
-class ShardedCheckpoints:
+class ShardedCheckpoints(ManagerParts):
     """The collective save and load of :class:`CheckpointManager` (a base class of it)."""
 
     def save_sharded(
@@ -169,7 +167,7 @@ class ShardedCheckpoints:
             CheckpointSaveError: A rank failed, died or timed out; nothing was published.
         """
         return write_sharded(
-            cast("CheckpointManager", self),
+            self,
             sharded,
             scheduler=scheduler,
             epoch=epoch,
@@ -207,7 +205,7 @@ class ShardedCheckpoints:
                 rank), raised on every rank; nothing was deserialised.
         """
         return read_sharded(
-            cast("CheckpointManager", self),
+            self,
             sharded,
             path,
             map_location=map_location,

@@ -7,7 +7,6 @@ Every component below takes plain typed arguments; these functions read a
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import fields
@@ -27,12 +26,17 @@ from trainforge.engine import (
     build_optimizer,
     build_scheduler,
     get_loss_strategy,
-    loader_length,
 )
 from trainforge.engine._batch import model_arguments
 from trainforge.errors import ConfigError, TrainforgeError
 from trainforge.hooks import HookManager
 from trainforge.lightning import UniversalDataModule, cluster_position
+from trainforge.train._run_length import (
+    batch_limit,
+    batches_per_epoch,
+    total_optimizer_steps,
+    train_batches,
+)
 from trainforge.train._run_setup import RUN_DIR_VARIABLE
 from trainforge.zoo import TASKS, build_datasets, build_model
 
@@ -234,29 +238,6 @@ def build_datamodule(config: TrainingConfig, train: Any, val: Any, spec: TaskSpe
     )
 
 
-def batch_limit(limit: float | int | None, batches: int | None) -> int | None:
-    """``limit_*_batches``: an int is a count, a float a fraction of ``batches``.
-
-    ``batches`` is None for a stream without a length: only a count (or 1.0) applies.
-    """
-    if limit is None:
-        return None
-    if isinstance(limit, float) and limit <= 1.0:
-        if limit == 0:
-            return 0
-        if batches is None:
-            if limit == 1.0:
-                return None
-            raise ConfigError(
-                f"a fraction of the batches ({limit}) needs training data with a length; "
-                "this IterableDataset has none",
-                key="trainer.limit_train_batches",
-                hint="give a number of batches instead (an int), or give the dataset __len__",
-            )
-        return max(1, int(batches * limit))
-    return int(limit)
-
-
 def build_loss(spec: TaskSpec) -> Any:
     """The loss strategy for the task."""
     return get_loss_strategy(spec)
@@ -311,51 +292,6 @@ def devices_per_node(config: TrainingConfig) -> int:
 def data_parallel_size(config: TrainingConfig) -> int:
     """Processes a Lightning fit of ``config`` runs, all nodes together (1 for plain)."""
     return devices_per_node(config) * config.trainer.num_nodes
-
-
-def batches_per_epoch(config: TrainingConfig, samples: int, processes: int = 1) -> int:
-    """Training batches each process runs per epoch (before ``limit_train_batches``)."""
-    per_process = math.ceil(samples / processes)
-    size = config.data.batch_size
-    return per_process // size if config.data.drop_last else math.ceil(per_process / size)
-
-
-def train_batches(config: TrainingConfig, datamodule: Any, processes: int = 1) -> int | None:
-    """Training batches per epoch and process; None for a stream without a length."""
-    if datamodule.streams:
-        return loader_length(datamodule.train_dataloader())
-    return batches_per_epoch(config, len(datamodule.train_dataset), processes)
-
-
-def total_optimizer_steps(config: TrainingConfig, batches_per_epoch: int | None) -> int:
-    """Optimizer steps of the whole run (for the schedule).
-
-    Raises:
-        ConfigError: A stream without a length and no ``trainer.max_steps``.
-    """
-    trainer = config.trainer
-    limit = batch_limit(trainer.limit_train_batches, batches_per_epoch)
-    if batches_per_epoch is None:
-        if trainer.max_steps is not None:
-            return trainer.max_steps
-        if limit is None:
-            raise ConfigError(
-                "the training data is an IterableDataset without a length, so the length "
-                "of the run is unknown",
-                key="trainer.max_steps",
-                hint="set trainer.max_steps (or trainer.limit_train_batches to a number of "
-                "batches per epoch), or give the dataset __len__",
-            )
-        batches_per_epoch = limit
-    if limit is not None:
-        batches_per_epoch = min(batches_per_epoch, limit)
-    per_epoch = math.ceil(batches_per_epoch / trainer.accumulate_grad_batches)
-    if trainer.max_steps is not None:
-        if trainer.max_epochs is not None:
-            return min(trainer.max_steps, per_epoch * trainer.max_epochs)
-        return trainer.max_steps
-    assert trainer.max_epochs is not None  # the schema requires one of the two
-    return per_epoch * trainer.max_epochs
 
 
 def build_scheduler_for(config: TrainingConfig, optimizer: Any, total_steps: int) -> Any:
