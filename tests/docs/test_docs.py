@@ -41,6 +41,7 @@ _FENCE = re.compile(r"^```(\w*)\s*$")
 _MARKER = re.compile(r"^<!--\s*([\w-]+)(?::\s*(.*?))?\s*-->\s*$")
 _MARKERS = {"not-run", "session", "file", "output", "volatile", "env"}
 _RC = "\x1etrainforge-doc-rc"
+_JOB_NOTICE = re.compile(r"^bash: line \d+: +\d+ (Killed|Terminated) ")
 
 
 @dataclasses.dataclass
@@ -85,6 +86,12 @@ def parse_page(path: Path) -> list[Block]:
             pending.setdefault(marker.group(1), []).append(marker.group(2) or "")
             if marker.group(1) == "session":
                 session = marker.group(2) or "main"
+        elif line.startswith("````"):  # a block that shows fences: never run
+            end = i + 1
+            while end < len(lines) and not lines[end].startswith("````"):
+                end += 1
+            pending = {}
+            i = end
         elif fence:
             end = i + 1
             while end < len(lines) and lines[end].rstrip() != "```":
@@ -127,9 +134,7 @@ def output_matches(expected: str, actual: str, volatile: list[str]) -> bool:
     got = [_normalise(x, volatile) for x in actual.split("\n")]
     want = [x for x in want if x]
     got = [x for x in got if x]
-    pattern = "".join(
-        r"(?:[^\n]*\n)*?" if _is_gap(x) else re.escape(x) + r"\n" for x in want
-    )
+    pattern = "".join(r"(?:[^\n]*\n)*?" if _is_gap(x) else re.escape(x) + r"\n" for x in want)
     return re.fullmatch(pattern, "".join(x + "\n" for x in got)) is not None
 
 
@@ -193,10 +198,11 @@ def _shell_env(block: Block) -> dict[str, str]:
 
 def _run_console(block: Block, cwd: Path, failures: list[str]) -> None:
     commands = console_commands(block)
-    script = ["exec 2>&1", "set -m"]
+    script = ["exec 2>&1"]
     for index, command in enumerate(commands):
         script.append(command.text)
-        script.append(f"printf '\\n{_RC} {index} %s\\n' $?")
+        # report the exit code, then hand it on to the next command's `$?`
+        script.append(f"__rc=$?; printf '\\n{_RC} {index} %s\\n' $__rc; (exit $__rc)")
     proc = subprocess.run(
         ["bash", "-c", "\n".join(script)],
         cwd=cwd,
@@ -208,6 +214,8 @@ def _run_console(block: Block, cwd: Path, failures: list[str]) -> None:
     outputs: dict[int, tuple[str, int]] = {}
     chunk: list[str] = []
     for line in proc.stdout.split("\n"):
+        if _JOB_NOTICE.match(line):
+            continue  # bash's own notice that a background job was killed
         if line.startswith(_RC):
             _, index, rc = line.split(" ")
             outputs[int(index)] = ("\n".join(chunk), int(rc))
@@ -267,7 +275,7 @@ def _run_python(block: Block, namespace: dict[str, object], failures: list[str])
 def run_session(blocks: list[Block], cwd: Path) -> list[str]:
     """Run the blocks of one session in ``cwd``; the failures, each with its file and line."""
     failures: list[str] = []
-    namespace: dict[str, object] = {"__name__": "__docs__"}
+    namespace: dict[str, object] = {"__name__": "__main__"}
     printed: str | None = None
     previous = Path.cwd()
     os.chdir(cwd)
@@ -368,9 +376,7 @@ def test_every_block_is_run_or_marked_with_a_reason():
 def test_a_wrong_example_is_caught(tmp_path: Path):
     page = FIXTURES / "wrong.md"
     failures = [
-        failure
-        for blocks in sessions(page).values()
-        for failure in run_session(blocks, tmp_path)
+        failure for blocks in sessions(page).values() for failure in run_session(blocks, tmp_path)
     ]
     report = "\n\n".join(failures)
     # the wrong output of a command: file, line, the command and the difference

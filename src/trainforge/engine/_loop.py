@@ -94,8 +94,8 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abs
 LossFn = Callable[[Any, Mapping[str, Any]], Tensor]
 
 
-# What a model or a loss raises when a batch does not fit it (shapes, dtypes, keys).
 BATCH_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, KeyError)
+"""What a model or a loss raises when a batch does not fit it (shapes, dtypes, keys)."""
 
 
 def raise_batch_error(exc: BaseException, batch: Mapping[str, Any]) -> NoReturn:
