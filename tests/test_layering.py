@@ -25,6 +25,7 @@ LAYERS = {
     "tracking": 1,
     "checkpoint": 2,
     "engine": 2,
+    "jobs": 2,
     "lightning": 3,
     "zoo": 3,
     "production": 3,
@@ -35,7 +36,16 @@ LAYERS = {
 # third-party packages only one subpackage may import
 OWNERS = {"omegaconf": "config", "lightning": "lightning", "pytorch_lightning": "lightning"}
 # subpackages that must not import torch at module import time
-NO_TORCH_AT_IMPORT = ("config", "logs", "tracking", "errors", "registry", "hooks", "seeding")
+NO_TORCH_AT_IMPORT = (
+    "config",
+    "logs",
+    "tracking",
+    "jobs",
+    "errors",
+    "registry",
+    "hooks",
+    "seeding",
+)
 
 
 def _component(module: str) -> str | None:

@@ -23,13 +23,22 @@ know trainforge::
     │   ├── RunNotFoundError (KeyError)
     │   ├── ModelNotFoundError (KeyError)
     │   ├── TrackingValueError (ValueError)          a key, name, step or limit no store can hold
-    │   └── FilterSyntaxError (ValueError)           search filter with the position
+    │   ├── FilterSyntaxError (ValueError)           search filter with the position
+    │   ├── JobNotFoundError (KeyError)              no job with the given id
+    │   ├── JobStateError (ValueError)               cancel / retry a job in the wrong state
+    │   ├── ScheduleError (ValueError)               bad cron expression, time zone, catch-up
+    │   └── ScheduleNotFoundError (KeyError)
+    ├── JobFailedError (RuntimeError)            a job's work failed (exit code, exception)
     ├── TrainingError (RuntimeError)
     │   └── GradientHealthError                      N consecutive unhealthy steps
     ├── AccumulationConflictError (ValueError)   Lightning and the accumulator both accumulate
     ├── ImportPathError (ImportError)            'pkg.module:Name' that does not import
     ├── UiServerError (OSError)                  `trainforge ui` cannot listen (port taken)
     ├── UiRequestError (ValueError)              a UI API query string it cannot use (400)
+    ├── AttentionPatchError (RuntimeError)       model.sdpa=on and a layer cannot use SDPA
+    │   └── AlreadyFusedError                    a patcher's signal: the layer runs SDPA already
+    ├── ExportError (ValueError)                 unknown format, no format exports, bad bundle
+    │   └── BundleExistsError (FileExistsError)  the bundle folder exists (no --overwrite)
     └── MissingDependencyError (ImportError)     optional package absent: names the extra
 """
 
@@ -41,6 +50,9 @@ from pathlib import Path
 
 __all__ = [
     "AccumulationConflictError",
+    "AlreadyFusedError",
+    "AttentionPatchError",
+    "BundleExistsError",
     "CheckpointCorruptedError",
     "CheckpointError",
     "CheckpointNotFoundError",
@@ -49,15 +61,21 @@ __all__ = [
     "ConfigError",
     "ConfigFileError",
     "ConfigIssue",
+    "ExportError",
     "FilterSyntaxError",
     "GradientHealthError",
     "HookError",
     "ImportPathError",
+    "JobFailedError",
+    "JobNotFoundError",
+    "JobStateError",
     "MissingDependencyError",
     "ModelNotFoundError",
     "RegistryError",
     "ResumeError",
     "RunNotFoundError",
+    "ScheduleError",
+    "ScheduleNotFoundError",
     "StoreUnavailableError",
     "TrackingError",
     "TrackingValueError",
@@ -297,6 +315,32 @@ class FilterSyntaxError(TrackingError, ValueError):
         return f"{self.message} at position {self.position}\n  {self.text}\n  {caret}"
 
 
+class JobNotFoundError(TrackingError, KeyError):
+    """No job with the given id."""
+
+    def __str__(self) -> str:
+        return self.user_message()
+
+
+class JobStateError(TrackingError, ValueError):
+    """A job cannot do what was asked in its current state (cancel a finished job, ...)."""
+
+
+class ScheduleError(TrackingError, ValueError):
+    """A schedule cannot be created as given: cron expression, time zone, catch-up, name."""
+
+
+class ScheduleNotFoundError(TrackingError, KeyError):
+    """No schedule with the given name or id."""
+
+    def __str__(self) -> str:
+        return self.user_message()
+
+
+class JobFailedError(TrainforgeError, RuntimeError):
+    """The work of a job failed: the training process exited non-zero, or the job raised."""
+
+
 class TrainingError(TrainforgeError, RuntimeError):
     """Training cannot continue."""
 
@@ -322,6 +366,25 @@ class UiServerError(TrainforgeError, OSError):
 
 class UiRequestError(TrainforgeError, ValueError):
     """A query string the UI's JSON API cannot use (answered with HTTP status 400)."""
+
+
+class AttentionPatchError(TrainforgeError, RuntimeError):
+    """``model.sdpa=on`` and an attention layer cannot be switched to SDPA (or a bad mode)."""
+
+
+class AlreadyFusedError(AttentionPatchError):
+    """Raised by an attention patcher for a layer already running a fused kernel.
+
+    ``FlashAttentionWrapper`` reports the layer as already fused; it never reaches a user.
+    """
+
+
+class ExportError(TrainforgeError, ValueError):
+    """An export bundle cannot be built: unknown format, no format exports, bad input."""
+
+
+class BundleExistsError(ExportError, FileExistsError):
+    """The bundle's output folder exists and ``overwrite`` was not given."""
 
 
 class MissingDependencyError(TrainforgeError, ImportError):

@@ -6,7 +6,8 @@ printed output is compared with a following block marked ``<!-- output -->``),
 ``console`` blocks run each ``$ `` command with bash and compare what it prints,
 ``bash`` blocks run as one script that must succeed, ``yaml`` and ``json`` blocks must
 parse, and a block marked ``<!-- file: PATH -->`` is also written to PATH. A block
-marked ``<!-- not-run: reason -->`` is counted, not executed. One test item runs one
+marked ``<!-- not-run: reason -->`` is counted, not executed; one marked
+``<!-- tested-by: tests/PATH.py -->`` is run by that test module instead. One test item runs one
 session of one page.
 """
 
@@ -34,12 +35,13 @@ EXECUTED = ("python", "console", "bash")
 PARSED = ("yaml", "json")
 KNOWN = (*EXECUTED, *PARSED, "text", "")
 BLOCK_TIMEOUT_S = 300
-# clock times in log lines are never the same twice
-DEFAULT_VOLATILE = (r"\b\d\d:\d\d:\d\d\b",)
+# clock times in log lines are never the same twice; a config hash changes whenever the
+# schema gains a key
+DEFAULT_VOLATILE = (r"\b\d\d:\d\d:\d\d\b", r"\bhash:? [0-9a-f]{16}\b")
 
 _FENCE = re.compile(r"^```(\w*)\s*$")
 _MARKER = re.compile(r"^<!--\s*([\w-]+)(?::\s*(.*?))?\s*-->\s*$")
-_MARKERS = {"not-run", "session", "file", "output", "volatile", "env"}
+_MARKERS = {"not-run", "tested-by", "session", "file", "output", "volatile", "env"}
 _RC = "\x1etrainforge-doc-rc"
 _JOB_NOTICE = re.compile(r"^bash: line \d+: +\d+ (Killed|Terminated) ")
 
@@ -284,7 +286,7 @@ def run_session(blocks: list[Block], cwd: Path) -> list[str]:
             if block.lang not in KNOWN:
                 failures.append(f"{block.where}: unknown block language {block.lang!r}")
                 continue
-            if block.marker("not-run") is not None:
+            if block.marker("not-run") is not None or block.marker("tested-by"):
                 continue
             target = block.marker("file")
             if target:
@@ -361,7 +363,12 @@ def test_every_block_is_run_or_marked_with_a_reason():
     for page in doc_pages():
         for block in parse_page(page):
             reason = block.marker("not-run")
-            if block.lang not in KNOWN:
+            tested_by = block.marker("tested-by")
+            if tested_by is not None:
+                counts["run by another test"] += 1
+                if not (ROOT / tested_by).is_file():
+                    problems.append(f"{block.where}: tested-by names no test file: {tested_by!r}")
+            elif block.lang not in KNOWN:
                 problems.append(f"{block.where}: unknown language {block.lang!r}")
             elif reason is not None:
                 counts["not run"] += 1

@@ -109,7 +109,7 @@ def test_text_collator_pads_to_longest_with_mask_and_ignore_index():
             {"input_ids": [8], "labels": [8]},
         ]
     )
-    assert batch["inputs"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["labels"].tolist() == [[5, 6, 7], [8, -100, -100]]
     left = TextCollator(padding_side="left", pad_token_id=9)([([1, 2], 0), ([3], 1)])

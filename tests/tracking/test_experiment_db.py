@@ -1,4 +1,5 @@
-"""ExperimentDB against SQLite and PostgreSQL: runs, metrics, search, best, compare, stats."""
+"""ExperimentDB against SQLite, PostgreSQL and MariaDB: runs, metrics, search, best, compare,
+stats."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 from trainforge.errors import FilterSyntaxError, RunNotFoundError, TrackingError
 from trainforge.tracking import ExperimentDB
 
+from .conftest import BACKENDS
+
 
 @pytest.fixture
 def db(store_url):
@@ -18,9 +21,7 @@ def db(store_url):
     db.store.dispose()
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def searchable(request, tmp_path_factory):
     """A store holding the three runs of ``_populate``, shared by the read-only tests."""
     if request.param == "sqlite":
@@ -29,7 +30,8 @@ def searchable(request, tmp_path_factory):
         yield db
         db.close()
         return
-    with request.getfixturevalue("pg_databases")() as url:
+    fixture = "pg_databases" if request.param == "postgres" else "mysql_databases"
+    with request.getfixturevalue(fixture)() as url:
         db = ExperimentDB(url)
         _populate(db)
         yield db

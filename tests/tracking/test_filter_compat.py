@@ -1,5 +1,5 @@
 """The filter language: MLflow's forms, bounded size, user errors as user errors, and the
-same answers from SQLite and PostgreSQL for any filter."""
+same answers from SQLite, PostgreSQL and MariaDB for any filter."""
 
 from __future__ import annotations
 
@@ -72,13 +72,16 @@ def _fill(url: str) -> ExperimentDB:
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory: pytest.TempPathFactory, pg_databases: Any) -> Iterator[list[Any]]:
-    """The same runs in a SQLite file and in a PostgreSQL database."""
+def stores(
+    tmp_path_factory: pytest.TempPathFactory, pg_databases: Any, mysql_databases: Any
+) -> Iterator[list[Any]]:
+    """The same runs in a SQLite file, a PostgreSQL database and a MariaDB database."""
     sqlite = _fill(f"sqlite:///{tmp_path_factory.mktemp('compat') / 'runs.db'}")
-    with pg_databases() as url:
-        postgres = _fill(url)
-        yield [sqlite, postgres]
+    with pg_databases() as pg_url, mysql_databases() as mysql_url:
+        postgres, mariadb = _fill(pg_url), _fill(mysql_url)
+        yield [sqlite, postgres, mariadb]
         postgres.close()
+        mariadb.close()
     sqlite.close()
 
 
@@ -124,10 +127,10 @@ def _answers(stores: list[Any], text: str, order_by: Any = None) -> list[Any]:
         ("attributes.name > 'zeta'", ["Épsilon"]),
     ],
 )
-def test_mlflow_forms_and_edge_values_answer_the_same_on_both(
+def test_mlflow_forms_and_edge_values_answer_the_same_on_all(
     stores: list[Any], text: str, names: list[str]
 ) -> None:
-    assert _answers(stores, text) == [names, names]
+    assert _answers(stores, text) == [names] * 3
 
 
 @pytest.mark.parametrize(
@@ -138,8 +141,8 @@ def test_mlflow_forms_and_edge_values_answer_the_same_on_both(
         ("tags.model", ["gamma_1", "Alpha", "Épsilon", "beta", "delta%", "zeta"]),
     ],
 )
-def test_ordering_is_the_same_on_both(stores: list[Any], order_by: str, names: list[str]) -> None:
-    assert _answers(stores, "", order_by) == [names, names]
+def test_ordering_is_the_same_on_all(stores: list[Any], order_by: str, names: list[str]) -> None:
+    assert _answers(stores, "", order_by) == [names] * 3
 
 
 @pytest.mark.parametrize(
@@ -164,16 +167,16 @@ def test_ordering_is_the_same_on_both(stores: list[Any], order_by: str, names: l
         ("tags.x IS 'a'", "expected NULL after IS"),
     ],
 )
-def test_user_errors_are_filter_errors_on_both(stores: list[Any], text: str, message: str) -> None:
+def test_user_errors_are_filter_errors_on_all(stores: list[Any], text: str, message: str) -> None:
     for db in stores:
         with pytest.raises(FilterSyntaxError, match=message) as info:
             db.search_runs(text)
         assert 0 <= info.value.position <= len(text)
 
 
-def test_two_hundred_conditions_still_run_on_both(stores: list[Any]) -> None:
+def test_two_hundred_conditions_still_run_on_all(stores: list[Any]) -> None:
     text = " or ".join(f"metrics.val_loss = {i}" for i in range(199)) + " or tags.model = 'a'"
-    assert _answers(stores, text) == [["Alpha"], ["Alpha"]]
+    assert _answers(stores, text) == [["Alpha"]] * 3
 
 
 def test_status_and_limit_are_values_not_text(stores: list[Any]) -> None:
@@ -275,15 +278,18 @@ _ORDERS = st.sampled_from(
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_random_filters_give_the_same_runs_on_sqlite_and_postgresql(stores: list[Any]) -> None:
+@pytest.mark.mariadb
+def test_random_filters_give_the_same_runs_on_sqlite_postgresql_and_mariadb(
+    stores: list[Any],
+) -> None:
     seen = {"answers": 0, "errors": 0}
 
     @settings(max_examples=250, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
     @given(text=_FILTERS, order_by=_ORDERS)
     def check(text: str, order_by: str | None) -> None:
-        sqlite, postgres = _answers(stores, text, order_by)
-        assert sqlite == postgres, text
+        sqlite, postgres, mariadb = _answers(stores, text, order_by)
+        assert sqlite == postgres == mariadb, text
         seen["errors" if isinstance(sqlite, tuple) else "answers"] += 1
 
     check()

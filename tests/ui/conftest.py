@@ -124,3 +124,33 @@ def pg_store_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def mysql_store_url() -> Iterator[str]:
+    """A fresh, migrated MariaDB database for one module (fails under CI if unreachable)."""
+    import secrets
+
+    import sqlalchemy as sa
+
+    from trainforge.tracking import TrackingStore
+
+    server = "mysql+pymysql://root@127.0.0.1:3306"
+    admin = sa.create_engine(f"{server}/test", isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    name = f"tf_ui_{os.getpid()}_{secrets.token_hex(4)}"
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
+    except sa.exc.OperationalError as err:
+        admin.dispose()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"MariaDB at 127.0.0.1:3306 is unreachable under CI: {err}")
+        pytest.skip(f"MariaDB at 127.0.0.1:3306 is unreachable: {err}")
+    url = f"{server}/{name}"
+    TrackingStore(url).dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.dispose()

@@ -191,14 +191,20 @@ def test_pages_and_vendored_files_are_served_from_the_package(server):
     assert server.get("/static/../_api.py")[0] == 404
 
 
-@pytest.mark.postgres
-def test_the_api_reads_a_postgresql_store_the_same_way(pg_store_url):
-    store = TrackingStore(pg_store_url)
+@pytest.mark.parametrize(
+    "server",
+    [
+        pytest.param("pg_store_url", marks=pytest.mark.postgres),
+        pytest.param("mysql_store_url", marks=pytest.mark.mariadb),
+    ],
+)
+def test_the_api_reads_a_server_store_the_same_way(request, server):
+    store = TrackingStore(request.getfixturevalue(server))
     db = ExperimentDB(store)
     run = db.log_run("pg", {"optim": {"lr": 0.1}})
     now = time.time()
     rows = [("loss", 7.0 if s == 500 else 1.0, s, None, now + s) for s in range(1000)]
-    rows.append(("loss", float("nan"), 1000, None, now + 1000))  # PostgreSQL keeps NaN
+    rows.append(("loss", float("nan"), 1000, None, now + 1000))  # NULL, never a min or max
     store.write(lambda c: write_metric_rows(c, run, rows))
     with serve(store) as served:
         page = served.json("/api/runs?sort=metrics.loss+desc&params=optim.lr")

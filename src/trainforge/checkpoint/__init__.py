@@ -7,6 +7,7 @@ migrations) and used by the CLI. Importing this package does not import torch.
 
 from trainforge.checkpoint._catalog import Unreadable
 from trainforge.checkpoint._compression import COMPRESSIONS, Compression
+from trainforge.checkpoint._consolidate import consolidate_checkpoint
 from trainforge.checkpoint._inspect import inspect_checkpoint, tensor_table
 from trainforge.checkpoint._integrity import FileEntry, HashingWriter
 from trainforge.checkpoint._layout import FORMAT_VERSION, MANIFEST_NAME
@@ -63,6 +64,7 @@ __all__ = [
     "Unreadable",
     "VerifyReport",
     "compare_state_dicts",
+    "consolidate_checkpoint",
     "inspect_checkpoint",
     "inspect_lightning_checkpoint",
     "lightning_to_state",

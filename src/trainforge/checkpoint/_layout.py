@@ -12,6 +12,8 @@ reader, retention, the CLI and the migrations cannot drift apart::
       .replaced-ckpt-...                      the old copy while ``migrate`` swaps one in
       ckpt-000012-epoch0005-step001000/
         state.pt (or state.safetensors + state.json, optionally .gz / .zst)
+        __0_0.distcp, __1_0.distcp, ...       a sharded checkpoint: each rank's shards
+        dcp.metadata                          ... and their index (torch.distributed.checkpoint)
         manifest.json                         written last: without it the directory is ignored
 """
 
@@ -28,11 +30,14 @@ __all__ = [
     "MANIFEST_NAME",
     "READERS_DIR",
     "REPLACED_PREFIX",
+    "SHARD_INDEX",
     "STATE_KEYS",
     "TEMP_PREFIX",
     "TRASH_PREFIX",
     "checkpoint_name",
+    "is_shard_file",
     "parse_checkpoint_name",
+    "shard_rank",
 ]
 
 FORMAT_VERSION = 2
@@ -56,6 +61,10 @@ CUSTOM_KEY = "custom_state"
 STATE_KEYS: tuple[str, ...] = (MODEL_KEY, OPTIMIZER_KEY, SCHEDULER_KEY, CUSTOM_KEY)
 """Keys stored in the payload file(s); everything else lives in the JSON manifest."""
 
+SHARD_INDEX = "dcp.metadata"
+"""The index of a sharded checkpoint's shard files (written by rank zero)."""
+_SHARD = re.compile(r"^__(\d+)_\d+\.distcp$")
+
 _NAME = re.compile(r"^ckpt-(\d{6,})-epoch(\d{4,})-step(\d{6,})$")
 
 
@@ -70,3 +79,14 @@ def parse_checkpoint_name(name: str) -> tuple[int, int, int] | None:
     if match is None:
         return None
     return int(match.group(1)), int(match.group(2)), int(match.group(3))
+
+
+def shard_rank(name: str) -> int | None:
+    """The rank that wrote shard file ``name`` (``__<rank>_<n>.distcp``), or None."""
+    match = _SHARD.match(name)
+    return int(match.group(1)) if match else None
+
+
+def is_shard_file(name: str) -> bool:
+    """True for the files of a sharded checkpoint's shards (the shards and their index)."""
+    return name == SHARD_INDEX or shard_rank(name) is not None

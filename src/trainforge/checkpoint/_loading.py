@@ -26,7 +26,7 @@ from trainforge.errors import CheckpointCorruptedError
 from trainforge.hooks import HookEvent, HookManager
 from trainforge.seeding import restore_rng_state
 
-__all__ = ["Loader", "restore_recorded_rng"]
+__all__ = ["Loader", "loaded_result", "restore_recorded_rng"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class Loader:
             _warn(f"{error.message}; loading the newest valid checkpoint {alternative}")
             directory = alternative
             manifest, state = self.read(directory, map_location)
-        result = _result(directory, manifest, state)
+        result = loaded_result(directory, manifest, state)
         if restore_rng and result["rng_state"]:
             restore_recorded_rng(result)
         self.hooks.fire(HookEvent.AFTER_CHECKPOINT_LOAD, path=directory, epoch=result["epoch"])
@@ -163,7 +163,8 @@ class Loader:
         return result
 
 
-def _result(directory: Path, manifest: Manifest, state: dict[str, Any]) -> dict[str, Any]:
+def loaded_result(directory: Path, manifest: Manifest, state: dict[str, Any]) -> dict[str, Any]:
+    """What :meth:`CheckpointManager.load` returns for a read checkpoint."""
     meta = manifest.metadata  # validated: every field is there, with its type
     result = {
         **state,

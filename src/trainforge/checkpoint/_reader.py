@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainforge.checkpoint._integrity import open_payload
+from trainforge.checkpoint import _layout as L
+from trainforge.checkpoint._integrity import FileEntry, open_payload
+from trainforge.checkpoint._layout import is_shard_file
 from trainforge.checkpoint._manifest import Manifest, read_manifest
 from trainforge.checkpoint._migration import upgrade_state
 from trainforge.checkpoint.storage import get_storage
@@ -38,9 +40,13 @@ class VerifyReport:
 
 
 def read_checkpoint(
-    directory: Path, *, verify: bool = True, map_location: Any = None
+    directory: Path, *, verify: bool = True, map_location: Any = None, full_shards: bool = True
 ) -> tuple[Manifest, dict[str, Any]]:
     """Manifest and payload state of ``directory``, verified before deserialising.
+
+    Every file is verified first. A sharded checkpoint's shards are unsharded into
+    ``model_state_dict`` / ``optimizer_state_dict`` in this process (``full_shards``);
+    without it they are left for :func:`~trainforge.checkpoint.storage.sharded.load_shards`.
 
     Raises:
         CheckpointCorruptedError: Manifest missing or garbled, a file missing, truncated
@@ -49,11 +55,16 @@ def read_checkpoint(
     """
     manifest = read_manifest(directory)
     buffers: dict[str, Any] = {}
+    payload = {name: e for name, e in manifest.files.items() if not is_shard_file(name)}
     try:
         for name, entry in manifest.files.items():
-            buffers[name] = open_payload(directory / name, entry, verify=verify)
+            buffer = _open(directory, name, entry, manifest, verify=verify)
+            if name in payload:
+                buffers[name] = buffer
+            elif isinstance(buffer, mmap.mmap):  # a shard: verified here, read by DCP
+                buffer.close()
         backend = get_storage(manifest.storage)
-        state = backend.read(directory, manifest.files, buffers, map_location=map_location)
+        state = backend.read(directory, payload, buffers, map_location=map_location)
     finally:
         for buffer in buffers.values():
             if isinstance(buffer, mmap.mmap):
@@ -63,7 +74,32 @@ def read_checkpoint(
             f"checkpoint {directory} holds a {type(state).__name__}, not a state dict",
             path=directory,
         )
+    if manifest.metadata.get("sharding") and full_shards:
+        from trainforge.checkpoint.storage.sharded import read_full
+
+        unsharded = read_full(directory)
+        state[L.MODEL_KEY] = unsharded.get("model")
+        state[L.OPTIMIZER_KEY] = unsharded.get("optimizer")
     return manifest, upgrade_state(state, manifest.migrated_from)
+
+
+def _open(directory: Path, name: str, entry: FileEntry, manifest: Manifest, *, verify: bool) -> Any:
+    """``open_payload``; a bad shard's error names the rank that wrote it."""
+    try:
+        return open_payload(directory / name, entry, verify=verify)
+    except CheckpointCorruptedError as exc:
+        sharding = manifest.metadata.get("sharding") or {}
+        rank = (sharding.get("files") or {}).get(name)
+        if rank is None and name != L.SHARD_INDEX:
+            raise
+        whose = f"rank {rank}'s shard" if rank is not None else "the shard index (rank 0)"
+        raise CheckpointCorruptedError(
+            f"{exc.message} [{whose} of {sharding.get('world_size', '?')}]",
+            path=exc.path,
+            expected=exc.expected,
+            actual=exc.actual,
+            hint=exc.hint,
+        ) from None
 
 
 def verify_checkpoint(directory: Path, *, deep: bool = False) -> VerifyReport:
@@ -80,7 +116,7 @@ def verify_checkpoint(directory: Path, *, deep: bool = False) -> VerifyReport:
             return VerifyReport(directory, True)
         manifest = read_manifest(directory)
         for name, entry in manifest.files.items():
-            buffer = open_payload(directory / name, entry, verify=True)
+            buffer = _open(directory, name, entry, manifest, verify=True)
             if isinstance(buffer, mmap.mmap):
                 buffer.close()
     except CheckpointError as exc:

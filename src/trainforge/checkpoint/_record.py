@@ -27,6 +27,7 @@ __all__ = [
     "FileRecord",
     "ManifestRecord",
     "MetadataRecord",
+    "ShardingRecord",
     "check_file_name",
     "describe_validation_error",
 ]
@@ -71,6 +72,22 @@ class GitRecord(BaseModel):
     dirty: bool | None = None
 
 
+class ShardingRecord(BaseModel):
+    """A sharded checkpoint: how many processes wrote it, and which rank wrote which file."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    world_size: Annotated[int, Field(ge=1)]
+    files: dict[str, NonNegative]
+
+    @field_validator("files")
+    @classmethod
+    def _plain_names(cls, value: dict[str, int]) -> dict[str, int]:
+        for name in value:
+            check_file_name(name)
+        return value
+
+
 class MetadataRecord(BaseModel):
     """Everything a manifest says about its checkpoint besides the files."""
 
@@ -93,6 +110,7 @@ class MetadataRecord(BaseModel):
     hostname: str | None = None
     timestamp: str | None = None
     migrated_from: NonNegative | None = None
+    sharding: ShardingRecord | None = None
 
     @field_validator("monitor_value")
     @classmethod

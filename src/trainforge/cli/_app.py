@@ -8,7 +8,19 @@ from typing import Annotated
 import typer
 
 from trainforge._version import __version__
-from trainforge.cli import _ckpt_cmd, _config_cmd, _registry_cmd, _runs_cmd, _train_cmd, _ui_cmd
+from trainforge.cli import (
+    _ckpt_cmd,
+    _config_cmd,
+    _evaluate_cmd,
+    _export_cmd,
+    _jobs_cmd,
+    _registry_cmd,
+    _runs_cmd,
+    _schedules_cmd,
+    _train_cmd,
+    _triggers_cmd,
+    _ui_cmd,
+)
 from trainforge.errors import TrainforgeError
 from trainforge.logs import configure_logging
 
@@ -26,6 +38,11 @@ app.add_typer(_ckpt_cmd.app, name="ckpt")
 app.add_typer(_runs_cmd.app, name="runs")
 app.add_typer(_registry_cmd.app, name="registry")
 app.command("ui")(_ui_cmd.ui)
+app.command("evaluate")(_evaluate_cmd.evaluate)
+app.add_typer(_jobs_cmd.app, name="jobs")
+app.add_typer(_schedules_cmd.app, name="schedules")
+app.add_typer(_triggers_cmd.app, name="triggers")
+app.command("export")(_export_cmd.export)
 
 
 def _version_callback(value: bool) -> None:

@@ -1,4 +1,4 @@
-"""``trainforge ckpt``: list, inspect, verify, migrate and prune checkpoints."""
+"""``trainforge ckpt``: list, inspect, verify, consolidate, migrate and prune checkpoints."""
 
 from __future__ import annotations
 
@@ -182,6 +182,23 @@ def verify(
         names = ", ".join(str(r.path / r.bad_file) if r.bad_file else str(r.path) for r in bad)
         typer.echo(f"error: {len(bad)} bad checkpoint(s): {names}", err=True)
         raise typer.Exit(1)
+
+
+@app.command("consolidate")
+def consolidate(
+    checkpoint: Annotated[Path, typer.Argument(help="A sharded checkpoint or its pointer.")],
+    output: Annotated[
+        Path, typer.Option("--output", help="Checkpoint directory to write the result into.")
+    ],
+    compression: Annotated[
+        str | None, typer.Option("--compression", help="gzip or zstd (default: none).")
+    ] = None,
+) -> None:
+    """Write a sharded checkpoint as one ordinary single-file checkpoint (every shard verified)."""
+    from trainforge.checkpoint import consolidate_checkpoint
+
+    written = consolidate_checkpoint(checkpoint, output, compression=compression)
+    typer.echo(f"consolidated {checkpoint} -> {written}")
 
 
 @app.command("migrate")

@@ -17,7 +17,8 @@ __all__ = ["console", "print_json", "print_table"]
 def console(stderr: bool = False) -> Console:
     """A console on the current stdout (or stderr); wide when not a terminal."""
     stream = sys.stderr if stderr else sys.stdout
-    width = None if stream.isatty() else int(os.environ.get("COLUMNS", "200"))
+    columns = os.environ.get("COLUMNS", "")
+    width = None if stream.isatty() else int(columns) if columns.isdigit() else 200
     return Console(file=stream, width=width, highlight=False, soft_wrap=False)
 
 

@@ -76,7 +76,7 @@ def _print_models(models: list[dict[str, Any]], as_json: bool) -> None:
         return
     print_table(
         "models",
-        ["id", "name", "version", "tags", "aliases", "run", "checkpoint"],
+        ["id", "name", "version", "tags", "aliases", "run", "formats", "checkpoint"],
         [
             (
                 m["id"],
@@ -85,6 +85,7 @@ def _print_models(models: list[dict[str, Any]], as_json: bool) -> None:
                 ",".join(m["tags"]),
                 ",".join(m["aliases"]),
                 m["training_run_id"],
+                ",".join(m["export_formats"]),
                 m["checkpoint_path"],
             )
             for m in models

@@ -56,8 +56,8 @@ def train(
         return
     from trainforge.train import process_rank
 
-    # a data-parallel run's other ranks re-run this command: rank zero alone reports
-    rank_zero = process_rank() == 0
+    # a data-parallel run's other ranks run this command too: rank zero alone reports
+    rank_zero = process_rank(config) == 0
     options = ctx.obj or {}
     if not options.get("log_level_given"):
         level = config.run.log_level if not dry_run and rank_zero else "WARNING"

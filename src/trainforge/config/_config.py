@@ -12,7 +12,12 @@ from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from trainforge.config._compat import ConfigChange, config_hash, diff_configs, flatten
 from trainforge.config._layers import Layer, file_layers
-from trainforge.config._resolve import build_config
+from trainforge.config._resolve import (
+    BUILDING,
+    build_config,
+    resolve_interpolations,
+    templates_of,
+)
 from trainforge.config._schema import (
     SECTION_MODELS,
     CallbacksConfig,
@@ -66,6 +71,19 @@ class TrainingConfig(SchemaBase):
     export: ExportConfig = Field(default_factory=ExportConfig, description="Export.")
 
     _provenance: dict[str, Provenance] = PrivateAttr(default_factory=dict)
+    # leaves whose value came from a ${...} interpolation: update() re-resolves them
+    _templates: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **data: Any) -> None:
+        """Validate ``data`` (sections or plain dicts); ``${...}`` values are resolved."""
+        super().__init__(**data)
+        if not BUILDING.get() and templates_of(self.to_dict()):  # built directly
+            given = self.model_dump(mode="json", exclude_unset=True)
+            built = build_config([Layer(given, "override")] if given else [], model=type(self))
+            for name in SECTION_MODELS:
+                object.__setattr__(self, name, getattr(built, name))
+            self._provenance = built._provenance
+            self._templates = built._templates
 
     @model_validator(mode="after")
     def _check_driver_support(self) -> TrainingConfig:
@@ -116,11 +134,16 @@ class TrainingConfig(SchemaBase):
         known = key in flat or any(k.startswith(key + ".") for k in flat)
         if not known and not _in_free_form(key):
             raise _unknown_key_error(key, flat)
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = copy.deepcopy(value)
+        _set_leaf(data, key, copy.deepcopy(value))
+        # values interpolated from others follow them (unless this sets them itself)
+        templates = {
+            k: t for k, t in self._templates.items() if k != key and not k.startswith(key + ".")
+        }
+        for leaf, template in templates.items():
+            _set_leaf(data, leaf, template)
+        problems = resolve_interpolations(data)
+        if problems:
+            raise ConfigError(f"cannot set {key}={value!r}", issues=problems, key=key)
         try:
             fresh = type(self).model_validate(data)
         except ValidationError as exc:
@@ -131,6 +154,7 @@ class TrainingConfig(SchemaBase):
             raise ConfigError(f"cannot set {key}={value!r}", issues=issues, key=key) from None
         for name in SECTION_MODELS:
             object.__setattr__(self, name, getattr(fresh, name))
+        self._templates = templates
         changed = [k for k in flatten(self.to_dict()) if k == key or k.startswith(key + ".")]
         for leaf in changed:
             self._provenance[leaf] = self._provenance.get(leaf, _DEFAULT).with_tag(
@@ -208,8 +232,18 @@ class TrainingConfig(SchemaBase):
         return build_config(file_layers([path], None, os.environ), model=cls, file=path)
 
 
+def _set_leaf(data: dict[str, Any], key: str, value: Any) -> None:
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
 def _in_free_form(key: str) -> bool:
-    return key.startswith(("model.kwargs.", "data.kwargs.", "optim.scheduler_kwargs."))
+    return key.startswith(
+        ("model.kwargs.", "model.input_keys.", "data.kwargs.", "optim.scheduler_kwargs.")
+    )
 
 
 def _unknown_key_error(key: str, flat: dict[str, Any]) -> ConfigError:

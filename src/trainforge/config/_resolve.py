@@ -14,6 +14,7 @@ import copy
 import functools
 import re
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,17 +28,63 @@ from trainforge.errors import ConfigError, ConfigIssue, did_you_mean
 from trainforge.logs import Provenance
 from trainforge.records import flatten
 
-__all__ = ["build_config", "default_data", "derive_values", "schema_paths"]
+__all__ = [
+    "BUILDING",
+    "build_config",
+    "default_data",
+    "derive_values",
+    "resolve_interpolations",
+    "schema_paths",
+    "templates_of",
+]
 
 _DEFAULT = Provenance("default")
+
+# True while build_config validates: the config's constructor must not resolve again
+BUILDING: ContextVar[bool] = ContextVar("BUILDING", default=False)
 
 Config = TypeVar("Config", bound=SchemaBase)
 
 
 @functools.cache
 def default_data(model: type[SchemaBase]) -> dict[str, Any]:
-    """The schema defaults of ``model`` as plain data (the lowest layer); do not mutate it."""
-    return model().model_dump(mode="json")
+    """The schema defaults of ``model`` as plain data (the lowest layer); do not mutate it.
+
+    Built field by field, so ``${...}`` defaults stay unresolved (``TrainingConfig()``
+    itself resolves them).
+    """
+    data: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        factory = field.default_factory
+        value = factory() if factory is not None else field.default  # type: ignore[call-arg]
+        data[name] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    return data
+
+
+def templates_of(data: Mapping[str, Any]) -> dict[str, str]:
+    """Every leaf of ``data`` holding a ``${...}`` interpolation, by dotted key."""
+    return {
+        key: value
+        for key, value in flatten(data).items()
+        if isinstance(value, str) and "${" in value
+    }
+
+
+def resolve_interpolations(data: dict[str, Any]) -> list[ConfigIssue]:
+    """Resolve every ``${...}`` of ``data`` in place; return the problems (if any)."""
+    sections = _sections_to_resolve(data)
+    if sections is not None and not sections:
+        return []
+    subset = data if sections is None else {name: data[name] for name in sections}
+    try:
+        resolved = OmegaConf.to_container(OmegaConf.create(subset), resolve=True)
+        data.update(resolved)  # type: ignore[arg-type]
+    except InterpolationResolutionError as exc:
+        key = getattr(exc, "full_key", "") or ""
+        return [ConfigIssue(key, str(exc).splitlines()[0])]
+    except OmegaConfBaseException as exc:
+        return [ConfigIssue(getattr(exc, "full_key", "") or "", str(exc).splitlines()[0])]
+    return []
 
 
 def derive_values(data: dict[str, Any]) -> list[str]:
@@ -214,7 +261,7 @@ def _sections_to_resolve(data: dict[str, Any]) -> list[str] | None:
 
 def _assemble(
     layers: Sequence[Layer], model: type[SchemaBase]
-) -> tuple[dict[str, Any], dict[str, Provenance], list[ConfigIssue]]:
+) -> tuple[dict[str, Any], dict[str, Provenance], list[ConfigIssue], dict[str, str]]:
     """Merge ``layers`` over the schema defaults; return data, provenance and issues.
 
     Layers are merged as plain data (cheap); OmegaConf is used once, to resolve
@@ -226,21 +273,15 @@ def _assemble(
         for key in flatten(layer.data):
             provenance[key] = Provenance(layer.source_of(key))
         merge_into(data, layer.data)
-    issues: list[ConfigIssue] = []
-    sections = _sections_to_resolve(data)
-    if sections is None or sections:
-        subset = data if sections is None else {name: data[name] for name in sections}
-        try:
-            resolved = OmegaConf.to_container(OmegaConf.create(subset), resolve=True)
-            data.update(resolved)  # type: ignore[arg-type]
-        except InterpolationResolutionError as exc:
-            key = getattr(exc, "full_key", "") or ""
-            first = str(exc).splitlines()[0]
-            issues.append(ConfigIssue(key, first, _source_for(key, provenance)))
-        except OmegaConfBaseException as exc:
-            issues.append(ConfigIssue(getattr(exc, "full_key", "") or "", str(exc).splitlines()[0]))
+    templates = templates_of(data)
+    issues = [
+        ConfigIssue(issue.key, issue.message, _source_for(issue.key, provenance))
+        if issue.key
+        else issue
+        for issue in resolve_interpolations(data)
+    ]
     final = {key: provenance.get(key, _DEFAULT) for key in flatten(data)}
-    return data, final, issues
+    return data, final, issues, templates
 
 
 def build_config(
@@ -251,7 +292,7 @@ def build_config(
     Raises:
         ConfigError: Every problem, each with its key and the layer that set it.
     """
-    data, provenance, issues = _assemble(layers, model)
+    data, provenance, issues, templates = _assemble(layers, model)
     for key in _unknown_keys(data):
         guess = _suggest(key)
         hint = f"; did you mean {guess}?" if guess else ""
@@ -259,6 +300,7 @@ def build_config(
         _drop(data, key)  # keep validating the rest: report every problem at once
     for key in derive_values(data):
         provenance[key] = provenance.get(key, _DEFAULT).with_tag("derived")
+    token = BUILDING.set(True)
     try:
         config = model.model_validate(data)
     except ValidationError as exc:
@@ -266,7 +308,11 @@ def build_config(
     else:
         if not issues:
             config._provenance = provenance  # type: ignore[attr-defined]
+            if hasattr(config, "_templates"):
+                config._templates = templates  # re-resolved by TrainingConfig.update
             return config
+    finally:
+        BUILDING.reset(token)
     count = len(issues)
     raise ConfigError(
         f"invalid configuration: {count} problem{'s' if count != 1 else ''}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "SECTION_MODELS",
@@ -72,6 +72,11 @@ class TaskConfig(SchemaBase):
     max_seq_len: int | None = Field(None, gt=0, description="Maximum sequence length.")
     image_size: list[int] | None = Field(None, description="Image size [height, width].")
     input_dim: int | None = Field(None, gt=0, description="Input feature size (tabular).")
+    loss: str | None = Field(
+        None,
+        description="Loss strategy; 'model' uses the loss the model returns (chosen from "
+        "task_type when unset).",
+    )
 
 
 class ModelConfig(SchemaBase):
@@ -81,6 +86,23 @@ class ModelConfig(SchemaBase):
     kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments for the model constructor."
     )
+    input_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="forward() parameter -> batch key; unset: batch keys matching "
+        "forward()'s parameters (or 'inputs') are passed.",
+    )
+    sdpa: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Switch attention layers to torch's scaled_dot_product_attention "
+        "(FlashAttentionWrapper), each switch verified on a sample batch: auto keeps what "
+        "verifies, on fails unless every known attention layer runs SDPA, off changes nothing.",
+    )
+
+    @field_validator("sdpa", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare on / off as a boolean
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class DataConfig(SchemaBase):
@@ -102,6 +124,9 @@ class DataConfig(SchemaBase):
     drop_last: bool = Field(False, description="Drop the last incomplete training batch.")
     shuffle: bool = Field(True, description="Shuffle the training data every epoch.")
     collator: str = Field("default", description="Collator name: default, text or vision.")
+    input_key: str | None = Field(
+        None, description="Batch key passed to the model as its one positional input."
+    )
 
 
 class OptimConfig(SchemaBase):
@@ -149,6 +174,18 @@ class TrainerConfig(SchemaBase):
         "auto",
         description="auto, ddp or ddp_find_unused_parameters_true (the plain "
         "driver: auto, one device).",
+    )
+    num_nodes: int = Field(
+        1,
+        ge=1,
+        description="Machines taking part; each runs trainer.devices processes, started by a "
+        "launcher (torchrun, SLURM srun, or MASTER_ADDR/MASTER_PORT/NODE_RANK per node).",
+    )
+    collective_timeout_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Seconds a process waits in a collective (gradient all-reduce, barrier, "
+        "a sharded save) for the others before it fails instead of hanging.",
     )
     accumulate_grad_batches: int = Field(1, ge=1, description="Batches per optimizer step.")
     gradient_clip_val: float | None = Field(None, gt=0, description="Clip the gradient norm.")
@@ -199,10 +236,13 @@ class TrainerConfig(SchemaBase):
                 "trainer.optimization=manual is a Lightning driver mode; the plain driver "
                 "always steps through its GradientAccumulator (use optimization=automatic)"
             )
-        if self.engine == "plain" and (self.strategy != "auto" or self.devices not in ("auto", 1)):
+        if self.engine == "plain" and (
+            self.strategy != "auto" or self.devices not in ("auto", 1) or self.num_nodes != 1
+        ):
             raise ValueError(
-                "the plain driver runs on one device: trainer.strategy must be auto and "
-                "trainer.devices auto or 1; use trainer.engine=lightning for DDP"
+                "the plain driver runs on one device: trainer.strategy must be auto, "
+                "trainer.devices auto or 1 and trainer.num_nodes 1; use trainer.engine=lightning "
+                "for DDP and several nodes"
             )
         if self.strategy not in DATA_PARALLEL_STRATEGIES:
             raise ValueError(
@@ -277,14 +317,52 @@ class LrMonitorConfig(SchemaBase):
     logging_interval: Literal["step", "epoch"] = Field("step", description="step or epoch.")
 
 
+class DriftConfig(SchemaBase):
+    """Data drift: training data profiled once, compared with validation data (or another)."""
+
+    enabled: bool = Field(False, description="Profile the data and log drift/<feature>/jsd.")
+    dataset: str | None = Field(
+        None,
+        description="Data to compare with the training data: None for the validation split, "
+        "else a data name or 'pkg.module:factory' (built like data.name; its training part).",
+    )
+    dataset_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Options of callbacks.drift.dataset."
+    )
+    warning: float = Field(0.1, ge=0, le=1, description="JS divergence of a 'warning' alert.")
+    critical: float = Field(0.2, ge=0, le=1, description="JS divergence of a 'critical' alert.")
+    max_samples: int = Field(1000, ge=1, description="Samples profiled per dataset.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftConfig:
+        if self.warning > self.critical:
+            raise ValueError(
+                f"callbacks.drift.warning ({self.warning}) must not exceed "
+                f"callbacks.drift.critical ({self.critical})"
+            )
+        return self
+
+
+class ConfidenceConfig(SchemaBase):
+    """Prediction confidence and calibration of classification outputs on validation."""
+
+    enabled: bool = Field(False, description="Log val/ece, val/top1_confidence and val/entropy.")
+    bins: int = Field(15, ge=1, description="Equal-width confidence bins of the ECE.")
+    ece_threshold: float | None = Field(
+        None, ge=0, le=1, description="Raise a 'calibration' alert above this ECE (None: never)."
+    )
+
+
 class CallbacksConfig(SchemaBase):
-    """Monitoring, health checks, profiling, early stopping."""
+    """Monitoring, health checks, profiling, early stopping, drift and confidence."""
 
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     gradient_health: GradientHealthConfig = Field(default_factory=GradientHealthConfig)
     profiler: ProfilerConfig = Field(default_factory=ProfilerConfig)
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     lr_monitor: LrMonitorConfig = Field(default_factory=LrMonitorConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    confidence: ConfidenceConfig = Field(default_factory=ConfidenceConfig)
 
 
 class CsvLoggerConfig(SchemaBase):
@@ -378,9 +456,16 @@ class ExportConfig(SchemaBase):
     """Export after training."""
 
     formats: list[ExportFormat] = Field(
-        default_factory=lambda: list[ExportFormat](["pytorch"]), description="Artifact formats."
+        default_factory=lambda: list[ExportFormat](["pytorch"]),
+        min_length=1,
+        description="Artifact formats of the bundle (onnx, torchscript, pytorch); also what "
+        "`trainforge export` writes for this run when --format is not given.",
     )
-    bundle: bool = Field(False, description="Build a serving bundle after training.")
+    bundle: bool = Field(
+        False,
+        description="When training ends, export the best checkpoint as a checked serving "
+        "bundle in <run>/export.",
+    )
 
 
 SECTION_MODELS: dict[str, type[SchemaBase]] = {

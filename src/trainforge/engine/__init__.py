@@ -5,7 +5,13 @@ from trainforge.engine._accumulator import (
     AccumulationStats,
     GradientAccumulator,
 )
-from trainforge.engine._batch import as_batch_dict
+from trainforge.engine._batch import (
+    ForwardInputs,
+    as_batch_dict,
+    batch_size_of,
+    forward_and_loss,
+    model_loss,
+)
 from trainforge.engine._gradient_monitor import GradientHealth, GradientMonitor, MetricsSink
 from trainforge.engine._loop import (
     BATCH_ERRORS,
@@ -13,6 +19,7 @@ from trainforge.engine._loop import (
     StepInfo,
     TrainingLoop,
     ValidationLoop,
+    loader_length,
     raise_batch_error,
 )
 from trainforge.engine._optim import (
@@ -29,6 +36,7 @@ from trainforge.engine.data import (
     CollatorRegistry,
     DataLoaderFactory,
     ResumableSampler,
+    StreamLoader,
     TextCollator,
     VisionCollator,
 )
@@ -71,6 +79,7 @@ __all__ = [
     "DatasetProfile",
     "DriftMetrics",
     "EpochResult",
+    "ForwardInputs",
     "GradientAccumulator",
     "GradientHealth",
     "GradientMonitor",
@@ -89,6 +98,7 @@ __all__ = [
     "RunPosition",
     "ScheduleSettings",
     "StepInfo",
+    "StreamLoader",
     "TaskSpec",
     "TaskType",
     "TextCollator",
@@ -98,10 +108,14 @@ __all__ = [
     "VisionLoss",
     "WeightStatistics",
     "as_batch_dict",
+    "batch_size_of",
     "build_optimizer",
     "build_scheduler",
     "extract_logits",
+    "forward_and_loss",
     "get_loss_strategy",
+    "loader_length",
+    "model_loss",
     "profile_dataset",
     "raise_batch_error",
 ]

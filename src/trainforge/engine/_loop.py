@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from trainforge.engine._accumulator import GradientAccumulator
-from trainforge.engine._batch import as_batch_dict
+from trainforge.engine._batch import ForwardInputs, as_batch_dict, batch_size_of, forward_and_loss
 from trainforge.errors import TrainforgeError, TrainingError
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "TrainingLoop",
     "ValidationLoop",
     "forward_batch",
+    "loader_length",
     "move_to_device",
     "raise_batch_error",
 ]
@@ -80,11 +81,6 @@ def samples_before_batches(samples_before: int, dataloader: Any) -> int:
     return -(-samples_before // size)
 
 
-def _batch_size(batch: Mapping[str, Any]) -> int:
-    inputs = batch.get("inputs")
-    return int(inputs.shape[0]) if isinstance(inputs, Tensor) and inputs.ndim > 0 else 1
-
-
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
     if dtype is None:
         return contextlib.nullcontext()
@@ -92,6 +88,32 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abs
 
 
 LossFn = Callable[[Any, Mapping[str, Any]], Tensor]
+
+
+def loader_length(dataloader: Any) -> int | None:
+    """Batches per epoch of ``dataloader``; None for a stream without a length."""
+    try:
+        return len(dataloader)
+    except TypeError:  # an IterableDataset without __len__
+        return None
+
+
+def _marking_last(dataloader: Iterable[Any], total: int | None) -> Iterator[tuple[int, Any, bool]]:
+    """``(index, batch, is_last)``; a stream without a length is read one batch ahead."""
+    if total is not None:
+        for index, raw in enumerate(dataloader):
+            yield index, raw, index == total - 1
+        return
+    iterator = iter(dataloader)
+    try:
+        pending = next(iterator)
+    except StopIteration:
+        return
+    index = 0
+    for raw in iterator:
+        yield index, pending, False
+        pending, index = raw, index + 1
+    yield index, pending, True
 
 
 BATCH_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, KeyError)
@@ -107,8 +129,8 @@ def raise_batch_error(exc: BaseException, batch: Mapping[str, Any]) -> NoReturn:
         f"the model or the loss cannot use this batch: {type(exc).__name__}: {exc}\n"
         f"  batch: {shapes}",
         key="data.name",
-        hint="check that data.name yields what model.name and task.task_type expect "
-        "(input size, number of classes, label shape)",
+        hint="check that the data yields what the model and task.task_type expect "
+        "(batch keys, input size, number of classes, label shape)",
     ) from exc
 
 
@@ -118,13 +140,13 @@ def forward_batch(
     raw: Any,
     device: torch.device,
     autocast_dtype: torch.dtype | None = None,
+    inputs: ForwardInputs | None = None,
 ) -> tuple[dict[str, Any], Any, Tensor]:
     """Move one batch to ``device``, run the model and the loss: (batch, outputs, loss)."""
     batch = move_to_device(as_batch_dict(raw), device)
     try:
         with _autocast(device, autocast_dtype):
-            outputs = model(batch["inputs"])
-            loss = loss_fn(outputs, batch)
+            outputs, loss = forward_and_loss(model, loss_fn, batch, inputs)
     except BATCH_ERRORS as exc:
         raise_batch_error(exc, batch)
     return batch, outputs, loss
@@ -134,7 +156,8 @@ class TrainingLoop:
     """Runs training epochs over a model with a loss strategy and an accumulator.
 
     Args:
-        model: The network; called as ``model(batch["inputs"])``.
+        model: The network; called on each batch by the forward contract
+            (:func:`~trainforge.engine.forward_and_loss`).
         loss_fn: A loss strategy: ``loss_fn(outputs, batch) -> scalar tensor``.
         accumulator: Does backward, clipping, the health check and the optimizer step.
         device: Where batches go.
@@ -143,6 +166,7 @@ class TrainingLoop:
         max_steps: Stop once the accumulator has taken this many optimizer steps.
         max_batches: Train on at most this many batches per epoch (``limit_train_batches``).
         progress: Anything with ``advance(samples, loss)``; a progress bar.
+        forward_inputs: How batches map to the forward's arguments (None: by name).
     """
 
     def __init__(
@@ -157,8 +181,10 @@ class TrainingLoop:
         max_steps: int | None = None,
         max_batches: int | None = None,
         progress: Any = None,
+        forward_inputs: ForwardInputs | None = None,
     ) -> None:
         self.model = model
+        self.forward_inputs = forward_inputs
         self.loss_fn = loss_fn
         self.accumulator = accumulator
         self.device = torch.device(device)
@@ -189,24 +215,28 @@ class TrainingLoop:
         """
         self.model.train()
         start = time.perf_counter()
-        total = len(dataloader)  # type: ignore[arg-type]
+        total = loader_length(dataloader)
         if self.max_batches is not None:
-            total = min(
-                total, max(self.max_batches - samples_before_batches(samples_before, dataloader), 0)
-            )
+            limit = max(self.max_batches - samples_before_batches(samples_before, dataloader), 0)
+            total = limit if total is None else min(total, limit)
         loss_sum = torch.zeros((), device=self.device)
         samples = 0
         batches = 0
         completed = True
-        for index, raw in enumerate(dataloader):
-            if index >= total:
+        for index, raw, last in _marking_last(dataloader, total):
+            if total is not None and index >= total:
                 break
             batch, _, loss = forward_batch(
-                self.model, self.loss_fn, raw, self.device, self.autocast_dtype
+                self.model,
+                self.loss_fn,
+                raw,
+                self.device,
+                self.autocast_dtype,
+                self.forward_inputs,
             )
-            size = _batch_size(batch)
+            size = batch_size_of(batch)
             stepped = self.accumulator.accumulate(
-                loss, self.model, is_final_batch=index == total - 1, num_samples=size
+                loss, self.model, is_final_batch=last, num_samples=size
             )
             loss_sum.add_(loss.detach(), alpha=size)
             samples += size
@@ -225,7 +255,7 @@ class TrainingLoop:
             )
             stop = self.on_step(info) if self.on_step is not None else False
             if stop or (self.max_steps is not None and step >= self.max_steps):
-                completed = index == total - 1
+                completed = last
                 break
         mean = (loss_sum / max(samples, 1)).item()  # the epoch's one host-device sync
         return EpochResult(
@@ -251,6 +281,7 @@ class ValidationLoop:
         autocast_dtype: Mixed-precision dtype, as in training.
         prefix: Metric name prefix (``val``).
         max_batches: Evaluate at most this many batches (``limit_val_batches``).
+        forward_inputs: How batches map to the forward's arguments (None: by name).
     """
 
     def __init__(
@@ -263,8 +294,10 @@ class ValidationLoop:
         autocast_dtype: torch.dtype | None = None,
         prefix: str = "val",
         max_batches: int | None = None,
+        forward_inputs: ForwardInputs | None = None,
     ) -> None:
         self.model = model
+        self.forward_inputs = forward_inputs
         self.loss_fn = loss_fn
         self.metric_fn = metric_fn
         self.device = torch.device(device)
@@ -288,9 +321,14 @@ class ValidationLoop:
                 if self.max_batches is not None and index >= self.max_batches:
                     break
                 batch, outputs, loss = forward_batch(
-                    self.model, self.loss_fn, raw, self.device, self.autocast_dtype
+                    self.model,
+                    self.loss_fn,
+                    raw,
+                    self.device,
+                    self.autocast_dtype,
+                    self.forward_inputs,
                 )
-                size = _batch_size(batch)
+                size = batch_size_of(batch)
                 loss_sum += loss.float() * size
                 if self.metric_fn is not None:
                     for name, value in self.metric_fn(outputs, batch).items():

@@ -17,16 +17,19 @@ from trainforge.lightning._checkpointing import (
     lightning_loops,
     to_lightning_checkpoint,
 )
+from trainforge.lightning._cluster import ClusterPosition, cluster_position
 from trainforge.lightning._datamodule import UniversalDataModule
 from trainforge.lightning._driver import FitOutcome, fit
 from trainforge.lightning._loggers import LOGGERS, create_logger, logger_dir
 from trainforge.lightning._module import HeatmapModule, TaskModule
 from trainforge.lightning._profiler import build_profiler, top_operators_table
 from trainforge.lightning._run_callback import RunCallback
+from trainforge.lightning._strategies import build_strategy
 
 __all__ = [
     "LOGGERS",
     "CheckpointEngineCallback",
+    "ClusterPosition",
     "EarlyStoppingCallback",
     "ExperimentTrackingCallback",
     "FitOutcome",
@@ -39,6 +42,8 @@ __all__ = [
     "UniversalDataModule",
     "WeightStatistics",
     "build_profiler",
+    "build_strategy",
+    "cluster_position",
     "create_logger",
     "fit",
     "lightning_loops",

@@ -13,9 +13,9 @@ from typing import Any
 
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.trainer.states import TrainerFn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from trainforge.engine import DataLoaderFactory, TaskSpec
+from trainforge.engine import DataLoaderFactory, StreamLoader, TaskSpec
 from trainforge.lightning._callbacks import epoch_batches, running_epoch
 
 __all__ = ["UniversalDataModule"]
@@ -69,7 +69,10 @@ class UniversalDataModule(LightningDataModule):
 
     Args:
         train_dataset: Items are dicts (``inputs``, ``labels``, ...) or ``(x, y)`` tuples.
-        val_dataset: The validation split (never shuffled).
+            A ``DataLoader`` is used as it is and an ``IterableDataset`` in its own order,
+            both through a :class:`~trainforge.engine.StreamLoader` (resume skips the
+            batches done; see there what that restores).
+        val_dataset: The validation split (never shuffled); a ``DataLoader`` as it is.
         batch_size: Training batch size.
         val_batch_size: Validation batch size (``batch_size`` when None).
         task_spec: Chooses the collator when ``collator`` is None.
@@ -95,8 +98,8 @@ class UniversalDataModule(LightningDataModule):
 
     def __init__(
         self,
-        train_dataset: Dataset[Any],
-        val_dataset: Dataset[Any] | None = None,
+        train_dataset: Dataset[Any] | DataLoader[Any],
+        val_dataset: Dataset[Any] | DataLoader[Any] | None = None,
         *,
         batch_size: int = 32,
         val_batch_size: int | None = None,
@@ -120,7 +123,7 @@ class UniversalDataModule(LightningDataModule):
         self.drop_last = drop_last
         self.shuffle = shuffle
         self.seed = seed
-        self._train_loader: DataLoader[Any] | None = None
+        self._train_loader: DataLoader[Any] | StreamLoader | None = None
         self._train_replicas = (1, 0)
         self._pending_state: dict[str, Any] | None = None
 
@@ -159,10 +162,37 @@ class UniversalDataModule(LightningDataModule):
             rank=rank,
         )
 
-    def train_dataloader(self) -> DataLoader[Any]:
+    def _stream(self, data: Any, *, train: bool) -> StreamLoader:
+        if isinstance(data, DataLoader):
+            return StreamLoader(data)
+        return DataLoaderFactory.stream(
+            data,
+            self.batch_size if train else self.val_batch_size,
+            task_spec=self.task_spec,
+            collator_name=self.collator,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            drop_last=self.drop_last and train,
+            random_seed=self.seed,
+        )
+
+    @property
+    def streams(self) -> bool:
+        """True when the training data is a DataLoader or an IterableDataset."""
+        return isinstance(self.train_dataset, (DataLoader, IterableDataset))
+
+    def train_dataloader(self) -> DataLoader[Any] | StreamLoader:
         """The training loader (one per process: its sampler carries the position)."""
+        if self.streams:
+            if self._train_loader is None:
+                stream = self._stream(self.train_dataset, train=True)
+                stream.fit_progress = self._fit_progress
+                if self._pending_state:
+                    stream.load_state_dict(self._pending_state)
+                self._train_loader, self._pending_state = stream, None
+            return self._train_loader
         if self._train_loader is None or self._train_replicas != self._replicas():
-            loader = self._loader(self.train_dataset, train=True)
+            loader = self._loader(self.train_dataset, train=True)  # type: ignore[arg-type]
             loader.__class__ = _ResumingLoader
             loader.fit_progress = self._fit_progress
             self._train_loader = loader
@@ -170,10 +200,27 @@ class UniversalDataModule(LightningDataModule):
             self._pending_state = None
         return self._train_loader
 
-    def val_dataloader(self) -> DataLoader[Any]:
+    def train_samples(self) -> int | None:
+        """Training samples per epoch (None for a stream without a length)."""
+        data = self.train_dataset
+        if isinstance(data, DataLoader):
+            try:
+                return len(data.dataset)  # type: ignore[arg-type]
+            except TypeError:
+                return None
+        try:
+            return len(data)  # type: ignore[arg-type]
+        except TypeError:
+            return None
+
+    def val_dataloader(self) -> Any:
         """The validation loader (sequential order; split across data-parallel processes)."""
         if self.val_dataset is None:
             raise ValueError("UniversalDataModule has no validation dataset")
+        if isinstance(self.val_dataset, DataLoader):
+            return self.val_dataset
+        if isinstance(self.val_dataset, IterableDataset):
+            return self._stream(self.val_dataset, train=False).loader
         return self._loader(self.val_dataset, train=False)
 
     def state_dict(self) -> dict[str, Any]:
@@ -186,13 +233,17 @@ class UniversalDataModule(LightningDataModule):
             return {}
         if self._train_loader is None:
             return dict(self._pending_state or {})
+        if isinstance(self._train_loader, StreamLoader):
+            return self._train_loader.state_dict()
         return self._train_loader.sampler.state_dict()  # type: ignore[attr-defined]
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Continue at the saved position, from the next iteration of the training loader."""
         if not state_dict:
             return
-        if self._train_loader is not None:
+        if isinstance(self._train_loader, StreamLoader):
+            self._train_loader.load_state_dict(state_dict)
+        elif self._train_loader is not None:
             self._train_loader.sampler.load_state_dict(state_dict)  # type: ignore[attr-defined]
         else:
             self._pending_state = dict(state_dict)

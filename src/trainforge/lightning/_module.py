@@ -28,9 +28,12 @@ from torch import Tensor, nn
 
 from trainforge.engine import (
     BATCH_ERRORS,
+    ForwardInputs,
     GradientAccumulator,
     ScheduleSettings,
     as_batch_dict,
+    batch_size_of,
+    forward_and_loss,
     raise_batch_error,
 )
 from trainforge.engine.metrics import pixel_distance
@@ -81,7 +84,7 @@ class _LightningBackward:
 
 def _split(batch: dict[str, Any], size: int) -> list[dict[str, Any]]:
     """Chunks of at most ``size`` samples; tensors are sliced on dim 0, the rest shared."""
-    total = len(batch["inputs"])
+    total = batch_size_of(batch)
     chunks = []
     for start in range(0, total, size):
         chunks.append(
@@ -99,7 +102,8 @@ class TaskModule(pl.LightningModule):
     """A LightningModule around any ``nn.Module`` and a loss strategy.
 
     Args:
-        model: The network, called as ``model(batch["inputs"])``.
+        model: The network, called on each batch by the forward contract
+            (:func:`~trainforge.engine.forward_and_loss`).
         loss_fn: A loss strategy: ``loss_fn(outputs, batch) -> scalar mean loss``.
         optimizer_factory: ``model -> optimizer`` (e.g. a partial of ``build_optimizer``).
         scheduler_factory: ``optimizer -> LR scheduler``, stepped once per optimizer step.
@@ -113,6 +117,7 @@ class TaskModule(pl.LightningModule):
             ``Trainer(gradient_clip_val=...)``.
         compile: Run the steps through ``torch.compile(model)``; the module's state dict
             (and so every checkpoint) keeps the uncompiled model's names.
+        forward_inputs: How batches map to the forward's arguments (None: by name).
 
     Raises:
         ValueError: An unknown ``optimization``, or a manual-only option in automatic mode.
@@ -143,8 +148,10 @@ class TaskModule(pl.LightningModule):
         accumulation_steps: int = 1,
         max_grad_norm: float | None = None,
         compile: bool = False,
+        forward_inputs: ForwardInputs | None = None,
     ) -> None:
         super().__init__()
+        self.forward_inputs = forward_inputs
         if optimization not in ("automatic", "manual"):
             raise ValueError(f"optimization must be 'automatic' or 'manual', got {optimization!r}")
         if optimization == "automatic":
@@ -177,9 +184,15 @@ class TaskModule(pl.LightningModule):
         self.accumulator: GradientAccumulator | None = None
         self._epoch_loss: dict[str, Any] = {"total": None, "samples": 0, "last": None}
 
-    def forward(self, inputs: Any) -> Any:
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The wrapped model's output."""
-        return self.model(inputs)
+        return self.model(*args, **kwargs)
+
+    def _forward_loss(self, data: dict[str, Any]) -> tuple[Any, Tensor]:
+        try:
+            return forward_and_loss(self._net, self.loss_fn, data, self.forward_inputs)
+        except BATCH_ERRORS as exc:
+            raise_batch_error(exc, data)
 
     def configure_optimizers(self) -> Any:
         """The optimizer from the factory, and the scheduler stepped every optimizer step."""
@@ -222,17 +235,14 @@ class TaskModule(pl.LightningModule):
         """Automatic: return the loss. Manual: micro-batches through the accumulator."""
         data = as_batch_dict(batch)
         if self.automatic_optimization:
-            try:
-                loss = self.loss_fn(self._net(data["inputs"]), data)
-            except BATCH_ERRORS as exc:
-                raise_batch_error(exc, data)
-            self._add_train_loss(loss, len(data["inputs"]))
+            _, loss = self._forward_loss(data)
+            self._add_train_loss(loss, batch_size_of(data))
             return loss
         self._manual_step(data, batch_idx)
         return None
 
     def _manual_step(self, data: dict[str, Any], batch_idx: int) -> None:
-        total = len(data["inputs"])
+        total = batch_size_of(data)
         size = self.micro_batch_size or total
         accumulator = self._accumulator_for(math.ceil(total / size), size)
         window_ends = (batch_idx + 1) % self.accumulation_steps == 0 or self._is_last_batch(
@@ -241,17 +251,15 @@ class TaskModule(pl.LightningModule):
         chunks = _split(data, size)
         loss_sum = torch.zeros((), device=self.device)
         for i, chunk in enumerate(chunks):
-            try:
-                loss = self.loss_fn(self._net(chunk["inputs"]), chunk)
-            except BATCH_ERRORS as exc:
-                raise_batch_error(exc, chunk)
+            _, loss = self._forward_loss(chunk)
+            chunk_size = batch_size_of(chunk)
             stepped = accumulator.accumulate(
                 loss,
                 self,
                 is_final_batch=window_ends and i == len(chunks) - 1,
-                num_samples=len(chunk["inputs"]),
+                num_samples=chunk_size,
             )
-            loss_sum += loss.detach() * len(chunk["inputs"])
+            loss_sum += loss.detach() * chunk_size
             if stepped:
                 scheduler = self.lr_schedulers()
                 if scheduler is not None:
@@ -341,12 +349,8 @@ class TaskModule(pl.LightningModule):
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
         """Log ``val/loss`` and ``val/<metric>`` (epoch means, reduced across ranks)."""
         data = as_batch_dict(batch)
-        try:
-            outputs = self._net(data["inputs"])
-            loss = self.loss_fn(outputs, data)
-        except BATCH_ERRORS as exc:
-            raise_batch_error(exc, data)
-        size = len(data["inputs"])
+        outputs, loss = self._forward_loss(data)
+        size = batch_size_of(data)
         values: dict[str, Any] = {"val/loss": loss}
         values.update({f"val/{k}": v for k, v in self.validation_metrics(outputs, data).items()})
         self.log_dict(values, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=size)

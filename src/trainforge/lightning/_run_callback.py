@@ -99,10 +99,12 @@ class RunCallback(Callback):
         """``validation_end``; a validation inside an epoch is logged at once."""
         if trainer.sanity_checking:
             return
-        self._val = scalar_metrics(trainer.callback_metrics, keep=("val/",))
         _, at_end = epoch_batches(trainer)
-        self.policies.end_validation(
-            trainer.current_epoch, trainer.global_step, self._val, log=not at_end
+        self._val = self.policies.end_validation(
+            trainer.current_epoch,
+            trainer.global_step,
+            scalar_metrics(trainer.callback_metrics, keep=("val/",)),
+            log=not at_end,
         )
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -3,7 +3,12 @@
 Library code logs through ``logging.getLogger(__name__)``; only the CLI prints.
 """
 
-from trainforge.logs._config import configure_logging, get_logger, rank_zero_only
+from trainforge.logs._config import (
+    configure_logging,
+    get_logger,
+    rank_zero_only,
+    set_process_label,
+)
 from trainforge.logs._progress import TrainingProgress
 from trainforge.logs._provenance import (
     PROVENANCE_LEGEND,
@@ -26,4 +31,5 @@ __all__ = [
     "log_config_overview",
     "log_section",
     "rank_zero_only",
+    "set_process_label",
 ]

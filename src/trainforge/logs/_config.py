@@ -10,12 +10,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-__all__ = ["configure_logging", "get_logger", "rank_zero_only"]
+__all__ = ["configure_logging", "get_logger", "rank_zero_only", "set_process_label"]
 
 ROOT_LOGGER = "trainforge"
 _HANDLER_MARK = "_trainforge_handler"
 Format = Literal["text", "json", "rich"]
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+_PROCESS: dict[str, str] = {"label": ""}
+"""``node N rank R`` of this process in a run of several (empty for one process)."""
+
+
+def set_process_label(label: str) -> None:
+    """Name this process in every log line (``node 1 rank 3``; empty: one process, no name)."""
+    _PROCESS["label"] = label
+
+
+class _ProcessLabel(logging.Filter):
+    """Gives each record ``tf_process``: ``[node N rank R] `` or nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        label = _PROCESS["label"]
+        record.tf_process = f"[{label}] " if label else ""
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,6 +47,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
         }
         section = getattr(record, "tf_section", None)
+        if _PROCESS["label"]:
+            payload["process"] = _PROCESS["label"]
         if section is not None:
             payload.update(section)
         else:
@@ -64,8 +84,11 @@ def _make_handler(fmt: Format, file: str | Path | None) -> logging.Handler:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
+        handler.addFilter(_ProcessLabel())
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+            logging.Formatter(
+                "%(asctime)s %(levelname)-7s %(tf_process)s%(name)s: %(message)s", "%H:%M:%S"
+            )
         )
     return handler
 

@@ -1,12 +1,13 @@
 """Experiment tracking, model registry and (later) the job queue, in one SQL store.
 
-SQLite (WAL) by default, PostgreSQL by URL; the schema is migrated with Alembic on open.
+SQLite (WAL) by default, PostgreSQL or MySQL/MariaDB by URL; the schema is migrated with
+Alembic on open.
 No torch import: the tracker and the ``runs``/``registry`` commands start fast.
 """
 
 from trainforge.tracking._experiment_db import ExperimentDB
 from trainforge.tracking._filter import parse_filter
-from trainforge.tracking._registry import ModelRegistry
+from trainforge.tracking._registry import REFERENCE_PROFILE_FILE, ModelRegistry
 from trainforge.tracking._run_pages import RunPage, column_keys, page_runs
 from trainforge.tracking._schema import MODEL_TAGS, RUN_STATUSES
 from trainforge.tracking._series import (
@@ -23,6 +24,7 @@ from trainforge.tracking._url import DATABASE_ENV_VAR, display_url, resolve_data
 __all__ = [
     "DATABASE_ENV_VAR",
     "MODEL_TAGS",
+    "REFERENCE_PROFILE_FILE",
     "RUN_STATUSES",
     "X_AXES",
     "ExperimentDB",

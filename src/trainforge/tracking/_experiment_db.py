@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from trainforge.errors import RunNotFoundError, TrackingError, TrackingValueError, did_you_mean
 from trainforge.records import ConfigSource, flatten
+from trainforge.tracking._dialect import inserted_id
 from trainforge.tracking._filter import STATUS_ALIASES, compile_filter, order_clause
 from trainforge.tracking._limits import (
     check_int,
@@ -119,7 +120,7 @@ class ExperimentDB:
         }
 
         def write(conn: Connection) -> int:
-            run_id = int(conn.execute(insert(runs).values(row).returning(runs.c.id)).scalar_one())
+            run_id = inserted_id(conn.execute(insert(runs).values(row)))
             put_rows(conn, run_tags, run_id, tag_rows)
             if data:
                 put_rows(conn, run_params, run_id, param_rows(flatten(data)))
@@ -245,8 +246,9 @@ class ExperimentDB:
             )
             return list(conn.execute(query).all())
 
-        rows = self.store.read(read)
-        return pd.DataFrame(rows, columns=["step", "epoch", "value", "timestamp"])
+        frame = pd.DataFrame(self.store.read(read), columns=["step", "epoch", "value", "timestamp"])
+        frame["value"] = frame["value"].astype("float64")  # NaN is stored as NULL: NaN again
+        return frame
 
     def metric_keys(self, run_id: int) -> list[str]:
         """The metric names a run has logged."""

@@ -1,28 +1,27 @@
-"""The filter tree as SQL that gives the same answers on SQLite and PostgreSQL.
+"""The filter tree as SQL that gives the same answers on SQLite, PostgreSQL and MySQL.
 
-Every value is a bound parameter. Where the two databases disagree by default, the SQL
-is made to agree:
+Every value is a bound parameter. Where the databases disagree by default, the SQL is
+made to agree (the dialect-specific spellings live in ``_dialect``):
 
-- text is compared byte by byte (``COLLATE "C"`` on PostgreSQL, SQLite's own rule), so
-  ``'B' < 'a'`` on both whatever the server's locale;
-- ``LIKE`` is case-sensitive (PostgreSQL's ``LIKE``; SQLite's ``GLOB`` with the pattern
-  translated, as SQLite's ``LIKE`` ignores case); ``ILIKE`` folds ASCII letters only
-  (``lower`` under ``COLLATE "C"``, SQLite's ``lower``), so both fold the same;
-- numbers are bound as floating point (PostgreSQL would cast ``attributes.id = 1.5`` to
-  an integer), and NaN is stored as NULL (see ``_metric_writes``), so it matches no
-  comparison and sorts last on both.
+- text is compared byte by byte (``COLLATE "C"`` on PostgreSQL, SQLite's own rule, a
+  binary collation on MySQL), so ``'B' < 'a'`` everywhere whatever the server's locale;
+- ``LIKE`` is case-sensitive (PostgreSQL's and MySQL's ``LIKE``; SQLite's ``GLOB`` with
+  the pattern translated, as SQLite's ``LIKE`` ignores case); ``ILIKE`` folds ASCII
+  letters only (``lower`` under ``COLLATE "C"``, SQLite's ``lower``, letter-by-letter
+  ``REPLACE`` on MySQL), so all fold the same;
+- numbers are bound as 64-bit floats (PostgreSQL would cast ``attributes.id = 1.5`` to
+  an integer), ``±DBL_MAX`` meaning ``±inf`` as in stored values, and NaN is stored as
+  NULL (see ``_metric_writes``), so it matches no comparison and sorts last everywhere.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, String, and_, exists, not_, or_, select, true
-from sqlalchemy.ext.compiler import compiles
+from sqlalchemy import ColumnElement, String, and_, exists, not_, or_, select, true
 from sqlalchemy.sql import ClauseElement, bindparam
-from sqlalchemy.types import Boolean
 
+from trainforge.tracking._dialect import Bytewise, Double, NullsLast, PatternMatch, fold_float
 from trainforge.tracking._schema import metric_summaries, run_params, run_tags, runs
 
 __all__ = ["ATTRIBUTES", "NUMERIC_ATTRIBUTES", "compile_tree", "order_term"]
@@ -46,71 +45,6 @@ _COMPARE = {"=": "__eq__", "!=": "__ne__", "<": "__lt__", "<=": "__le__"}
 _COMPARE.update({">": "__gt__", ">=": "__ge__"})
 
 
-class Bytewise(ColumnElement[Any]):
-    """A text column compared byte by byte: ``col COLLATE "C"`` on PostgreSQL."""
-
-    inherit_cache = False
-
-    def __init__(self, column: Any) -> None:
-        self.column = column
-        self.type = column.type
-
-
-@compiles(Bytewise)
-def _bytewise(element: Bytewise, compiler: Any, **kw: Any) -> str:
-    return compiler.process(element.column, **kw)
-
-
-@compiles(Bytewise, "postgresql")
-def _bytewise_pg(element: Bytewise, compiler: Any, **kw: Any) -> str:
-    return f'({compiler.process(element.column, **kw)} COLLATE "C")'
-
-
-class PatternMatch(ColumnElement[bool]):
-    """``column LIKE pattern`` (``%``, ``_``, ``\\`` escapes), case-sensitive or ASCII-folded."""
-
-    inherit_cache = False
-    type = Boolean()
-
-    def __init__(self, column: Any, pattern: str, *, fold: bool) -> None:
-        self.column = column
-        self.pattern = pattern
-        self.fold = fold
-
-
-@compiles(PatternMatch)
-def _match_sqlite(element: PatternMatch, compiler: Any, **kw: Any) -> str:
-    column = compiler.process(element.column, **kw)
-    pattern = compiler.process(bindparam(None, _glob(element.pattern), type_=String()), **kw)
-    if element.fold:
-        return f"(lower({column}) GLOB lower({pattern}))"
-    return f"({column} GLOB {pattern})"
-
-
-@compiles(PatternMatch, "postgresql")
-def _match_pg(element: PatternMatch, compiler: Any, **kw: Any) -> str:
-    column = compiler.process(element.column, **kw)
-    pattern = compiler.process(bindparam(None, element.pattern, type_=String()), **kw)
-    if element.fold:
-        column, pattern = f'lower({column} COLLATE "C")', f'lower({pattern} COLLATE "C")'
-    return f"({column} LIKE {pattern} ESCAPE '\\')"
-
-
-def _glob(pattern: str) -> str:
-    """A LIKE pattern as a GLOB pattern: ``%`` -> ``*``, ``_`` -> ``?``, the rest literal."""
-    out = []
-    for escaped, char in re.findall(r"(\\)?(.)", pattern, flags=re.S):
-        if not escaped and char == "%":
-            out.append("*")
-        elif not escaped and char == "_":
-            out.append("?")
-        elif char in "*?[":
-            out.append(f"[{char}]")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
 def compile_tree(tree: Any) -> ColumnElement[bool]:
     """A WHERE clause over ``runs`` for a parsed filter tree (None matches every run)."""
     if tree is None:
@@ -124,7 +58,7 @@ def compile_tree(tree: Any) -> ColumnElement[bool]:
 
 
 def _number(value: float) -> Any:
-    return bindparam(None, value, type_=Float())
+    return bindparam(None, fold_float(value), type_=Double())
 
 
 def _text(value: str) -> Any:
@@ -186,8 +120,7 @@ def order_term(kind: str, key: str, *, descending: bool) -> ClauseElement:
         column = _scalar(run_params, run_params.c.value_num, key)
     else:
         column = Bytewise(_scalar(run_tags, run_tags.c.value, key))
-    ordered = column.desc() if descending else column.asc()
-    return ordered.nulls_last()
+    return NullsLast(column, descending=descending)
 
 
 def _scalar(table: Any, column: Any, key: str) -> Any:

@@ -1,10 +1,11 @@
 """The limits every tracking store shares: what a key, a name, a step, an id may be.
 
 SQLite accepts almost anything; PostgreSQL refuses text holding a NUL character, strings
-longer than their ``VARCHAR`` column and integers beyond 32 bits. Checking the stricter
-rules at the call, for both backends, means the same data goes into either store, nothing
-a store would refuse is ever buffered, and the error names the value and the rule
-instead of surfacing later as a driver error in a background flush.
+longer than their ``VARCHAR`` column and integers beyond 32 bits; MySQL refuses the
+same lengths and ranges. Checking the strictest rules at the call, for every backend,
+means the same data goes into any store, nothing a store would refuse is ever buffered,
+and the error names the value and the rule instead of surfacing later as a driver error
+in a background flush.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ KEY_MAX = 250
 NAME_MAX = 200
 """Characters in a run, project, experiment or model name, a model tag or alias."""
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
-"""Range of steps, epochs, ids and limits (``INTEGER`` on PostgreSQL)."""
+"""Range of steps, epochs, ids and limits (``INTEGER`` on PostgreSQL and MySQL)."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -2,12 +2,15 @@
 
 This is the tracker's hot path on the writer thread. Rows go to the driver as tuples (no
 per-row dicts through SQLAlchemy): ``executemany`` on SQLite, ``COPY`` on PostgreSQL
-(psycopg 3). The per-(run, key) summary is folded in Python over the batch and merged with
-one upsert per key, in the same transaction as the history, so the two never disagree.
+(psycopg 3), PyMySQL's multi-row ``INSERT`` on MySQL. The per-(run, key) summary is folded
+in Python over the batch and merged with one upsert per key, in the same transaction as
+the history, so the two never disagree.
 
-NaN is stored as NULL on both backends (SQLite has no NaN; PostgreSQL's NaN would compare
-greater than every number), so a NaN value never matches a comparison in a search and
-sorts with the missing values, the same on either store.
+NaN is stored as NULL on every backend (SQLite and MySQL have no NaN; PostgreSQL's NaN
+would compare greater than every number), so a NaN value never matches a comparison in a
+search and sorts with the missing values, the same on any store. ``±inf`` is kept (as
+``±DBL_MAX`` on MySQL, read back as ``±inf``); a logged ``±DBL_MAX`` is stored as ``±inf``
+everywhere, the one value MySQL could not tell apart (see ``_dialect``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 from sqlalchemy import case
 from sqlalchemy.engine import Connection
 
+from trainforge.tracking._dialect import DBL_MAX, fold_float, is_mysql, upsert
 from trainforge.tracking._schema import metric_summaries
 
 __all__ = ["MetricItem", "next_steps", "summarize", "write_metric_rows"]
@@ -58,7 +62,20 @@ def write_metric_rows(conn: Connection, run_id: int, items: Sequence[MetricItem]
     if not items:
         return
     run_id = int(run_id)  # inlined in the SQL below: it must be an integer
-    if conn.dialect.name == "postgresql":  # COPY: about 4x faster than executemany
+    if any(item[1] in _EDGES for item in items):
+        items = [(k, fold_float(v), s, e, t) for k, v, s, e, t in items]
+    if is_mysql(conn.dialect):  # PyMySQL sends executemany as multi-row INSERTs
+        quote = conn.dialect.identifier_preparer.quote  # `key` is a reserved word there
+        columns = ", ".join(quote(c) for c in _COLUMNS.split(", "))
+        cursor = conn.connection.cursor()
+        try:
+            cursor.executemany(
+                f"INSERT INTO metrics ({columns}) VALUES (%s, %s, %s, %s, %s, %s)",
+                [(k, _mysql_double(v), s, e, t, run_id) for k, v, s, e, t in items],
+            )
+        finally:
+            cursor.close()
+    elif conn.dialect.name == "postgresql":  # COPY: about 4x faster than executemany
         cursor = conn.connection.cursor()
         try:
             with cursor.copy(f"COPY metrics ({_COLUMNS}) FROM STDIN") as copy:
@@ -88,37 +105,50 @@ def next_steps(conn: Connection, run_id: int, keys: set[str]) -> dict[str, int]:
     return steps
 
 
-def _upsert_summaries(conn: Connection, run_id: int, summary: dict[str, list[Any]]) -> None:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
+def _mysql_double(value: float) -> float | None:
+    """NaN as NULL and ``±inf`` as ``±DBL_MAX``: MySQL's ``DOUBLE`` holds neither."""
+    if value != value:
+        return None
+    if value in _INFINITIES:
+        return DBL_MAX if value > 0 else -DBL_MAX
+    return value
 
-        stmt: Any = pg_insert(metric_summaries)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        stmt = sqlite_insert(metric_summaries)
+_EDGES = frozenset({DBL_MAX, -DBL_MAX})
+_INFINITIES = frozenset({float("inf"), float("-inf")})
+
+
+def _merge(new: Any) -> list[tuple[str, Any]]:
+    """The summary's new columns; ``last_step`` last, as MySQL assigns in order."""
     table = metric_summaries
-    new = stmt.excluded
     newer = new.last_step >= table.c.last_step
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.run_id, table.c.key],
-        set_={
-            "last_value": case((newer, new.last_value), else_=table.c.last_value),
-            "last_step": case((newer, new.last_step), else_=table.c.last_step),
-            "last_timestamp": case((newer, new.last_timestamp), else_=table.c.last_timestamp),
-            "min_value": case(
+    return [
+        ("last_value", case((newer, new.last_value), else_=table.c.last_value)),
+        ("last_timestamp", case((newer, new.last_timestamp), else_=table.c.last_timestamp)),
+        ("last_step", case((newer, new.last_step), else_=table.c.last_step)),
+        (
+            "min_value",
+            case(
                 (table.c.min_value.is_(None), new.min_value),
                 (new.min_value < table.c.min_value, new.min_value),
                 else_=table.c.min_value,
             ),
-            "max_value": case(
+        ),
+        (
+            "max_value",
+            case(
                 (table.c.max_value.is_(None), new.max_value),
                 (new.max_value > table.c.max_value, new.max_value),
                 else_=table.c.max_value,
             ),
-            "count": table.c["count"] + new["count"],
-        },
-    )
+        ),
+        ("count", table.c["count"] + new["count"]),
+    ]
+
+
+def _upsert_summaries(conn: Connection, run_id: int, summary: dict[str, list[Any]]) -> None:
+    table = metric_summaries
+    stmt = upsert(conn.dialect, table, [table.c.run_id, table.c.key], _merge)
     params = [
         {
             "run_id": run_id,

@@ -16,8 +16,16 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from trainforge.errors import ModelNotFoundError, TrackingError, did_you_mean
+from trainforge.tracking._dialect import inserted_id
 from trainforge.tracking._limits import check_name, check_text, valid_id
-from trainforge.tracking._schema import MODEL_TAGS, model_label_history, model_labels, models, runs
+from trainforge.tracking._schema import (
+    MODEL_TAGS,
+    artifacts,
+    model_label_history,
+    model_labels,
+    models,
+    runs,
+)
 from trainforge.tracking._store import TrackingStore
 from trainforge.tracking._values import dumps, loads
 
@@ -123,8 +131,11 @@ class ModelRegistry:
                     hint="leave version unset to take the next number",
                 )
             chosen = version if version is not None else (latest or 0) + 1
-            stmt = insert(models).values({**row, "version": chosen}).returning(models.c.id)
-            return int(conn.execute(stmt).scalar_one())
+            values = {**row, "version": chosen}
+            profile = _reference_profile(conn, training_run_id, metadata)
+            if profile is not None:  # the model keeps its training data's profile
+                values["metadata"] = dumps({**dict(metadata or {}), "reference_profile": profile})
+            return inserted_id(conn.execute(insert(models).values(values)))
 
         return self.store.write(write)
 
@@ -338,3 +349,23 @@ class ModelRegistry:
         model["tags"] = sorted(label for label, kind in labels if kind == "tag")
         model["aliases"] = sorted(label for label, kind in labels if kind == "alias")
         return model
+
+
+REFERENCE_PROFILE_FILE = "reference_profile.json"
+"""The file a run's drift monitor writes: the profile of the data it trained on."""
+
+
+def _reference_profile(
+    conn: Connection, run_id: int | None, metadata: Mapping[str, Any] | None
+) -> str | None:
+    """The training run's reference profile artifact, unless the metadata names one."""
+    if run_id is None or (metadata and "reference_profile" in metadata):
+        return None
+    query = (
+        select(artifacts.c.path)
+        .where(artifacts.c.run_id == run_id)
+        .where(artifacts.c.path.like(f"%{REFERENCE_PROFILE_FILE}"))
+        .order_by(artifacts.c.id.desc())
+    )
+    found = conn.execute(query).scalar()
+    return None if found is None else str(found)

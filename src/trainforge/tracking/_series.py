@@ -4,7 +4,7 @@ A chart ``points`` pixels wide cannot show more than one value range per pixel c
 a curve is cut into ``points`` buckets along x and each bucket keeps its smallest and its
 largest value (in the order they were logged): a single-step spike survives at any zoom,
 unlike sampling every n-th point. The buckets are computed in SQL (two ``ROW_NUMBER``
-windows per bucket, on SQLite and PostgreSQL alike), so a 1,000,000-point curve costs the
+windows per bucket, on every backend alike), so a 1,000,000-point curve costs the
 browser 2 x ``points`` values. Zooming in asks again for the narrower range; once a range
 holds no more than ``points`` values per run, the raw points come back unchanged.
 
@@ -16,16 +16,17 @@ three quarters into its bucket.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import groupby, pairwise
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Float, Integer, and_, cast, func, literal, select
+from sqlalchemy import Float, and_, func, literal, select
 from sqlalchemy.engine import Connection
 
 from trainforge.errors import TrackingError
+from trainforge.tracking._dialect import floor_capped
 from trainforge.tracking._schema import metric_summaries, metrics, runs
 from trainforge.tracking._store import TrackingStore
 
@@ -124,11 +125,12 @@ def metric_series(
         where = _where(conn, ids, key, x, lo, hi, after)
         if lo is None and hi is None and after is None and _few(conn, ids, key, points):
             # every curve is short: one read of the raw points, no counting pass first
-            rows = conn.execute(
+            rows = _plain_rows(
+                conn,
                 _joined(select(metrics.c.run_id, x, metrics.c.value), x_axis)
                 .where(where)
-                .order_by(metrics.c.run_id, x)
-            ).all()
+                .order_by(metrics.c.run_id, x),
+            )
             if _fill_raw_if_distinct(window, rows, points):
                 return window
         stats = conn.execute(
@@ -152,11 +154,12 @@ def metric_series(
         window.hi = float(hi if hi is not None else max(row[4] for row in stats))
         raw = all(row[1] == row[2] and row[1] <= points for row in stats)
         if raw:
-            rows = conn.execute(
+            rows = _plain_rows(
+                conn,
                 _joined(select(metrics.c.run_id, x, metrics.c.value), x_axis)
                 .where(where)
-                .order_by(metrics.c.run_id, x)
-            ).all()
+                .order_by(metrics.c.run_id, x),
+            )
             if _fill_raw_if_distinct(window, rows, points):
                 return window
         _fill_buckets(window, conn, where, x, points)
@@ -236,6 +239,23 @@ def _where(conn: Connection, ids: list[int], key: str, x: Any, lo: Any, hi: Any,
     return and_(*terms)
 
 
+def _plain_rows(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
+    """A query's rows as plain tuples from the driver's cursor, in ``conn``'s transaction.
+
+    The raw points of a chart are the UI's largest read (100 curves x 1,000 points); the
+    driver's own tuples skip building a result row object per point.
+    """
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = compiled.params
+    args = tuple(params[n] for n in compiled.positiontup or ()) if compiled.positional else params
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(compiled), args)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
 def _few(conn: Connection, ids: list[int], key: str, points: int) -> bool:
     """True when no run logged more than ``points`` values of ``key`` (its summary says)."""
     s = metric_summaries.c
@@ -247,28 +267,36 @@ def _few(conn: Connection, ids: list[int], key: str, points: int) -> bool:
 
 def _fill_raw_if_distinct(window: SeriesWindow, rows: Sequence[Any], points: int) -> bool:
     """Fill ``window`` with raw ``rows`` (ordered by run, x) unless a run repeats an x or
-    the union of x values is too long; False leaves ``window`` untouched."""
-    curves: dict[int, tuple[list[float], list[Any]]] = {}
-    for run_id, group in groupby(rows, key=itemgetter(0)):
-        part = list(group)
-        xs = [float(r[1]) for r in part]
-        if any(a >= b for a, b in pairwise(xs)):  # a repeated x: buckets, not points
-            return False
-        curves[run_id] = (xs, [r[2] for r in part])
-    if not curves:
+    the union of x values is too long; False leaves ``window`` untouched.
+
+    The rows are split into columns once and each run's curve is a slice of them, so a
+    hundred 1,000-point curves cost a handful of C-level passes, not a Python loop a point.
+    """
+    if not rows:
         return False
+    run_col, x_col, y_col = (tuple(map(itemgetter(i), rows)) for i in range(3))
+    curves: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+    start = 0
+    while start < len(run_col):
+        run_id = run_col[start]
+        end = bisect_right(run_col, run_id, lo=start)
+        xs = x_col[start:end]
+        if len(set(xs)) != len(xs):  # a repeated x (they are sorted): buckets, not points
+            return False
+        curves[run_id] = (xs, y_col[start:end])
+        start = end
     first = next(iter(curves.values()))[0]
     shared = all(xs == first for xs, _ in curves.values())  # the usual case: same steps
-    union = first if shared else sorted(set().union(*(xs for xs, _ in curves.values())))
+    union = first if shared else tuple(sorted(set().union(*(xs for xs, _ in curves.values()))))
     if len(union) > 2 * points:
         return False
     window.counts = {run_id: len(xs) for run_id, (xs, _) in curves.items()}
     if window.lo is None:  # no range asked for: the points' own
-        window.lo, window.hi = union[0], union[-1]
-    window.x = list(union)
+        window.lo, window.hi = float(union[0]), float(union[-1])
+    window.x = list(map(float, union))
     slot = None if shared else {value: i for i, value in enumerate(union)}
     for run_id in window.y:
-        xs, ys = curves.get(run_id, ([], []))
+        xs, ys = curves.get(run_id, ((), ()))
         if slot is None and xs:
             window.y[run_id] = list(ys)
             continue
@@ -287,10 +315,7 @@ def _fill_buckets(window: SeriesWindow, conn: Connection, where: Any, x: Any, po
     # bucket index in 0..n-1 (float arithmetic: steps are integers); the end of the range
     # falls in the last bucket
     scaled = (x - literal(lo, Float)) * literal(float(n), Float) / literal(span or 1.0, Float)
-    if conn.dialect.name == "postgresql":
-        bucket = func.least(cast(func.floor(scaled), Integer), n - 1)
-    else:  # CAST truncates toward zero: a floor, since x >= lo
-        bucket = func.min(cast(scaled, Integer), n - 1)
+    bucket = floor_capped(conn.dialect, scaled, n - 1)  # x >= lo: scaled >= 0
     inner = (
         _joined(
             select(
@@ -338,4 +363,10 @@ def _fill_buckets(window: SeriesWindow, conn: Connection, where: Any, x: Any, po
 
 
 def _finite(values: Sequence[float | None]) -> list[float | None]:
+    """The values with NaN and infinities as None (one C-level check when all are finite)."""
+    try:
+        if values and math.isfinite(min(values)) and math.isfinite(max(values)):  # type: ignore[type-var, arg-type]
+            return list(values)
+    except TypeError:  # a None among them: the slow path below
+        pass
     return [v if v is None or math.isfinite(v) else None for v in values]

@@ -1,15 +1,17 @@
-"""The tracking store: one SQLAlchemy engine, SQLite (WAL) or PostgreSQL, migrated on open.
+"""The tracking store: one SQLAlchemy engine, SQLite (WAL), PostgreSQL or MySQL/MariaDB,
+migrated on open.
 
 SQLite: the pysqlite driver's own transaction handling is switched off
 (``isolation_level=None``) and every write transaction starts with ``BEGIN IMMEDIATE``, so a
 writer takes the write lock up front and waits ``busy_timeout`` for it, instead of failing
 half-way with "database is locked" when it upgrades a read lock. Readers use a plain
-``BEGIN`` and, with WAL, never block writers. PostgreSQL uses a connection pool and the
-database's own locking. Transient lock/serialization errors are retried with backoff, so
-they never reach the user. A value the database refuses (a constraint, a number out of
-range) is a :class:`~trainforge.errors.TrackingValueError`, never reported as an
-unavailable database; the rest of trainforge checks values first (see ``_limits``) so
-that both backends accept the same data.
+``BEGIN`` and, with WAL, never block writers. PostgreSQL and MySQL use a connection pool
+and the database's own locking (MySQL sessions at READ COMMITTED, strict SQL mode,
+utf8mb4; see ``_dialect``). Transient lock, deadlock and serialization errors are
+retried with backoff, so they never reach the user. A value the database refuses (a
+constraint, a number out of range) is a :class:`~trainforge.errors.TrackingValueError`,
+never reported as an unavailable database; the rest of trainforge checks values first
+(see ``_limits``) so that every backend accepts the same data.
 """
 
 from __future__ import annotations
@@ -26,6 +28,14 @@ from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from trainforge.errors import StoreUnavailableError, TrackingValueError
+from trainforge.tracking._dialect import (
+    check_server,
+    is_refused_value,
+    is_transient,
+    migration_lock,
+    mysql_engine_options,
+    storage_bytes_sql,
+)
 from trainforge.tracking._schema import HEAD_REVISION, VERSION_TABLE
 from trainforge.tracking._url import display_url, resolve_database_url, sqlite_path
 
@@ -37,8 +47,10 @@ T = TypeVar("T")
 _READ_OPTION = "trainforge_read"
 _BUSY_TIMEOUT_MS = 30_000
 _RETRY_SECONDS = 120.0
-_MIGRATION_LOCK_KEY = 7_412_309_881  # PostgreSQL advisory lock for schema upgrades
-_TRANSIENT = ("database is locked", "database is busy", "deadlock detected", "could not serialize")
+_URL_FORMS = (
+    "use sqlite:///path/to/file.db, postgresql+psycopg://user@host/db, "
+    "mysql+pymysql://user@host:3306/db or a plain file path"
+)
 
 
 class TrackingStore:
@@ -47,7 +59,7 @@ class TrackingStore:
     Args:
         url: SQLAlchemy URL or plain file path; ``None`` resolves the default (see
             :func:`resolve_database_url`).
-        pool_size: PostgreSQL connection pool size.
+        pool_size: PostgreSQL / MySQL connection pool size.
         revision: Schema revision to upgrade to on open; ``"head"`` (the default) is the
             only one the rest of trainforge works with.
         create: Create a missing SQLite file (and its directory); with False a missing
@@ -86,8 +98,7 @@ class TrackingStore:
         except exc.ArgumentError as err:
             raise StoreUnavailableError(
                 f"tracking database URL {self.url!r} is not a valid URL: {err}",
-                hint="use sqlite:///path/to/file.db, postgresql+psycopg://user@host/db "
-                "or a plain file path",
+                hint=_URL_FORMS,
             ) from err
         if parsed.drivername.startswith("sqlite"):
             path = sqlite_path(self.url)
@@ -107,15 +118,20 @@ class TrackingStore:
             event.listen(engine, "connect", _sqlite_on_connect)
             event.listen(engine, "begin", _sqlite_on_begin)
             return engine
+        url: Any = self.url
+        options: dict[str, Any] = {}
+        if parsed.get_backend_name() in ("mysql", "mariadb"):
+            url, options = mysql_engine_options(self.url)
         try:
             return create_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **options
             )
         except (exc.NoSuchModuleError, ModuleNotFoundError) as err:
             raise StoreUnavailableError(
                 f"no database driver for {self.display_url}: {err}",
                 hint="for PostgreSQL: pip install 'trainforge[postgres]' and use "
-                "postgresql+psycopg://",
+                "postgresql+psycopg://; for MySQL or MariaDB: pip install "
+                "'trainforge[mysql]' and use mysql+pymysql://",
             ) from err
 
     # -- transactions ------------------------------------------------------------------
@@ -141,7 +157,7 @@ class TrackingStore:
                     with conn.begin():
                         return fn(conn)
             except (exc.DBAPIError, raw_error) as err:
-                if _is_transient(err) and time.monotonic() < deadline:
+                if is_transient(err) and time.monotonic() < deadline:
                     time.sleep(delay * (1 + random.random()))
                     delay = min(delay * 2, 0.5)
                     continue
@@ -151,9 +167,7 @@ class TrackingStore:
 
     def failure(self, err: BaseException) -> TrackingValueError | StoreUnavailableError:
         """The trainforge error for a driver error: a refused value, or an unreachable store."""
-        orig = getattr(err, "orig", None) or err
-        names = {cls.__name__ for cls in type(orig).__mro__}
-        if names & {"IntegrityError", "DataError"}:
+        if is_refused_value(err):
             return self.refused(err)
         return self.unavailable(err)
 
@@ -178,6 +192,12 @@ class TrackingStore:
                 f"cannot open tracking database {self.display_url}: {reason}",
                 path=sqlite_path(self.url),
                 hint="check that the directory exists and is writable",
+            )
+        if "unknown database" in lowered or ("database" in lowered and "does not exist" in lowered):
+            return StoreUnavailableError(
+                f"tracking database {self.display_url} does not exist on its server: {reason}",
+                hint="create it once (MySQL: CREATE DATABASE name CHARACTER SET utf8mb4; "
+                "PostgreSQL: createdb name); trainforge creates the tables",
             )
         names = {cls.__name__ for cls in type(getattr(err, "orig", None) or err).__mro__}
         if not names & {"OperationalError", "InterfaceError"}:  # the server answered
@@ -205,7 +225,9 @@ class TrackingStore:
         return self.read(query)
 
     def _migrate(self, revision: str) -> None:
-        if self.current_revision() in (HEAD_REVISION, revision):
+        found = self.current_revision()  # connects: the server's version is known now
+        check_server(self.engine.dialect, self.display_url)
+        if found in (HEAD_REVISION, revision):
             return
         self.write(lambda conn: self.upgrade(conn, revision))
 
@@ -214,25 +236,20 @@ class TrackingStore:
         from alembic import command
         from alembic.config import Config
 
-        if self.dialect == "postgresql":  # one upgrader at a time; others wait, then no-op
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
         config = Config()
         config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
         config.attributes["connection"] = conn
-        log.info("upgrading tracking database %s to revision %s", self.display_url, revision)
-        command.upgrade(config, revision)
+        with migration_lock(conn):  # one upgrader at a time; others wait, then no-op
+            log.info("upgrading tracking database %s to revision %s", self.display_url, revision)
+            command.upgrade(config, revision)
 
     # -- sizes -------------------------------------------------------------------------
 
     def storage_bytes(self) -> int:
-        """Bytes the database uses on disk (SQLite file + WAL, or the PostgreSQL database)."""
-        if self.dialect == "postgresql":
-            return int(
-                self.read(
-                    lambda c: c.execute(text("SELECT pg_database_size(current_database())"))
-                ).scalar()
-                or 0
-            )
+        """Bytes the database uses on disk (SQLite file + WAL, or the server's database)."""
+        query = storage_bytes_sql(self.engine.dialect)
+        if query is not None:
+            return int(self.read(lambda c: c.execute(text(query)).scalar()) or 0)
         path = sqlite_path(self.url)
         if path is None:
             return 0
@@ -243,11 +260,6 @@ class TrackingStore:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
-
-
-def _is_transient(err: BaseException) -> bool:
-    message = str(getattr(err, "orig", None) or err).lower()
-    return any(marker in message for marker in _TRANSIENT)
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:

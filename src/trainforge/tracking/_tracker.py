@@ -68,6 +68,7 @@ class ExperimentTracker:
         flush_interval_s: How often the writer thread drains buffered metrics.
         heartbeat_interval_s: How often the writer thread records that the run is alive.
         handle_sigterm: Flush and mark the run ``killed`` on SIGTERM (main thread only).
+        job_id: The job (of the job queue) that produced this run, if any.
 
     Examples:
         >>> tracker = ExperimentTracker("mnist", config={"optim": {"lr": 1e-3}})  # doctest: +SKIP
@@ -89,6 +90,7 @@ class ExperimentTracker:
         flush_interval_s: float = 0.5,
         heartbeat_interval_s: float = 10.0,
         handle_sigterm: bool = True,
+        job_id: int | None = None,
     ) -> None:
         self._owns_store = store is None
         if store is None:
@@ -107,6 +109,7 @@ class ExperimentTracker:
             git_commit=_git_commit(),
             host=socket.gethostname(),
             system=system_info(),
+            job_id=job_id,
         )
         self.status = "running"
         self._buffer: collections.deque[tuple[str, float, int | None, int | None, float]]

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from trainforge.records import ConfigRecord, ConfigSource
+from trainforge.tracking._dialect import fold_float
 
 __all__ = [
     "config_parts",
@@ -46,12 +47,15 @@ def config_parts(
 
 
 def param_value(value: Any) -> tuple[str, float | None]:
-    """Text and numeric form of a param: strings as is, other values as JSON text."""
+    """Text and numeric form of a param: strings as is, other values as JSON text.
+
+    The numeric form is what filters compare: NaN has none, ``±DBL_MAX`` is ``±inf``.
+    """
     if isinstance(value, bool) or value is None:
         return json.dumps(value), None
     if isinstance(value, (int, float)):
         number = float(value)
-        return json.dumps(value), None if math.isnan(number) else number
+        return json.dumps(value), None if math.isnan(number) else fold_float(number)
     if isinstance(value, str):
         return value, None
     return json.dumps(value, sort_keys=True, default=str), None

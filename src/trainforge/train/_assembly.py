@@ -8,7 +8,6 @@ both take the same decisions from the same objects.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,23 +17,26 @@ from torch import nn
 
 from trainforge.checkpoint import CheckpointManager
 from trainforge.config import TrainingConfig
-from trainforge.engine import GradientMonitor, TaskSpec
+from trainforge.engine import ForwardInputs, GradientMonitor, TaskSpec
 from trainforge.engine.metrics import MetricsEngine
 from trainforge.engine.policies import (
     BestMetric,
     CheckpointCadence,
+    ConfidenceMonitor,
+    DriftMonitor,
     EarlyStopping,
     HealthPolicy,
     LayerStatistics,
     LrReporter,
     RunPolicies,
 )
-from trainforge.errors import TrainforgeError
+from trainforge.errors import ConfigError, TrainforgeError
 from trainforge.hooks import HookManager
-from trainforge.lightning import UniversalDataModule
+from trainforge.lightning import ClusterPosition, UniversalDataModule
 from trainforge.records import ConfigRecord
 from trainforge.tracking import ExperimentTracker
 from trainforge.train import _build as build
+from trainforge.train._cluster import SINGLE_PROCESS, RankZeroChannel
 from trainforge.train._resume import ResumePoint
 from trainforge.train._run_setup import (
     RUN_DIR_VARIABLE,
@@ -45,7 +47,7 @@ from trainforge.train._run_setup import (
 )
 from trainforge.zoo import task_metrics
 
-__all__ = ["RunAssembly", "announced", "assemble", "build_policies"]
+__all__ = ["RunAssembly", "assemble", "build_policies"]
 
 
 @dataclass
@@ -72,6 +74,9 @@ class RunAssembly:
         rank: This process's global rank.
         total_steps: Optimizer steps of the whole run (for the schedule).
         resume: The checkpoint to continue from, if any.
+        forward_inputs: How batches map to the model's forward (``model.input_keys``,
+            ``data.input_key``).
+        position: This process's place among the run's processes and nodes.
     """
 
     config: TrainingConfig
@@ -93,6 +98,8 @@ class RunAssembly:
     rank: int
     total_steps: int
     resume: ResumePoint | None
+    forward_inputs: ForwardInputs
+    position: ClusterPosition = SINGLE_PROCESS
 
     def optimizer_for(self, model: nn.Module) -> Any:
         """``optim.*`` for ``model``."""
@@ -144,23 +151,62 @@ def build_policies(
             if callbacks.lr_monitor.enabled
             else None
         ),
+        confidence=(
+            ConfidenceMonitor(callbacks.confidence.bins, callbacks.confidence.ece_threshold)
+            if callbacks.confidence.enabled
+            else None
+        ),
         log_every_n_steps=trainer.log_every_n_steps,
         print_epochs=print_epochs,
     )
 
 
-def announced(variable: str, rank: int) -> str:
-    """What rank zero announced to the processes launched for the other ranks."""
-    value = os.environ.get(variable)
-    if not value:
-        raise TrainforgeError(
-            f"this process is rank {rank} of a data-parallel run, but rank zero did not "
-            f"announce {variable}",
-            hint="start data-parallel training with 'trainforge train trainer.strategy=ddp "
-            "trainer.devices=N' and let it launch the other processes (external launchers "
-            "such as torchrun are not supported)",
+def build_drift(
+    config: TrainingConfig, spec: TaskSpec, datamodule: UniversalDataModule
+) -> DriftMonitor | None:
+    """``callbacks.drift`` -> the drift monitor (None when off).
+
+    Raises:
+        ConfigError: Drift is on but there is nothing to compare with (no validation
+            split and no ``callbacks.drift.dataset``).
+    """
+    drift = config.callbacks.drift
+    if not drift.enabled:
+        return None
+    if drift.dataset is not None:
+        data = config.data.model_copy(
+            update={"name": drift.dataset, "kwargs": drift.dataset_kwargs}
         )
-    return value
+        try:
+            current, _ = build.build_datasets_for(config.model_copy(update={"data": data}), spec)
+        except TrainforgeError as exc:
+            message = exc.issues[0].message if isinstance(exc, ConfigError) and exc.issues else exc
+            raise ConfigError(
+                f"callbacks.drift.dataset={drift.dataset!r} cannot be built: {message}",
+                key="callbacks.drift.dataset",
+                hint="a built-in data name or 'package.module:factory', with options in "
+                "callbacks.drift.dataset_kwargs",
+            ) from None
+    else:
+        current = datamodule.val_dataset
+    if current is None or len(current) == 0:
+        raise ConfigError(
+            "callbacks.drift.enabled: there is no data to compare the training data with",
+            key="callbacks.drift.dataset",
+            hint="set data.val_split > 0, or name a drift dataset in callbacks.drift.dataset",
+        )
+    return DriftMonitor(
+        datamodule.train_dataset,
+        current,
+        modality=spec.modality,
+        warning=drift.warning,
+        critical=drift.critical,
+        max_samples=drift.max_samples,
+    )
+
+
+def _task_metric_fn(spec: TaskSpec) -> Callable[[Any, Mapping[str, Any]], Mapping[str, float]]:
+    return lambda outputs, batch: task_metrics(spec, outputs, batch)
 
 
 def assemble(
@@ -174,7 +220,7 @@ def assemble(
     command: list[str],
     resume: ResumePoint | None,
     total_steps: int,
-    rank: int = 0,
+    position: ClusterPosition = SINGLE_PROCESS,
 ) -> RunAssembly:
     """Open the run (rank zero) or join it (other ranks) and build its shared parts.
 
@@ -182,30 +228,45 @@ def assemble(
     fit join the folder rank zero announced and write nothing but what Lightning needs.
     The caller must finish ``tracker`` if anything after this raises.
     """
-    if rank == 0:
+    rank = position.global_rank
+    opened: list[Any] = []
+
+    def open_run() -> str:
         resumed_from = resume.path if resume is not None else None
-        tracker, run_id, run_dir = start_run(config, command, resumed_from=resumed_from)
+        opened.extend(start_run(config, command, resumed_from=resumed_from))
+        return str(opened[2])
+
+    shared = RankZeroChannel(position).share(RUN_DIR_VARIABLE, open_run)
+    if rank == 0:
+        tracker, run_id, run_dir = opened
         user_hooks = hooks
     else:
-        tracker, run_dir = None, Path(announced(RUN_DIR_VARIABLE, rank))
+        tracker, run_dir = None, Path(str(shared))
         run_id, user_hooks = run_dir.name, HookManager()
     with failed_on_error(tracker):  # a missing logger package: the run is failed, not running
         loggers = build_loggers(config, run_id) if rank == 0 else []
         metrics = MetricsEngine(loggers=loggers, tracker=tracker, hooks=user_hooks)
         monitor = build.build_monitor(config, user_hooks)
         checkpoints = build_checkpoint_manager(config, run_dir, user_hooks, tracker)
+        policies = build_policies(
+            config, metrics=metrics, hooks=user_hooks, monitor=monitor, print_epochs=rank == 0
+        )
+        metric_fn = _task_metric_fn(spec)
+        if policies.confidence is not None:
+            metric_fn = policies.confidence.wrap(metric_fn)
+        if rank == 0:  # the data is profiled once, by the process that logs
+            policies.drift = build_drift(config, spec, datamodule)
+            policies.start(run_dir)
     return RunAssembly(
         config=config,
         record=config.record(),
         spec=spec,
         model=model,
         loss_fn=build.build_loss(spec),
-        metric_fn=lambda outputs, batch: task_metrics(spec, outputs, batch),
+        metric_fn=metric_fn,
         datamodule=datamodule,
         has_validation=has_validation,
-        policies=build_policies(
-            config, metrics=metrics, hooks=user_hooks, monitor=monitor, print_epochs=rank == 0
-        ),
+        policies=policies,
         monitor=monitor,
         checkpoints=checkpoints,
         metrics=metrics,
@@ -216,4 +277,6 @@ def assemble(
         rank=rank,
         total_steps=total_steps,
         resume=resume,
+        forward_inputs=ForwardInputs(config.model.input_keys, config.data.input_key),
+        position=position,
     )

@@ -9,28 +9,35 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import default_collate
 
 from trainforge.config import TrainingConfig
 from trainforge.engine import (
+    ForwardInputs,
     GradientAccumulator,
     GradientMonitor,
     TaskSpec,
+    as_batch_dict,
     build_optimizer,
     build_scheduler,
     get_loss_strategy,
+    loader_length,
 )
+from trainforge.engine._batch import model_arguments
 from trainforge.errors import ConfigError, TrainforgeError
 from trainforge.hooks import HookManager
-from trainforge.lightning import UniversalDataModule
+from trainforge.lightning import UniversalDataModule, cluster_position
+from trainforge.train._run_setup import RUN_DIR_VARIABLE
 from trainforge.zoo import TASKS, build_datasets, build_model
 
 __all__ = [
+    "apply_sdpa",
     "autocast_dtype",
     "batch_limit",
     "batches_per_epoch",
@@ -43,10 +50,13 @@ __all__ = [
     "build_optimizer_for",
     "build_scheduler_for",
     "data_parallel_size",
+    "devices_per_node",
     "pick_device",
     "process_rank",
+    "split_datasets",
     "task_spec_from_config",
     "total_optimizer_steps",
+    "train_batches",
 ]
 
 logger = logging.getLogger(__name__)
@@ -125,6 +135,46 @@ def build_model_for(config: TrainingConfig, spec: TaskSpec) -> nn.Module:
         raise _with_key("model.name", config.model.name, exc) from None
 
 
+def apply_sdpa(config: TrainingConfig, model: nn.Module, data: Any) -> Any:
+    """``model.sdpa``: switch attention layers to SDPA, verified on two items of ``data``.
+
+    The sample is built only when a switch needs checking, from the first items of a
+    map-style dataset (a DataLoader's own dataset and collate function), through the
+    forward contract. Nothing is drawn from a stream or a sampler: an iterable dataset
+    gives no sample, and switches that need one are then reported, not made.
+
+    Returns:
+        The :class:`FlashAttentionWrapper` with what was patched and skipped.
+    """
+    from trainforge.production import FlashAttentionWrapper
+
+    def sample() -> Any:
+        return _sdpa_sample(config, model, data)
+
+    return FlashAttentionWrapper(model, config.model.sdpa, sample)
+
+
+def _sdpa_sample(config: TrainingConfig, model: nn.Module, data: Any) -> Any:
+    """Model arguments for two items of ``data`` (a tensor or keyword arguments), or None."""
+    collate = getattr(data, "collate_fn", None) or default_collate
+    dataset = getattr(data, "dataset", data)
+    try:
+        items = [dataset[i] for i in range(min(2, len(dataset)))]
+    except (TypeError, NotImplementedError, KeyError, IndexError):
+        return None  # an iterable dataset or a stream: not read here
+    if not items:
+        return None
+    try:
+        batch = as_batch_dict(collate(items))
+        args, kwargs = model_arguments(
+            model, batch, ForwardInputs(config.model.input_keys, config.data.input_key)
+        )
+    except (TypeError, ValueError, RuntimeError, TrainforgeError) as exc:
+        logger.info("model.sdpa: no sample batch to verify on (%s)", exc)
+        return None
+    return args[0] if len(args) == 1 and not kwargs else kwargs
+
+
 def build_datasets_for(config: TrainingConfig, spec: TaskSpec) -> tuple[Any, Any]:
     """``data.name`` (built-in or import path) split with ``data.val_split``."""
     try:
@@ -139,6 +189,31 @@ def build_datasets_for(config: TrainingConfig, spec: TaskSpec) -> tuple[Any, Any
         raise
     except TrainforgeError as exc:
         raise _with_key("data.name", config.data.name, exc) from None
+
+
+VALIDATION_SPLITS = ("validation", "valid", "val")
+
+
+def split_datasets(train: Any, val: Any) -> tuple[Any, Any]:
+    """A ``DatasetDict`` (or any mapping of splits) -> its ``train`` and validation splits.
+
+    The validation split is ``validation``, ``valid`` or ``val`` when ``val`` is None;
+    anything else is returned as it is.
+
+    Raises:
+        ConfigError: A mapping without a ``train`` split.
+    """
+    if not isinstance(train, Mapping):
+        return train, val
+    if "train" not in train:
+        raise ConfigError(
+            f"the training data is a mapping of splits ({', '.join(map(str, train))}) "
+            "without a 'train' split",
+            hint="pass dataset_dict['<split>'] as train_data (and val_data)",
+        )
+    if val is None:
+        val = next((train[name] for name in VALIDATION_SPLITS if name in train), None)
+    return train["train"], val
 
 
 def build_datamodule(config: TrainingConfig, train: Any, val: Any, spec: TaskSpec) -> Any:
@@ -159,12 +234,26 @@ def build_datamodule(config: TrainingConfig, train: Any, val: Any, spec: TaskSpe
     )
 
 
-def batch_limit(limit: float | int | None, batches: int) -> int | None:
-    """``limit_*_batches``: an int is a count, a float a fraction of ``batches``."""
+def batch_limit(limit: float | int | None, batches: int | None) -> int | None:
+    """``limit_*_batches``: an int is a count, a float a fraction of ``batches``.
+
+    ``batches`` is None for a stream without a length: only a count (or 1.0) applies.
+    """
     if limit is None:
         return None
     if isinstance(limit, float) and limit <= 1.0:
-        return max(1, int(batches * limit)) if limit > 0 else 0
+        if limit == 0:
+            return 0
+        if batches is None:
+            if limit == 1.0:
+                return None
+            raise ConfigError(
+                f"a fraction of the batches ({limit}) needs training data with a length; "
+                "this IterableDataset has none",
+                key="trainer.limit_train_batches",
+                hint="give a number of batches instead (an int), or give the dataset __len__",
+            )
+        return max(1, int(batches * limit))
     return int(limit)
 
 
@@ -186,8 +275,20 @@ def build_optimizer_for(config: TrainingConfig, model: nn.Module) -> torch.optim
     )
 
 
-def process_rank() -> int:
-    """This process's global rank as the launcher announced it (0 outside data parallel)."""
+def process_rank(config: TrainingConfig | None = None) -> int:
+    """This process's global rank as its launcher announced it (0 outside data parallel).
+
+    With ``config``, the rank Lightning's cluster environment gives this process among
+    ``trainer.num_nodes`` x ``trainer.devices`` (``NODE_RANK`` counts whole nodes).
+    """
+    if config is not None:
+        if config.trainer.engine != "lightning":
+            return 0
+        trainer = config.trainer
+        position, _ = cluster_position(
+            trainer.num_nodes, devices_per_node(config), spawned=RUN_DIR_VARIABLE in os.environ
+        )
+        return position.global_rank if position is not None else 0
     for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
         value = os.environ.get(name)
         if value is not None:
@@ -195,8 +296,8 @@ def process_rank() -> int:
     return 0
 
 
-def data_parallel_size(config: TrainingConfig) -> int:
-    """Processes a Lightning fit of ``config`` runs (1 for the plain driver)."""
+def devices_per_node(config: TrainingConfig) -> int:
+    """Processes a Lightning fit of ``config`` runs on each node (1 for the plain driver)."""
     trainer = config.trainer
     if trainer.engine != "lightning":
         return 1
@@ -207,6 +308,11 @@ def data_parallel_size(config: TrainingConfig) -> int:
     return max(int(devices), 1)
 
 
+def data_parallel_size(config: TrainingConfig) -> int:
+    """Processes a Lightning fit of ``config`` runs, all nodes together (1 for plain)."""
+    return devices_per_node(config) * config.trainer.num_nodes
+
+
 def batches_per_epoch(config: TrainingConfig, samples: int, processes: int = 1) -> int:
     """Training batches each process runs per epoch (before ``limit_train_batches``)."""
     per_process = math.ceil(samples / processes)
@@ -214,10 +320,33 @@ def batches_per_epoch(config: TrainingConfig, samples: int, processes: int = 1) 
     return per_process // size if config.data.drop_last else math.ceil(per_process / size)
 
 
-def total_optimizer_steps(config: TrainingConfig, batches_per_epoch: int) -> int:
-    """Optimizer steps of the whole run (for the schedule)."""
+def train_batches(config: TrainingConfig, datamodule: Any, processes: int = 1) -> int | None:
+    """Training batches per epoch and process; None for a stream without a length."""
+    if datamodule.streams:
+        return loader_length(datamodule.train_dataloader())
+    return batches_per_epoch(config, len(datamodule.train_dataset), processes)
+
+
+def total_optimizer_steps(config: TrainingConfig, batches_per_epoch: int | None) -> int:
+    """Optimizer steps of the whole run (for the schedule).
+
+    Raises:
+        ConfigError: A stream without a length and no ``trainer.max_steps``.
+    """
     trainer = config.trainer
     limit = batch_limit(trainer.limit_train_batches, batches_per_epoch)
+    if batches_per_epoch is None:
+        if trainer.max_steps is not None:
+            return trainer.max_steps
+        if limit is None:
+            raise ConfigError(
+                "the training data is an IterableDataset without a length, so the length "
+                "of the run is unknown",
+                key="trainer.max_steps",
+                hint="set trainer.max_steps (or trainer.limit_train_batches to a number of "
+                "batches per epoch), or give the dataset __len__",
+            )
+        batches_per_epoch = limit
     if limit is not None:
         batches_per_epoch = min(batches_per_epoch, limit)
     per_epoch = math.ceil(batches_per_epoch / trainer.accumulate_grad_batches)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from trainforge.config import TrainingConfig
-from trainforge.engine import TaskSpec
+from trainforge.engine import LossStrategyRegistry, TaskSpec
 from trainforge.errors import ConfigError, ConfigIssue, did_you_mean
 from trainforge.zoo import TASK_METRICS
 
@@ -100,6 +100,17 @@ def check_run(config: TrainingConfig, spec: TaskSpec, *, has_validation: bool) -
         issue = _monitor_issue(key, monitor, produced)
         if issue is not None:
             issues.append(issue)
+    loss = config.task.loss
+    if loss is not None and loss not in LossStrategyRegistry:
+        close = did_you_mean(loss, LossStrategyRegistry.list())
+        hint = f"did you mean {close}? " if close else ""
+        issues.append(
+            ConfigIssue(
+                "task.loss",
+                f"unknown loss strategy {loss!r}: {hint}choose one of "
+                + ", ".join(LossStrategyRegistry.list()),
+            )
+        )
     loggers = [name for name, section in config.loggers if section.enabled]
     if config.callbacks.lr_monitor.enabled and not loggers and not config.tracking.enabled:
         issues.append(

@@ -13,12 +13,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch.distributed
+
 from trainforge.config import TrainingConfig
 from trainforge.lightning import (
     LightningSaver,
     RunCallback,
     TaskModule,
     build_profiler,
+    build_strategy,
     fit,
     lightning_loops,
     to_lightning_checkpoint,
@@ -43,7 +46,12 @@ def trainer_options(config: TrainingConfig) -> dict[str, Any]:
         "max_steps": trainer.max_steps if trainer.max_steps is not None else -1,
         "accelerator": trainer.accelerator,
         "devices": trainer.devices,
-        "strategy": trainer.strategy,
+        "num_nodes": trainer.num_nodes,
+        "strategy": build_strategy(
+            trainer.strategy,
+            processes=build.data_parallel_size(config),
+            timeout_s=trainer.collective_timeout_s,
+        ),
         "precision": trainer.precision,
         "accumulate_grad_batches": trainer.accumulate_grad_batches if automatic else 1,
         "gradient_clip_val": trainer.gradient_clip_val if automatic else None,
@@ -60,6 +68,11 @@ def trainer_options(config: TrainingConfig) -> dict[str, Any]:
     return options
 
 
+def _without_validation(options: dict[str, Any]) -> dict[str, Any]:
+    """Trainer options of a run without a validation set: no validation loop at all."""
+    return {**options, "limit_val_batches": 0, "num_sanity_val_steps": 0}
+
+
 def _module(run: RunAssembly) -> TaskModule:
     trainer = run.config.trainer
     manual = trainer.optimization == "manual"
@@ -74,6 +87,7 @@ def _module(run: RunAssembly) -> TaskModule:
         accumulation_steps=trainer.accumulate_grad_batches if manual else 1,
         max_grad_norm=trainer.gradient_clip_val if manual else None,
         compile=trainer.compile,
+        forward_inputs=run.forward_inputs,
     )
 
 
@@ -86,6 +100,8 @@ def _resume_checkpoint(run: RunAssembly, trainer: Any) -> Path | None:
     run.policies.cadence.saved(point.position.global_step)
     path = run.run_dir / "resume.ckpt"
     if run.rank != 0:
+        if run.position.external:  # every rank reads the file rank zero is writing
+            torch.distributed.barrier()
         return path
     loops = None
     if point.lightning_state() is None:  # the plain driver wrote it: rebuild Lightning's loops
@@ -99,7 +115,10 @@ def _resume_checkpoint(run: RunAssembly, trainer: Any) -> Path | None:
             accumulate=config.accumulate_grad_batches,
             manual=config.optimization == "manual",
         )
-    return to_lightning_checkpoint(point.checkpoint, path, loops=loops)
+    written = to_lightning_checkpoint(point.checkpoint, path, loops=loops)
+    if run.position.external:
+        torch.distributed.barrier()
+    return written
 
 
 def run_lightning(run: RunAssembly) -> DriverOutcome:
@@ -131,7 +150,11 @@ def run_lightning(run: RunAssembly) -> DriverOutcome:
             profiler=profiler,
             ckpt_path=lambda trainer: _resume_checkpoint(run, trainer),
             default_root_dir=run.run_dir,
-            **trainer_options(config),
+            **(
+                trainer_options(config)
+                if run.has_validation
+                else _without_validation(trainer_options(config))
+            ),
         )
     finally:
         if run.rank == 0:

@@ -10,7 +10,7 @@ where the run is, and how to checkpoint that.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sized
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -23,8 +23,10 @@ from trainforge.engine import (
     RunPosition,
     ScheduleSettings,
     StepInfo,
+    StreamLoader,
     TrainingLoop,
     ValidationLoop,
+    loader_length,
 )
 from trainforge.errors import ResumeError
 from trainforge.logs import TrainingProgress
@@ -53,7 +55,13 @@ class _Run:
         self.optimizer = run.optimizer_for(self.model)
         self.scheduler = run.scheduler_for(self.optimizer)
         self.loader = run.datamodule.train_dataloader()
-        self.sampler = cast(ResumableSampler, self.loader.sampler)
+        # the position of the training data: the sampler of trainforge's own loader, or
+        # the batch count of a user's DataLoader / an IterableDataset
+        self.cursor: ResumableSampler | StreamLoader = (
+            self.loader
+            if isinstance(self.loader, StreamLoader)
+            else cast(ResumableSampler, self.loader.sampler)
+        )
         self.accumulator = build.build_accumulator(
             config, self.optimizer, self.device, before_step=self._before_step
         )
@@ -94,21 +102,20 @@ class _Run:
 
     def begin_epoch(self, epoch: int) -> int:
         """Position the sampler for ``epoch``; return the samples of it already trained."""
-        sampler = self.sampler
+        cursor = self.cursor
         pending, self._pending_sampler = self._pending_sampler, None
-        done = 0
+        done = batches = 0
         if pending is not None and int(pending.get("epoch", -1)) == epoch:
             try:
-                sampler.load_state_dict(pending)
-            except ValueError as exc:
+                cursor.load_state_dict(pending)
+            except (KeyError, ValueError) as exc:
                 raise ResumeError(f"cannot continue the checkpoint's epoch: {exc}") from None
             done = int(pending.get("position", 0))
+            batches = int(pending.get("batches", -(-done // int(self.loader.batch_size or 1))))
         else:
-            sampler.set_epoch(epoch)
+            cursor.set_epoch(epoch)
         self.position.epoch, self.position.samples_done = epoch, done
-        self.position.batches_done = self._batches_before = -(
-            -done // int(self.loader.batch_size or 1)
-        )
+        self.position.batches_done = self._batches_before = batches
         return done
 
     def on_step(self, info: StepInfo) -> bool:
@@ -121,9 +128,14 @@ class _Run:
         )
         return False
 
+    def _cursor_state(self, samples: int, batches: int) -> dict[str, Any]:
+        if isinstance(self.cursor, StreamLoader):
+            return self.cursor.state_dict(batches=batches, samples=samples)
+        return self.cursor.state_dict(consumed=samples)
+
     def save(self, metrics: Mapping[str, float], epoch_done: bool) -> Path | None:
         """Checkpoint the current state (after a step, or at the end of an epoch)."""
-        run, sampler = self.run, self.sampler
+        run = self.run
         position = self.position
         epoch = position.epoch
         if epoch_done:
@@ -131,7 +143,7 @@ class _Run:
                 epoch + 1,
                 self.accumulator.effective_step,
                 epochs_completed=position.epochs_completed,
-                sampler={**sampler.state_dict(consumed=0), "epoch": epoch + 1},
+                sampler={**self._cursor_state(0, 0), "epoch": epoch + 1},
             )
         else:
             state = RunPosition(
@@ -140,7 +152,10 @@ class _Run:
                 batches_done=position.batches_done,
                 samples_done=position.samples_done,
                 epochs_completed=position.epochs_completed,
-                sampler=sampler.state_dict(consumed=position.samples_done),
+                sampler={
+                    **self._cursor_state(position.samples_done, position.batches_done),
+                    "epoch": epoch,
+                },
             )
         values = dict(metrics)
         if run.checkpoints.monitor:
@@ -204,7 +219,8 @@ def run_plain(run: RunAssembly) -> DriverOutcome:
         autocast_dtype=dtype,
         on_step=state.on_step,
         max_steps=trainer.max_steps,
-        max_batches=build.batch_limit(trainer.limit_train_batches, len(loader)),
+        max_batches=build.batch_limit(trainer.limit_train_batches, loader_length(loader)),
+        forward_inputs=run.forward_inputs,
     )
     validation = val_loader = None
     if run.has_validation:
@@ -215,11 +231,15 @@ def run_plain(run: RunAssembly) -> DriverOutcome:
             metric_fn=run.metric_fn,
             device=state.device,
             autocast_dtype=dtype,
-            max_batches=build.batch_limit(trainer.limit_val_batches, len(val_loader)),
+            max_batches=build.batch_limit(trainer.limit_val_batches, loader_length(val_loader)),
+            forward_inputs=run.forward_inputs,
         )
     max_epochs = trainer.max_epochs or math.inf
-    batches = loop.max_batches or len(loader)
-    total = min(len(cast(Sized, run.datamodule.train_dataset)), batches * config.data.batch_size)
+    batches = loop.max_batches or loader_length(loader)
+    samples = run.datamodule.train_samples()
+    total = None
+    if samples is not None and batches is not None:
+        total = min(samples, batches * int(loader.batch_size or config.data.batch_size))
     epoch = state.position.epoch
 
     def reached_max_steps() -> bool:
@@ -228,7 +248,8 @@ def run_plain(run: RunAssembly) -> DriverOutcome:
         )
 
     with TrainingProgress(
-        total * (trainer.max_epochs or 1), enabled=trainer.enable_progress_bar
+        total * (trainer.max_epochs or 1) if total is not None else None,
+        enabled=trainer.enable_progress_bar,
     ) as progress:
         loop.progress = progress
         while epoch < max_epochs and not reached_max_steps():
@@ -239,7 +260,7 @@ def run_plain(run: RunAssembly) -> DriverOutcome:
             val: dict[str, float] = {}
             if validation is not None and val_loader is not None:
                 val = validation.run_epoch(val_loader, epoch).metrics
-                policies.end_validation(epoch, step, val)
+                val = policies.end_validation(epoch, step, val)
             if result.completed:
                 state.position.epochs_completed = epoch + 1
             completed = result.completed

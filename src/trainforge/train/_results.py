@@ -33,6 +33,7 @@ class TrainingResults:
         training_time: Seconds from the first step to the end.
         global_step: Optimizer steps taken.
         epochs_completed: Epochs trained to their end.
+        export_path: The export bundle written at the end (``export.bundle=true``).
     """
 
     run_id: str
@@ -47,6 +48,7 @@ class TrainingResults:
     training_time: float
     global_step: int
     epochs_completed: int
+    export_path: Path | None = None
 
     def __getitem__(self, key: str) -> Any:
         if key not in self:

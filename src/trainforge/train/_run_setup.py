@@ -24,6 +24,7 @@ from trainforge.checkpoint import (
 )
 from trainforge.config import TrainingConfig
 from trainforge.hooks import HookManager
+from trainforge.jobs import JOB_ID_VARIABLE
 from trainforge.lightning import create_logger
 from trainforge.tracking import ExperimentTracker, display_url, resolve_database_url
 
@@ -58,9 +59,15 @@ def build_tracker(config: TrainingConfig) -> ExperimentTracker | None:
         database=url,
         run_name=config.run.name,
         notes=config.run.notes,
+        job_id=_job_id(),
     )
     tracker.log_params(config.to_dict())
     return tracker
+
+
+def _job_id() -> int | None:
+    value = os.environ.get(JOB_ID_VARIABLE, "")
+    return int(value) if value.isdigit() else None
 
 
 def run_folder_name(tracker: ExperimentTracker | None, output_dir: str | Path) -> str:

@@ -9,6 +9,7 @@ best epoch and the results exist once, for both drivers.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -19,17 +20,18 @@ from torch import nn
 
 from trainforge.config import TrainingConfig
 from trainforge.engine import TaskSpec
-from trainforge.errors import GradientHealthError
+from trainforge.errors import CheckpointNotFoundError, GradientHealthError
 from trainforge.hooks import HookEvent, HookManager
-from trainforge.logs import log_config_overview
+from trainforge.logs import log_config_overview, set_process_label
 from trainforge.seeding import set_random_seed
 from trainforge.train import _build as build
-from trainforge.train._assembly import RunAssembly, announced, assemble
+from trainforge.train._assembly import RunAssembly, assemble
 from trainforge.train._checks import check_run
+from trainforge.train._cluster import RankZeroChannel, join_process_group, locate_process
 from trainforge.train._plain import DriverOutcome, run_plain
 from trainforge.train._results import TrainingResults
 from trainforge.train._resume import ResumePoint, open_resume
-from trainforge.train._run_setup import RESUME_VARIABLE, failed_on_error
+from trainforge.train._run_setup import RESUME_VARIABLE, RUN_DIR_VARIABLE, failed_on_error
 
 __all__ = ["Trainer", "TrainingHooks", "TrainingResults"]
 
@@ -119,6 +121,16 @@ class Trainer:
     ) -> TrainingResults:
         """Train; return results. ``resume_from`` is ``last``, ``best`` or a path.
 
+        Args:
+            train_data: A torch ``Dataset``, an ``IterableDataset``, a Hugging Face
+                ``datasets.Dataset`` / ``DatasetDict`` (its ``train`` and ``validation``
+                splits) or a ``DataLoader`` (used as it is); ``data.name``'s datasets
+                when None.
+            val_data: The validation data, in any of those forms. None with
+                ``train_data`` given: no validation, and checkpoints rank by
+                ``train/loss`` unless the config names another monitor.
+            resume_from: ``last``, ``best`` or a checkpoint path.
+
         Raises:
             ConfigError: The config cannot run here (device, precision, monitor names):
                 raised before anything is written.
@@ -130,19 +142,39 @@ class Trainer:
         set_random_seed(config.run.seed, config.run.deterministic)
         spec = self.task_spec or build.task_spec_from_config(config)
         model = self.model if self.model is not None else build.build_model_for(config, spec)
-        if train_data is None or val_data is None:
+        train_data, val_data = build.split_datasets(train_data, val_data)
+        data_given = train_data is not None
+        if train_data is None:  # data.name's datasets; a given train set has no built val
             built_train, built_val = build.build_datasets_for(config, spec)
-            train_data = train_data if train_data is not None else built_train
+            train_data = built_train
             val_data = val_data if val_data is not None else built_val
         has_validation = val_data is not None and config.trainer.limit_val_batches != 0
+        if not has_validation:
+            monitor_training_loss(config)
         check_run(config, spec, has_validation=has_validation)
+        sdpa = build.apply_sdpa(config, model, train_data)
         datamodule = build.build_datamodule(config, train_data, val_data, spec)
         datamodule.train_dataloader()  # bad data settings fail here, before any run starts
         lightning = config.trainer.engine == "lightning"
-        rank = build.process_rank() if lightning else 0
-        resume = self._resume(resume_from, model, rank) if resume_from is not None else None
         processes = build.data_parallel_size(config)
-        batches = build.batches_per_epoch(config, len(train_data), processes)
+        position = locate_process(
+            config, build.devices_per_node(config), spawned=RUN_DIR_VARIABLE in os.environ
+        )
+        set_process_label(position.label)
+        join_process_group(config, position)
+        channel = RankZeroChannel(position)
+        resume: ResumePoint | None = None
+        if resume_from is not None:
+            opened: list[ResumePoint] = []
+
+            def open_on_rank_zero() -> str:
+                opened.append(self._resume(resume_from, model))
+                return str(opened[0].path)
+
+            # every rank continues from the checkpoint rank zero resolved ("last" may move)
+            target = channel.share(RESUME_VARIABLE, open_on_rank_zero)
+            resume = opened[0] if opened else self._resume(str(target), model)
+        batches = build.train_batches(config, datamodule, processes)
         run = assemble(
             config,
             spec=spec,
@@ -153,7 +185,7 @@ class Trainer:
             command=self.command,
             resume=resume,
             total_steps=build.total_optimizer_steps(config, batches),
-            rank=rank,
+            position=position,
         )
         with failed_on_error(run.tracker):
             if run.tracker is not None:
@@ -162,9 +194,10 @@ class Trainer:
                         "engine": config.trainer.engine,
                         "world_size": processes,
                         "parameters": sum(p.numel() for p in model.parameters()),
+                        "sdpa_patched_layers": len(sdpa.patched_layers),
                     }
                 )
-            if self.log_config and rank == 0:
+            if self.log_config and position.global_rank == 0:
                 log_config_overview(config.overview_rows())
             run.hooks.fire(
                 HookEvent.ON_TRAIN_START, run_id=run.run_id, run_dir=run.run_dir, config=config
@@ -185,12 +218,13 @@ class Trainer:
             global_step=outcome.global_step,
             epochs_completed=outcome.epochs_completed,
         )
+        if config.export.bundle and position.global_rank == 0:
+            data = val_data if has_validation else train_data
+            results.export_path = _export_best(results, self.model, data, data_given)
         run.hooks.fire(HookEvent.ON_TRAIN_END, results=results)
         return results
 
-    def _resume(self, target: str | Path, model: nn.Module, rank: int) -> ResumePoint:
-        if rank > 0:  # the checkpoint rank zero resolved, not this process's own "last"
-            target = announced(RESUME_VARIABLE, rank)
+    def _resume(self, target: str | Path, model: nn.Module) -> ResumePoint:
         return open_resume(
             self.config,
             target,
@@ -225,6 +259,60 @@ class Trainer:
             run.checkpoints.wait_for_mirror()
             if run.tracker is not None:
                 run.tracker.finish(status)
+
+
+def monitor_training_loss(config: TrainingConfig) -> None:
+    """A run without validation: default ``val/`` monitors become ``train/loss`` (noticed once).
+
+    Monitors the config sets explicitly are left alone; ``check_run`` rejects a ``val/``
+    one with a message naming its key.
+    """
+    keys = ["checkpoint.monitor"]
+    if config.callbacks.early_stopping.enabled:
+        keys.append("callbacks.early_stopping.monitor")
+    changed = []
+    for key in keys:
+        section, _, name = key.rpartition(".")
+        node: Any = config
+        for part in section.split("."):
+            node = getattr(node, part)
+        value = getattr(node, name)
+        if value.startswith("val/") and config.provenance_of(key).is_default:
+            config.update(key, "train/loss", reason="no validation set")
+            changed.append(key)
+    if changed:
+        logger.warning(
+            "this run has no validation set: %s = train/loss (set %s to monitor another "
+            "training metric)",
+            " and ".join(changed),
+            "it" if len(changed) == 1 else "them",
+        )
+
+
+def _export_best(
+    results: TrainingResults, model: nn.Module | None, data: Any, data_given: bool
+) -> Path:
+    """``export.bundle``: the best checkpoint (else the newest) as ``<run>/export``.
+
+    A model or data the caller passed (not built from the config) is used as it is.
+    """
+    from trainforge.train._export import export_checkpoint
+
+    checkpoint = results.best_checkpoint_path or results.checkpoint_path
+    if checkpoint is None:
+        raise CheckpointNotFoundError(
+            f"export.bundle=true, but run {results.run_id} wrote no checkpoint to export",
+            key="export.bundle",
+            hint="keep checkpointing on, or export later with `trainforge export`",
+        )
+    bundle = export_checkpoint(
+        checkpoint,
+        output=results.run_dir / "export",
+        model=model,
+        sample_data=data if data_given else None,
+    )
+    logger.info("export bundle: %s (%s)", bundle.path, ", ".join(bundle.shipped))
+    return bundle.path
 
 
 def _best_or_none(run: RunAssembly) -> Path | None:

@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from trainforge.errors import (
     TrackingError,
     UiRequestError,
 )
+from trainforge.jobs import JobManager, TrainingScheduler
 from trainforge.tracking import (
     ExperimentDB,
     ModelRegistry,
@@ -57,6 +59,8 @@ class Api:
         self.store = store
         self.db = ExperimentDB(store)
         self.registry = ModelRegistry(store)
+        self.queue = JobManager(store)
+        self.scheduler = TrainingScheduler(self.queue)
 
     def routes(self) -> list[Route]:
         """The ``/api/...`` routes (GET only: the UI never writes)."""
@@ -72,6 +76,7 @@ class Api:
             ("/api/compare", self.compare),
             ("/api/registry", self.models),
             ("/api/registry/{model_id:int}/lineage", self.lineage),
+            ("/api/jobs", self.jobs),
         ]
         return [Route(path, _guarded(handler), methods=["GET"]) for path, handler in table]
 
@@ -193,6 +198,50 @@ class Api:
         """A version and its ancestors, each with its training run."""
         return _json({"lineage": self.registry.get_lineage(request.path_params["model_id"])})
 
+    def jobs(self, request: Request) -> Response:
+        """The job queue: counts per status, jobs (``status``, ``limit``), workers, schedules."""
+        q = request.query_params
+        statuses = _names(q.get("status", "")) or None
+        listed = []
+        for job in self.queue.list_jobs(statuses, limit=_int(q, "limit", 200)):
+            item = job.to_dict()
+            item["what"] = _job_summary(item.pop("config"))
+            item["runs"] = self.queue.runs_of(job.id)
+            listed.append(item)
+        workers: dict[str, dict[str, Any]] = {}
+        for job in self.queue.list_jobs("running", limit=None):
+            worker = workers.setdefault(
+                job.worker_id or "?", {"worker_id": job.worker_id, "jobs": [], "heartbeat_at": None}
+            )
+            worker["jobs"].append(job.id)
+            beats = [b for b in (worker["heartbeat_at"], job.heartbeat_at) if b is not None]
+            worker["heartbeat_at"] = max(beats) if beats else None
+        schedules = []
+        for schedule in self.scheduler.list_schedules():
+            item = schedule.to_dict()
+            item["what"] = _job_summary(item.pop("config"))
+            schedules.append(item)
+        return _json(
+            {
+                "now": time.time(),
+                "counts": self.queue.counts(),
+                "jobs": listed,
+                "workers": sorted(workers.values(), key=lambda w: str(w["worker_id"])),
+                "schedules": schedules,
+            }
+        )
+
+
+def _job_summary(config: dict[str, Any]) -> str:
+    """One line saying what a job trains or does: its files, template and overrides."""
+    parts = [*map(str, config.get("files") or [])]
+    if config.get("template"):
+        parts.append(f"--template {config['template']}")
+    parts += [str(o) for o in config.get("overrides") or []]
+    if not parts and "config" in config:
+        parts.append("a full config")
+    return " ".join(parts) or ", ".join(sorted(config)) or ""
+
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -221,7 +270,10 @@ def _guarded(handler: Callable[[Request], Response]) -> Callable[[Request], Resp
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    body = json.dumps(_clean(data), separators=(",", ":"), default=str, allow_nan=False)
+    try:  # the usual case, all numbers finite: one pass in C
+        body = json.dumps(data, separators=(",", ":"), default=str, allow_nan=False)
+    except ValueError:
+        body = json.dumps(_clean(data), separators=(",", ":"), default=str, allow_nan=False)
     return Response(body, status_code=status, media_type="application/json")
 
 

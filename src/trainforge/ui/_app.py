@@ -32,7 +32,7 @@ __all__ = ["CONTENT_SECURITY_POLICY", "PAGES", "STATIC_DIR", "create_app"]
 
 STATIC_DIR = Path(str(files("trainforge.ui") / "static"))
 #: Paths that serve the single-page front end.
-PAGES = ("/", "/runs", "/runs/{run_id:int}", "/compare", "/registry")
+PAGES = ("/", "/runs", "/runs/{run_id:int}", "/compare", "/registry", "/jobs")
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; "

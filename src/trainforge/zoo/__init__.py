@@ -22,7 +22,7 @@ from trainforge.zoo._metrics import (
     task_metrics,
 )
 from trainforge.zoo._mlp import MLP
-from trainforge.zoo._models import MODELS, build_model, list_models
+from trainforge.zoo._models import MODELS, build_model, list_models, model_recipe
 from trainforge.zoo._tasks import TASKS, ZooTask, get_task_spec, get_zoo_task, list_zoo_tasks
 from trainforge.zoo._text import CharVocab
 
@@ -50,6 +50,7 @@ __all__ = [
     "list_models",
     "list_zoo_tasks",
     "mean_iou",
+    "model_recipe",
     "perplexity",
     "pixel_error",
     "task_metrics",

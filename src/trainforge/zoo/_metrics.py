@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from trainforge.engine import TaskSpec
+from trainforge.engine import TaskSpec, extract_logits
 from trainforge.engine.metrics import heatmap_argmax, pixel_distance
 
 __all__ = [
@@ -109,11 +109,15 @@ def perplexity(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = 0
 
 
 def _logits(outputs: Any) -> torch.Tensor:
-    if isinstance(outputs, torch.Tensor):
-        return outputs
-    if isinstance(outputs, Mapping) and "logits" in outputs:
-        return outputs["logits"]
-    raise TypeError(f"expected a tensor or a mapping with 'logits', got {type(outputs).__name__}")
+    return extract_logits(outputs)
+
+
+def _tokens(batch: Mapping[str, Any]) -> torch.Tensor:
+    """The labels a language model is scored against (its input ids when none are given)."""
+    for key in ("labels", "inputs", "input_ids"):
+        if isinstance(batch.get(key), torch.Tensor):
+            return batch[key]
+    raise KeyError(f"perplexity needs 'labels' or the input ids; the batch has {sorted(batch)}")
 
 
 def task_metrics(task_spec: TaskSpec, outputs: Any, batch: Mapping[str, Any]) -> dict[str, float]:
@@ -125,7 +129,7 @@ def task_metrics(task_spec: TaskSpec, outputs: Any, batch: Mapping[str, Any]) ->
 
     Args:
         task_spec: The task.
-        outputs: The model's output: logits, or a mapping with ``"logits"``.
+        outputs: The model's output: logits, or a mapping / object with ``logits``.
         batch: The batch the outputs came from (``labels``, and ``position`` for heatmaps).
 
     Returns:
@@ -151,5 +155,7 @@ def task_metrics(task_spec: TaskSpec, outputs: Any, batch: Mapping[str, Any]) ->
         if task_type == "heatmap":
             return {"pixel_error": pixel_error(logits, batch["position"])}
         if task_type == "language_modeling":
-            return {"perplexity": perplexity(logits, batch["labels"], task_spec.pad_token_id)}
+            tokens = _tokens(batch)
+            tokens = tokens.masked_fill(tokens == task_spec.ignore_index, task_spec.pad_token_id)
+            return {"perplexity": perplexity(logits, tokens, task_spec.pad_token_id)}
     return {}

@@ -22,7 +22,7 @@ from trainforge.zoo._gpt import TinyGPT
 from trainforge.zoo._imports import call_with_kwargs, is_import_path, resolve_import_path
 from trainforge.zoo._mlp import MLP
 
-__all__ = ["MODELS", "BuiltinModel", "build_model", "list_models"]
+__all__ = ["MODELS", "BuiltinModel", "build_model", "list_models", "model_recipe"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,14 @@ class BuiltinModel:
 
     def build(self, name: str, task_spec: TaskSpec, kwargs: dict[str, Any]) -> nn.Module:
         """Instantiate with task-derived sizes, overridden by explicit kwargs."""
+        return call_with_kwargs(
+            self.cls, self.constructor_kwargs(name, task_spec, kwargs), label=f"model '{name}'"
+        )
+
+    def constructor_kwargs(
+        self, name: str, task_spec: TaskSpec, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Every argument :meth:`build` passes: task-derived sizes, then explicit kwargs."""
         derived: dict[str, Any] = {}
         for arg, (field, fallback) in self.from_task.items():
             if arg in kwargs:
@@ -54,7 +62,7 @@ class BuiltinModel:
                     hint=f"set task.{field} or pass model.kwargs.{arg}",
                 )
             derived[arg] = value
-        return call_with_kwargs(self.cls, {**derived, **kwargs}, label=f"model '{name}'")
+        return {**derived, **kwargs}
 
 
 MODELS: Registry[BuiltinModel] = Registry("model")
@@ -123,3 +131,22 @@ def build_model(name_or_import_path: str, task_spec: TaskSpec, **kwargs: Any) ->
             f"model '{name_or_import_path}' returned {type(model).__name__}, not a torch.nn.Module"
         )
     return model
+
+
+def model_recipe(
+    name_or_import_path: str, task_spec: TaskSpec, **kwargs: Any
+) -> tuple[str, dict[str, Any]]:
+    """The class import path and constructor kwargs that rebuild :func:`build_model`'s model.
+
+    A built-in model's sizes come from ``task_spec``: they are spelled out here, so the
+    recipe rebuilds the same network without trainforge's registry (export bundles).
+
+    Examples:
+        >>> model_recipe("mlp", TaskSpec.classification_tiny(), hidden_dims=[32])
+        ('trainforge.zoo._mlp:MLP', {'input_dim': 64, 'num_classes': 10, 'hidden_dims': [32]})
+    """
+    if is_import_path(name_or_import_path):
+        return name_or_import_path, dict(kwargs)
+    builtin = MODELS.get(name_or_import_path)
+    path = f"{builtin.cls.__module__}:{builtin.cls.__qualname__}"
+    return path, builtin.constructor_kwargs(name_or_import_path, task_spec, kwargs)

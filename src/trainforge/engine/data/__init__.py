@@ -6,9 +6,11 @@ from trainforge.engine.data._collators import (
     CollatorRegistry,
     TextCollator,
     VisionCollator,
+    collate_columns,
 )
 from trainforge.engine.data._factory import DataLoaderFactory, seed_worker
 from trainforge.engine.data._sampler import ResumableSampler
+from trainforge.engine.data._stream import StreamLoader
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -16,7 +18,9 @@ __all__ = [
     "CollatorRegistry",
     "DataLoaderFactory",
     "ResumableSampler",
+    "StreamLoader",
     "TextCollator",
     "VisionCollator",
+    "collate_columns",
     "seed_worker",
 ]

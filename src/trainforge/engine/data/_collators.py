@@ -24,6 +24,7 @@ __all__ = [
     "CollatorRegistry",
     "TextCollator",
     "VisionCollator",
+    "collate_columns",
 ]
 
 Collator = Callable[[list[Any]], Any]
@@ -98,13 +99,23 @@ class TextCollator:
     Each sample holds 1-D token ids (``inputs`` or ``input_ids``; a tuple's first
     element) and optionally ``labels``: a sequence as long as the tokens (padded with
     ``ignore_index``) or one class id (stacked). Without labels, no ``labels`` key is
-    produced; the language-modeling loss then reads ``inputs`` and the mask.
+    produced; the language-modeling loss then reads the tokens and the mask.
+
+    The batch keeps the samples' key names: ``inputs`` samples give an ``inputs`` batch,
+    ``input_ids`` samples (Hugging Face tokenizers and datasets) an ``input_ids`` batch,
+    so it reaches a ``transformers`` model by its parameter names. Other per-token
+    columns (``token_type_ids``, ...) are padded with 0, per-sample values are stacked.
 
     Args:
-        pad_token_id: Token id used for padding ``inputs``.
+        pad_token_id: Token id used for padding the tokens; taken from ``tokenizer``
+            when one is given.
         ignore_index: Value used for padding sequence labels.
-        padding_side: ``right`` (default) or ``left``.
+        padding_side: ``right`` (default) or ``left``; a tokenizer's own when given.
         max_length: Truncate longer sequences (None: no limit).
+        tokenizer: A ``transformers`` tokenizer (anything with ``pad_token_id``).
+
+    Raises:
+        ValueError: A tokenizer without a pad token.
 
     Examples:
         >>> batch = TextCollator()([{"inputs": [5, 6, 7]}, {"inputs": [8]}])
@@ -114,25 +125,37 @@ class TextCollator:
 
     def __init__(
         self,
-        pad_token_id: int = 0,
+        pad_token_id: int | None = 0,
         ignore_index: int = -100,
-        padding_side: str = "right",
+        padding_side: str | None = "right",
         max_length: int | None = None,
+        tokenizer: Any = None,
     ) -> None:
+        if tokenizer is not None:
+            pad = getattr(tokenizer, "pad_token_id", None)
+            if pad is None:
+                raise ValueError(
+                    f"the tokenizer {type(tokenizer).__name__} has no pad token; set one "
+                    "(tokenizer.pad_token = tokenizer.eos_token for GPT-2 style models)"
+                )
+            pad_token_id = int(pad)
+            padding_side = getattr(tokenizer, "padding_side", None) or padding_side
+        padding_side = padding_side or "right"
         if padding_side not in ("right", "left"):
             raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
-        self.pad_token_id = pad_token_id
+        self.pad_token_id = 0 if pad_token_id is None else int(pad_token_id)
         self.ignore_index = ignore_index
         self.padding_side = padding_side
         self.max_length = max_length
 
     def __call__(self, samples: list[Any]) -> dict[str, Tensor]:
-        """Collate ``samples`` into ``{"inputs", "attention_mask"[, "labels"]}``."""
+        """Collate ``samples`` into ``{"inputs" | "input_ids", "attention_mask"[, "labels"]}``."""
         rows = [as_batch_dict(s) for s in samples]
-        ids = [self._tokens(r.get("inputs", r.get("input_ids"))) for r in rows]
+        key = "inputs" if "inputs" in rows[0] else "input_ids"
+        ids = [self._tokens(r.get(key)) for r in rows]
         length = max(len(t) for t in ids)
         batch = {
-            "inputs": self._pad(ids, length, self.pad_token_id),
+            key: self._pad(ids, length, self.pad_token_id),
             "attention_mask": self._pad([torch.ones_like(t) for t in ids], length, 0),
         }
         labels = [r.get("labels") for r in rows]
@@ -143,6 +166,16 @@ class TextCollator:
             else:
                 tensors = [self._tokens(t) for t in tensors]
                 batch["labels"] = self._pad(tensors, length, self.ignore_index)
+        for name in rows[0]:
+            if name in batch or name in ("labels", "inputs", "input_ids"):
+                continue
+            values = [torch.as_tensor(r[name]) for r in rows if name in r]
+            if len(values) != len(rows):
+                continue
+            if all(v.dim() == 0 for v in values):
+                batch[name] = torch.stack(values)
+            elif all(v.dim() == 1 for v in values):
+                batch[name] = self._pad([self._tokens(v) for v in values], length, 0)
         return batch
 
     def _tokens(self, value: Any) -> Tensor:
@@ -217,6 +250,27 @@ def _vision(**kwargs: Any) -> Collator:
     return VisionCollator(**kwargs)
 
 
-@CollatorRegistry.add("default", modalities=("tabular",), description="torch default_collate")
+def collate_columns(samples: list[Any]) -> Any:
+    """``default_collate``, with list-valued columns of dict samples made tensors first.
+
+    A ``datasets.Dataset`` row is a dict whose sequence columns are Python lists;
+    ``default_collate`` would transpose those into a list of per-position tensors.
+    Lists of equal length become one ``[batch, length]`` tensor here instead.
+
+    Examples:
+        >>> collate_columns([{"x": [1, 2], "y": 0}, {"x": [3, 4], "y": 1}])["x"].tolist()
+        [[1, 2], [3, 4]]
+    """
+    if samples and isinstance(samples[0], dict):
+        samples = [
+            {k: torch.as_tensor(v) if isinstance(v, list) else v for k, v in s.items()}
+            for s in samples
+        ]
+    return default_collate(samples)
+
+
+@CollatorRegistry.add(
+    "default", modalities=("tabular",), description="torch default_collate (list columns stacked)"
+)
 def _default() -> Collator:
-    return default_collate
+    return collate_columns

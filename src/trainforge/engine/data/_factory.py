@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from trainforge.engine._task import TaskSpec
 from trainforge.engine.data._collators import CollatorRegistry
 from trainforge.engine.data._sampler import ResumableSampler
+from trainforge.engine.data._stream import StreamLoader
 from trainforge.errors import ConfigError
 
 __all__ = ["DataLoaderFactory", "seed_worker"]
@@ -33,6 +34,55 @@ def seed_worker(worker_id: int) -> None:
 
 class DataLoaderFactory:
     """Builds DataLoaders with a resumable sampler, a collator and seeded randomness."""
+
+    @staticmethod
+    def collator(
+        task_spec: TaskSpec | None = None,
+        collator_name: str | None = None,
+        collator_kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        """The collator a name (or else the task's modality) selects."""
+        return CollatorRegistry.get_collator(
+            collator_name or task_spec or "default", **(collator_kwargs or {})
+        )
+
+    @classmethod
+    def stream(
+        cls,
+        dataset: IterableDataset[Any],
+        batch_size: int,
+        task_spec: TaskSpec | None = None,
+        collator_name: str | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        drop_last: bool = False,
+        random_seed: int = 0,
+        *,
+        collator_kwargs: dict[str, Any] | None = None,
+    ) -> StreamLoader:
+        """A :class:`StreamLoader` over an ``IterableDataset`` (its own order; no sampler).
+
+        Examples:
+            >>> class Count(IterableDataset):
+            ...     def __iter__(self):
+            ...         return iter(torch.arange(5.0))
+            >>> [b.tolist() for b in DataLoaderFactory.stream(Count(), batch_size=2)]
+            [[0.0, 1.0], [2.0, 3.0], [4.0]]
+        """
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}", key="data.batch_size")
+        kwargs: dict[str, Any] = {"worker_init_fn": seed_worker} if num_workers > 0 else {}
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            collate_fn=cls.collator(task_spec, collator_name, collator_kwargs),
+            num_workers=num_workers,
+            pin_memory=pin_memory and torch.cuda.is_available(),
+            drop_last=drop_last,
+            generator=torch.Generator().manual_seed(random_seed),
+            **kwargs,
+        )
+        return StreamLoader(loader)
 
     @classmethod
     def create(
@@ -105,12 +155,7 @@ class DataLoaderFactory:
         )
         if sampler_state is not None:
             sampler.load_state_dict(sampler_state)
-        if collator_name is not None or task_spec is not None:
-            collate_fn = CollatorRegistry.get_collator(
-                collator_name or task_spec, **(collator_kwargs or {})
-            )
-        else:
-            collate_fn = CollatorRegistry.get_collator("default", **(collator_kwargs or {}))
+        collate_fn = cls.collator(task_spec, collator_name, collator_kwargs)
         kwargs: dict[str, Any] = {}
         if num_workers > 0:
             # DataLoader rejects prefetch_factor without workers, hence only here

@@ -16,7 +16,7 @@ from trainforge.engine.losses.classification import (
     RegressionLoss,
 )
 from trainforge.engine.losses.vision import HeatmapLoss, VisionLoss
-from trainforge.engine.losses.wrappers import PEFTAwareLoss, QuantizationSafeLoss
+from trainforge.engine.losses.wrappers import ModelLoss, PEFTAwareLoss, QuantizationSafeLoss
 
 __all__ = [
     "ClassificationLoss",
@@ -25,6 +25,7 @@ __all__ = [
     "LossInputs",
     "LossStrategy",
     "LossStrategyRegistry",
+    "ModelLoss",
     "PEFTAwareLoss",
     "QuantizationSafeLoss",
     "RegressionLoss",

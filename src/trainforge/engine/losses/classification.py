@@ -109,9 +109,9 @@ class LanguageModelingLoss(_CrossEntropy):
     Logits ``[B, T, V]`` predict the token after each position. With ``shift=True`` (the
     default) position ``t`` is scored against ``labels[t + 1]``; pass ``shift=False`` when
     the dataset already yields shifted ``(x, y)`` pairs (nanoGPT style). Labels default to
-    ``batch["inputs"]``. Positions whose label is ``ignore_index``, whose
-    ``attention_mask`` is 0, or whose label equals ``pad_token_id`` (when given) are
-    ignored.
+    ``batch["inputs"]`` (``batch["input_ids"]`` in a Hugging Face style batch).
+    Positions whose label is ``ignore_index``, whose ``attention_mask`` is 0, or whose
+    label equals ``pad_token_id`` (when given) are ignored.
 
     Args:
         shift: Shift labels by one position.
@@ -143,7 +143,8 @@ class LanguageModelingLoss(_CrossEntropy):
         logits = extract_logits(outputs)
         labels = batch.get("labels")
         if labels is None:
-            labels = require(batch, "inputs", self.name)
+            key = "input_ids" if "input_ids" in batch and "inputs" not in batch else "inputs"
+            labels = require(batch, key, self.name)
         if logits.dim() != 3 or labels.dim() != 2:
             raise ValueError(
                 f"language modeling expects logits [batch, seq, vocab] and labels "

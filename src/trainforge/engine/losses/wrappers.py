@@ -12,10 +12,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from trainforge.engine.losses.base import LossInputs, LossStrategy, extract_logits
+from trainforge.engine._batch import model_loss
+from trainforge.engine.losses.base import (
+    LossInputs,
+    LossStrategy,
+    LossStrategyRegistry,
+    extract_logits,
+)
 from trainforge.errors import TrainingError
 
-__all__ = ["PEFTAwareLoss", "QuantizationSafeLoss"]
+__all__ = ["ModelLoss", "PEFTAwareLoss", "QuantizationSafeLoss"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,3 +133,36 @@ class QuantizationSafeLoss:
 
     def __repr__(self) -> str:
         return f"QuantizationSafeLoss({self.inner!r})"
+
+
+@LossStrategyRegistry.register("model")
+class ModelLoss:
+    """The loss the model computes itself (``task.loss: model``): ``outputs.loss``.
+
+    For models that take ``labels`` and return a ``loss`` (``transformers`` models, or
+    any model whose output is a mapping / object with ``loss``). Without ``task.loss:
+    model`` such a loss is still used whenever ``labels`` were passed to the model.
+
+    Examples:
+        >>> import torch
+        >>> ModelLoss()({"loss": torch.tensor(0.5)}, {}).item()
+        0.5
+    """
+
+    name = "model"
+
+    def __call__(self, outputs: Any, batch: LossInputs) -> Tensor:
+        """Return the model's own loss; raise when it returned none."""
+        loss = model_loss(outputs)
+        if loss is None:
+            raise TrainingError(
+                f"task.loss=model, but the model returned no loss (got "
+                f"{type(outputs).__name__}, batch keys {sorted(batch)})",
+                key="task.loss",
+                hint="pass 'labels' in the batch so the model computes its loss, or choose "
+                "a loss strategy (unset task.loss to use the one of task.task_type)",
+            )
+        return loss
+
+    def __repr__(self) -> str:
+        return "ModelLoss()"

@@ -5,8 +5,11 @@ from trainforge.engine.metrics._confidence import ConfidenceMetrics, confidence_
 from trainforge.engine.metrics._drift import (
     DatasetProfile,
     DriftMetrics,
+    compare_profiles,
     jensen_shannon,
+    load_profile,
     profile_dataset,
+    save_profile,
 )
 from trainforge.engine.metrics._engine import MetricsEngine
 from trainforge.engine.metrics._heatmap import heatmap_argmax, pixel_distance
@@ -18,9 +21,12 @@ __all__ = [
     "DatasetProfile",
     "DriftMetrics",
     "MetricsEngine",
+    "compare_profiles",
     "confidence_metrics",
     "heatmap_argmax",
     "jensen_shannon",
+    "load_profile",
     "pixel_distance",
     "profile_dataset",
+    "save_profile",
 ]

@@ -1,4 +1,5 @@
-"""Training alerts: validation loss spikes, accuracy drops, gradient explosions."""
+"""Training alerts: validation loss spikes, accuracy drops, gradient explosions, data drift
+and miscalibrated predictions."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Literal
 
 __all__ = ["Alert", "AlertConfig"]
 
-AlertType = Literal["val_loss_spike", "accuracy_drop", "gradient_explosion"]
+AlertType = Literal[
+    "val_loss_spike", "accuracy_drop", "gradient_explosion", "data_drift", "calibration"
+]
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,11 @@ features keep counts, which align by token id.
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -18,7 +21,16 @@ import torch
 from trainforge.engine._batch import as_batch_dict
 from trainforge.engine._task import TaskSpec
 
-__all__ = ["DatasetProfile", "DriftMetrics", "jensen_shannon", "profile_dataset"]
+__all__ = [
+    "DatasetProfile",
+    "DriftMetrics",
+    "jensen_shannon",
+    "load_profile",
+    "profile_dataset",
+    "save_profile",
+]
+
+_PROFILE_FORMAT = "trainforge.dataset_profile/1"
 
 DriftStatus = Literal["healthy", "warning", "critical"]
 
@@ -54,13 +66,13 @@ class DriftMetrics:
 
 
 def profile_dataset(
-    dataset: Any, task_spec: TaskSpec, max_samples: int = 1000, max_values: int = 20_000
+    dataset: Any, task_spec: TaskSpec | str, max_samples: int = 1000, max_values: int = 20_000
 ) -> DatasetProfile:
     """Profile up to ``max_samples`` evenly spaced samples of ``dataset``.
 
     Tabular: one numeric feature per input column (``f0``, ``f1``, ...). Vision and
     heatmap: ``pixels``, a sample of at most ``max_values`` pixel intensities. Text:
-    ``tokens``, token-id frequencies.
+    ``tokens``, token-id frequencies. ``task_spec`` may also be just the modality.
 
     Examples:
         >>> data = [(torch.tensor([0.0, 1.0]), 0)] * 3
@@ -71,14 +83,15 @@ def profile_dataset(
     count = min(n, max_samples)
     indices = np.linspace(0, n - 1, count).round().astype(int) if count else []
     inputs = [as_batch_dict(dataset[int(i)])["inputs"] for i in indices]
-    profile = DatasetProfile(task_spec.modality, num_samples=count)
+    modality = task_spec if isinstance(task_spec, str) else task_spec.modality
+    profile = DatasetProfile(modality, num_samples=count)
     if not inputs:
         return profile
-    if task_spec.modality == "text":
+    if modality == "text":
         tokens = torch.cat([torch.as_tensor(x).reshape(-1) for x in inputs]).long()
         ids, counts = torch.unique(tokens, return_counts=True)
         profile.categorical["tokens"] = dict(zip(ids.tolist(), counts.tolist()))
-    elif task_spec.modality in ("vision", "heatmap"):
+    elif modality in ("vision", "heatmap"):
         pixels = torch.cat([torch.as_tensor(x).float().reshape(-1) for x in inputs])
         stride = max(1, pixels.numel() // max_values)  # fixed stride: no RNG consumed
         profile.numeric["pixels"] = pixels[::stride][:max_values].numpy()
@@ -87,6 +100,47 @@ def profile_dataset(
         for j in range(table.shape[1]):
             profile.numeric[f"f{j}"] = table[:, j]
     return profile
+
+
+def save_profile(profile: DatasetProfile, path: str | os.PathLike[str]) -> Path:
+    """Write a profile as plain JSON (atomically); returns the path."""
+    path = Path(path)
+    payload = {
+        "format": _PROFILE_FORMAT,
+        "modality": profile.modality,
+        "num_samples": profile.num_samples,
+        "numeric": {name: values.tolist() for name, values in profile.numeric.items()},
+        "categorical": {
+            name: {str(k): int(v) for k, v in counts.items()}
+            for name, counts in profile.categorical.items()
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_profile(path: str | os.PathLike[str]) -> DatasetProfile:
+    """Read a profile written by :func:`save_profile`.
+
+    Raises:
+        FileNotFoundError: No file at ``path``.
+        ValueError: The file is not a trainforge dataset profile.
+    """
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or data.get("format") != _PROFILE_FORMAT:
+        raise ValueError(f"{path} is not a trainforge dataset profile ({_PROFILE_FORMAT})")
+    return DatasetProfile(
+        data["modality"],
+        numeric={k: np.asarray(v, dtype=np.float64) for k, v in data["numeric"].items()},
+        categorical={
+            k: {int(t): int(c) for t, c in counts.items()}
+            for k, counts in data["categorical"].items()
+        },
+        num_samples=int(data["num_samples"]),
+    )
 
 
 def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:

@@ -333,6 +333,10 @@ class MetricsEngine:
                 )
             self._best_val_acc = max(self._best_val_acc, acc)
 
+    def raise_alert(self, alert: Alert) -> None:
+        """Record an alert raised elsewhere (drift, calibration): logged, tracked, ON_ALERT."""
+        self._raise_alert(alert)
+
     def _raise_alert(self, alert: Alert) -> None:
         self._alerts.append(alert)
         logger.warning("alert %s: %s", alert.type, alert.message)

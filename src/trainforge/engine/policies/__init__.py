@@ -8,6 +8,11 @@ own loop or Lightning code (see ``trainforge.lightning`` for their callback adap
 
 from trainforge.engine.policies._best import BestMetric, is_improvement
 from trainforge.engine.policies._cadence import CheckpointCadence
+from trainforge.engine.policies._data_quality import (
+    REFERENCE_PROFILE_FILE,
+    ConfidenceMonitor,
+    DriftMonitor,
+)
 from trainforge.engine.policies._early_stopping import EarlyStopping
 from trainforge.engine.policies._health import HealthPolicy, PolicyName
 from trainforge.engine.policies._layer_stats import LayerStatistics
@@ -15,8 +20,11 @@ from trainforge.engine.policies._lr import LrReporter
 from trainforge.engine.policies._run import EpochOutcome, RunPolicies, SaveFn
 
 __all__ = [
+    "REFERENCE_PROFILE_FILE",
     "BestMetric",
     "CheckpointCadence",
+    "ConfidenceMonitor",
+    "DriftMonitor",
     "EarlyStopping",
     "EpochOutcome",
     "HealthPolicy",

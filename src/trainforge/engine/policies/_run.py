@@ -6,6 +6,7 @@ A driver runs batches; this object decides everything else at the same moments o
   the learning rate the step uses, the weight snapshot for update ratios;
 - after each optimizer step: ``train/loss``, ``lr/*`` and layer statistics on their
   logging steps, a step checkpoint when due (never while unhealthy), ``batch_end``;
+- at each validation's end: drift and confidence values, and their alerts;
 - at each epoch's end: the epoch metrics to every logger and the tracker, the alerts, the
   best epoch, early stopping, the epoch checkpoint, ``epoch_end`` and the printed summary;
 - at the end: the final state's checkpoint if it has none.
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 from trainforge.engine.metrics import MetricsEngine
 from trainforge.engine.policies._best import BestMetric
 from trainforge.engine.policies._cadence import CheckpointCadence
+from trainforge.engine.policies._data_quality import ConfidenceMonitor, DriftMonitor
 from trainforge.engine.policies._early_stopping import EarlyStopping
 from trainforge.engine.policies._health import HealthPolicy
 from trainforge.engine.policies._layer_stats import LayerStatistics
@@ -65,6 +67,8 @@ class RunPolicies:
         early_stopping: None: never stop early.
         layer_stats: Per-layer statistics (None: not measured).
         lr: Learning-rate reporting (None: not logged).
+        drift: Data drift against the training data (None: not measured).
+        confidence: Confidence and calibration of validation predictions (None: not measured).
         log_every_n_steps: ``train/loss`` (and step-interval ``lr/*``) every N steps.
         print_epochs: Log each epoch's metrics as a table at INFO.
     """
@@ -80,6 +84,8 @@ class RunPolicies:
         early_stopping: EarlyStopping | None = None,
         layer_stats: LayerStatistics | None = None,
         lr: LrReporter | None = None,
+        drift: DriftMonitor | None = None,
+        confidence: ConfidenceMonitor | None = None,
         log_every_n_steps: int = 10,
         print_epochs: bool = True,
     ) -> None:
@@ -93,6 +99,8 @@ class RunPolicies:
         self.early_stopping = early_stopping
         self.layer_stats = layer_stats
         self.lr = lr
+        self.drift = drift
+        self.confidence = confidence
         self.log_every_n_steps = log_every_n_steps
         self.print_epochs = print_epochs
         self.last_checkpoint: Path | None = None
@@ -147,18 +155,42 @@ class RunPolicies:
 
     # -- epochs ---------------------------------------------------------------------------
 
+    def start(self, run_dir: Path | None) -> None:
+        """Before the first epoch: profile the training data once (drift)."""
+        if self.drift is not None:
+            path = self.drift.start(run_dir)
+            if path is not None and self.metrics.tracker is not None:
+                self.metrics.tracker.log_artifact(path)
+
     def start_epoch(self, epoch: int) -> None:
         """``epoch_start``."""
+        if self.confidence is not None:  # drop what a sanity check fed it
+            self.confidence.reset()
         self.hooks.fire(HookEvent.ON_EPOCH_START, epoch=epoch)
 
     def end_validation(
         self, epoch: int, step: int, metrics: Mapping[str, float], *, log: bool = False
-    ) -> None:
-        """``validation_end``; ``log`` writes the values now (a validation inside an epoch)."""
+    ) -> dict[str, float]:
+        """``validation_end``; ``log`` writes the values now (a validation inside an epoch).
+
+        Returns:
+            The validation's metrics with the drift and confidence values added.
+        """
         values = {k: float(v) for k, v in metrics.items()}
+        alerts = []
+        if self.confidence is not None:
+            values.update(self.confidence.take())
+            alerts.append(self.confidence.alert(values, epoch, step))
+        if self.drift is not None:
+            values.update(self.drift.values())
+            alerts.append(self.drift.alert(epoch, step))
+        for alert in alerts:
+            if alert is not None:
+                self.metrics.raise_alert(alert)
         if log and values:
             self.metrics.log_metrics(values, step, epoch=epoch)
         self.hooks.fire(HookEvent.ON_VALIDATION_END, epoch=epoch, metrics=values)
+        return values
 
     def end_epoch(
         self,

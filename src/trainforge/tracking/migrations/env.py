@@ -1,7 +1,8 @@
 """Alembic environment for the tracking store: runs on the connection the store hands in.
 
-The store opens the transaction (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on
-PostgreSQL) before Alembic runs, so concurrent processes opening one new database apply
+The store opens the transaction and takes the upgrade lock (``BEGIN IMMEDIATE`` on SQLite,
+an advisory lock on PostgreSQL, a named lock on MySQL, whose DDL commits by itself)
+before Alembic runs, so concurrent processes opening one new database apply
 each migration exactly once.
 """
 

@@ -5,6 +5,7 @@ import { runsPage } from "./runs.js";
 import { runPage } from "./run.js";
 import { comparePage } from "./compare.js";
 import { registryPage } from "./registry.js";
+import { jobsPage } from "./jobs.js";
 
 /** Create an element; string children become text nodes, never HTML. */
 export function h(tag, attrs = {}, ...children) {
@@ -125,6 +126,7 @@ export function route() {
   if (runMatch) { page = "run"; cleanup = runPage(main, Number(runMatch[1])); }
   else if (path === "/compare") { page = "compare"; cleanup = comparePage(main); }
   else if (path === "/registry") { page = "registry"; cleanup = registryPage(main); }
+  else if (path === "/jobs") { page = "jobs"; cleanup = jobsPage(main); }
   else cleanup = runsPage(main);
   document.body.dataset.page = page;
   for (const link of document.querySelectorAll("header nav a")) {

@@ -1,0 +1,90 @@
+"""The job queue's dialect-specific SQL, in one place.
+
+SQLite serialises writers: under the store's ``BEGIN IMMEDIATE`` one ``UPDATE ... RETURNING``
+picks and takes the next job atomically. PostgreSQL and MySQL/MariaDB let writers run side
+by side: ``SELECT ... FOR UPDATE SKIP LOCKED`` takes the first row no other claimer holds,
+so concurrent workers never wait for each other or take the same job. On PostgreSQL that
+select is the subquery of the same ``UPDATE ... RETURNING`` (one round trip). InnoDB locks
+every row a locking read examines *before* it sorts, so on MySQL the sorted query would
+lock the whole queue (and a second claimer would find nothing): there the next candidates
+are read without locks, in queue order, locked one at a time by primary key, updated by id
+and read back. Row locking itself is spelled in ``trainforge.tracking._dialect``
+(``claim_rows``); everything else the queue does is portable SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy.engine import Connection, Dialect, Row
+
+from trainforge.tracking._dialect import MYSQL_DIALECTS, claim_rows
+from trainforge.tracking._schema import jobs
+
+__all__ = ["claim_next", "claimable", "lock_rows"]
+
+
+def claimable(now: float) -> Any:
+    """The condition of a job a worker may take now."""
+    return and_(
+        jobs.c.status == "queued", or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now)
+    )
+
+
+_MYSQL_CANDIDATES = 16  # ids read per round on MySQL; more claimers than this page on
+
+
+def _next_candidate(now: float, count: int = 1) -> Select[Any]:
+    # highest priority first, then oldest: the order a user expects from a queue
+    return (
+        select(jobs.c.id)
+        .where(claimable(now))
+        .order_by(jobs.c.priority.desc(), jobs.c.created_at, jobs.c.id)
+        .limit(count)
+    )
+
+
+def lock_rows(query: Select[Any], dialect: Dialect) -> Select[Any]:
+    """``query`` with ``FOR UPDATE SKIP LOCKED`` where the database has row locks."""
+    return cast("Select[Any]", claim_rows(query, dialect))
+
+
+def _lock_next_mysql(conn: Connection, now: float) -> int | None:
+    """The id of the first claimable job no one else holds, locked; ``None`` when none."""
+    offset = 0
+    while True:
+        page = _next_candidate(now, _MYSQL_CANDIDATES).offset(offset)
+        ids = list(conn.execute(page).scalars())
+        for job_id in ids:
+            mine = select(jobs.c.id).where(jobs.c.id == job_id, claimable(now))
+            if conn.execute(lock_rows(mine, conn.dialect)).scalar() is not None:
+                return int(job_id)
+        if len(ids) < _MYSQL_CANDIDATES:
+            return None
+        offset += len(ids)
+
+
+def claim_next(conn: Connection, values: Mapping[str, Any], now: float) -> Row | None:
+    """Take the next claimable job in this transaction; ``None`` when there is none."""
+    dialect = conn.dialect
+    if conn.dialect.update_returning:  # SQLite, PostgreSQL: one statement, one round trip
+        statement = (
+            update(jobs)
+            .where(jobs.c.id == lock_rows(_next_candidate(now), dialect).scalar_subquery())
+            .where(jobs.c.status == "queued")
+            .values(attempts=jobs.c.attempts + 1, **values)
+            .returning(*jobs.c)
+        )
+        return conn.execute(statement).first()
+    if dialect.name in MYSQL_DIALECTS:  # no UPDATE ... RETURNING; see the module's notes
+        job_id = _lock_next_mysql(conn, now)
+    else:
+        job_id = conn.execute(lock_rows(_next_candidate(now), dialect)).scalar()
+    if job_id is None:
+        return None
+    conn.execute(
+        update(jobs).where(jobs.c.id == job_id).values(attempts=jobs.c.attempts + 1, **values)
+    )
+    return conn.execute(select(jobs).where(jobs.c.id == job_id)).first()

@@ -1,0 +1,105 @@
+"""Worker with user job types: results, retries, cancel at the heartbeat, clean shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+from trainforge.jobs import JOB_TYPES, JobManager, Worker, register_job_type
+
+
+def test_user_jobs_complete_or_retry_then_fail(jobs_url, echo_type):
+    manager = JobManager(jobs_url, backoff_s=0)
+    ok = manager.submit_job(echo_type, {"value": 7})
+    bad = manager.submit_job(echo_type, {"fail": "disk on fire"}, max_attempts=2)
+    events: list[tuple[str, int]] = []
+    worker = Worker(manager, on_event=lambda e, job, d: events.append((e, job.id)))
+    assert worker.run(once=True) == 3
+    assert manager.get_job(ok).result == {"echo": 7, "attempt": 1}
+    failed = manager.get_job(bad)
+    assert (failed.status, failed.attempts) == ("failed", 2)
+    assert "echo was told to fail: disk on fire" in failed.error
+    assert events.count(("retry", bad)) == 1 and events.count(("failed", bad)) == 1
+
+
+def test_a_cancelled_running_job_stops_at_its_next_heartbeat(jobs_url):
+    started = threading.Event()
+
+    def wait_for_stop(config, context):
+        started.set()
+        while not context.should_stop():
+            time.sleep(0.01)
+        raise RuntimeError("stopped")
+
+    register_job_type("wait-for-stop", wait_for_stop)
+    try:
+        manager = JobManager(jobs_url)
+        job_id = manager.submit_job("wait-for-stop", {})
+        worker = Worker(manager, heartbeat_interval_s=0.05, stale_timeout_s=5)
+        thread = threading.Thread(target=worker.run, kwargs={"once": True})
+        thread.start()
+        assert started.wait(30)
+        manager.cancel(job_id)
+        thread.join(30)
+        assert not thread.is_alive()
+        job = manager.get_job(job_id)
+        assert (job.status, job.error) == ("cancelled", "cancelled")  # not overwritten
+    finally:
+        JOB_TYPES.unregister("wait-for-stop")
+
+
+_SLOW_TYPE = textwrap.dedent(
+    """
+    import time
+    from trainforge.jobs import register_job_type
+
+    @register_job_type("slow")
+    def slow(config, context):
+        print("slow job started", flush=True)
+        while not context.should_stop():
+            time.sleep(0.02)
+        raise RuntimeError("interrupted")
+    """
+)
+
+
+def test_sigterm_stops_the_worker_and_requeues_its_job(tmp_path):
+    (tmp_path / "slow_jobs.py").write_text(_SLOW_TYPE)
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    command = [sys.executable, "-m", "trainforge.cli", "jobs", "worker", "--db", url]
+    worker = subprocess.Popen(
+        [*command, "--import", "slow_jobs", "--json", "--poll", "0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    manager = JobManager(url)
+    register_job_type("slow", lambda config, context: None)  # known here for submit
+    try:
+        job = manager.get_job(manager.submit_job("slow", {}))
+    finally:
+        JOB_TYPES.unregister("slow")
+    deadline = time.monotonic() + 60
+    while manager.get_job(job.id).status != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGTERM)
+    out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [e["event"] for e in events] == [
+        "worker started",
+        "claimed",
+        "released",
+        "worker stopped",
+    ]
+    assert events[-1]["reason"] == "signal SIGTERM"
+    after = manager.get_job(job.id)
+    assert (after.status, after.attempts, after.worker_id) == ("queued", 0, None)

@@ -1,0 +1,128 @@
+"""SIGKILL a ``trainforge train`` of a Hugging Face model on a ``datasets.Dataset``, then
+``--resume last``: the result is bit-exact with an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from trainforge.checkpoint import CheckpointManager
+
+pytest.importorskip("datasets")
+pytest.importorskip("transformers")
+
+pytestmark = pytest.mark.slow
+
+JOB = """
+import datasets
+import torch
+import transformers
+
+
+def model():
+    config = transformers.GPT2Config(
+        n_layer=1, n_embd=32, n_head=2, vocab_size=100, n_positions=16,
+        bos_token_id=1, eos_token_id=2, pad_token_id=0,
+    )
+    return transformers.GPT2LMHeadModel(config)
+
+
+def data(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rows = {"input_ids": [], "labels": []}
+    for _ in range(48):
+        length = int(torch.randint(6, 16, (1,), generator=g))
+        ids = torch.randint(3, 40, (length,), generator=g).tolist()
+        rows["input_ids"].append(ids)
+        rows["labels"].append(ids)
+    train = datasets.Dataset.from_dict(rows)
+    return train, None
+"""
+
+CONFIG = """
+task: {name: hf_lm, modality: text, task_type: language_modeling, vocab_size: 100}
+model: {name: "hfjob:model"}
+data: {name: "hfjob:data", collator: text, batch_size: 4}
+trainer: {max_epochs: 2, checkpoint_every_n_steps: 3, enable_progress_bar: false}
+run: {deterministic: true}
+tracking: {enabled: false}
+"""
+STEPS = 24  # 12 batches an epoch, 2 epochs
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "trainforge.cli", "train", "job.yaml", *args]
+
+
+def _last(workdir: Path) -> dict:
+    (run,) = sorted((workdir / "outputs").glob("run-*"), key=lambda p: p.stat().st_mtime)[-1:]
+    return CheckpointManager(run / "checkpoints", monitor=None).load("last", restore_rng=False)
+
+
+def _equal(a, b, path: str = "") -> None:
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"tensor differs at {path}"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), f"keys differ at {path}"
+        for key in a:
+            _equal(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"length differs at {path}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _equal(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, f"value differs at {path}: {a!r} != {b!r}"
+
+
+@pytest.mark.parametrize("engine", ["plain", "lightning"])
+def test_sigkill_then_resume_last_on_a_datasets_dataset_is_bit_exact(tmp_path, engine):
+    dirs = {}
+    for name in ("reference", "killed"):
+        dirs[name] = tmp_path / name
+        dirs[name].mkdir()
+        (dirs[name] / "hfjob.py").write_text(JOB, encoding="utf-8")
+        (dirs[name] / "job.yaml").write_text(CONFIG, encoding="utf-8")
+    engine_arg = f"trainer.engine={engine}"
+    done = subprocess.run(
+        _command(engine_arg), cwd=dirs["reference"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+
+    work = dirs["killed"]
+    child = subprocess.Popen(
+        _command(engine_arg),
+        cwd=work,
+        env={**os.environ},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline and not list(work.glob("outputs/run-*/checkpoints/last")):
+            time.sleep(0.005)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    assert 0 < _last(work)["global_step"] < STEPS, "the kill was not mid-run"
+
+    resumed = subprocess.run(
+        _command(engine_arg, "--resume", "last"),
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+
+    expected, actual = _last(dirs["reference"]), _last(work)
+    assert actual["global_step"] == expected["global_step"] == STEPS
+    for key in ("model_state_dict", "optimizer_state_dict", "scheduler_state_dict"):
+        _equal(expected[key], actual[key], key)

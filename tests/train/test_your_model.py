@@ -1,0 +1,301 @@
+"""A user's own model and data on both drivers: Hugging Face models and datasets,
+DataLoaders, IterableDatasets, dataclass outputs, runs without a validation set."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
+
+from trainforge.config import load_config
+from trainforge.errors import ConfigError, TrainingError
+from trainforge.train import Trainer
+
+datasets = pytest.importorskip("datasets")
+transformers = pytest.importorskip("transformers")
+peft = pytest.importorskip("peft")
+
+ENGINES = ("plain", "lightning")
+
+# peft 0.21 reads a property transformers 5 deprecated; nothing of ours
+PEFT_WARNING = "ignore:`is_gradient_checkpointing` is deprecated:FutureWarning"
+
+TEXT_TASK = ["task.name=toy", "task.modality=text"]
+
+
+def _config(tmp_path, engine: str, *overrides: str):
+    return load_config(
+        cli=[
+            f"trainer.engine={engine}",
+            "trainer.max_epochs=3",
+            "trainer.enable_progress_bar=false",
+            "tracking.enabled=false",
+            "run.deterministic=true",
+            "optim.scheduler=none",
+            f"run.output_dir={tmp_path / engine}",
+            *overrides,
+        ]
+    )
+
+
+def _train(model_fn, config, train_data, val_data=None):
+    torch.manual_seed(0)
+    trainer = Trainer(model=model_fn(), training_config=config, log_config=False)
+    return trainer.train(train_data=train_data, val_data=val_data)
+
+
+def _losses(results) -> list[float]:
+    return results.metrics_summary["train/loss"].tolist()
+
+
+def _on_both_drivers(tmp_path, model_fn, overrides, train_data, val_data=None):
+    """Results of both drivers; each loss goes down and both drivers agree."""
+    results = {}
+    for engine in ENGINES:
+        config = _config(tmp_path, engine, *overrides)
+        results[engine] = _train(model_fn, config, train_data(), val_data() if val_data else None)
+        losses = _losses(results[engine])
+        assert len(losses) == 3 and losses[-1] < losses[0], (engine, losses)
+    assert _losses(results["plain"]) == pytest.approx(_losses(results["lightning"]), rel=1e-4)
+    return results
+
+
+# -- a GPT-2 language model on Hugging Face style dict batches --------------------------
+
+
+def _gpt2(vocab: int = 100) -> nn.Module:
+    config = transformers.GPT2Config(
+        n_layer=1,
+        n_embd=32,
+        n_head=2,
+        vocab_size=vocab,
+        n_positions=16,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
+    return transformers.GPT2LMHeadModel(config)
+
+
+class _Repeats(Dataset):
+    """Sequences of 16 tokens that repeat a 4-token pattern: easy to learn."""
+
+    def __init__(self, n: int = 32, seed: int = 1) -> None:
+        g = torch.Generator().manual_seed(seed)
+        self.tokens = torch.randint(3, 40, (n, 4), generator=g).repeat(1, 4)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        ids = self.tokens[i]
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
+
+
+LM = [
+    *TEXT_TASK,
+    "task.task_type=language_modeling",
+    "task.vocab_size=100",
+    "data.batch_size=8",
+    "optim.lr=0.01",
+]
+
+
+def test_gpt2_on_dict_batches_trains_with_its_own_loss_on_both_drivers(tmp_path):
+    results = _on_both_drivers(tmp_path, _gpt2, LM, _Repeats, lambda: _Repeats(8, seed=2))
+    summary = results["plain"].metrics_summary
+    assert {"val/loss", "val/perplexity"} <= set(summary.columns)
+    assert results["plain"]["best_epoch"] == 2 and "monitor" in results["plain"]
+
+
+# -- a BERT classifier on a datasets.DatasetDict, dynamic padding ------------------------
+
+
+def _bert() -> nn.Module:
+    config = transformers.BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=16,
+        num_labels=2,
+    )
+    return transformers.BertForSequenceClassification(config)
+
+
+def _sentences(n: int, seed: int):
+    """Class 0 uses tokens 5..29, class 1 tokens 30..54; lengths vary from 4 to 10."""
+    g = torch.Generator().manual_seed(seed)
+    rows: dict[str, list] = {"input_ids": [], "labels": []}
+    for label in torch.randint(0, 2, (n,), generator=g).tolist():
+        length = int(torch.randint(3, 10, (1,), generator=g))
+        ids = torch.randint(5, 30, (length,), generator=g) + 25 * label
+        rows["input_ids"].append([1, *ids.tolist()])
+        rows["labels"].append(label)
+    return datasets.Dataset.from_dict(rows)
+
+
+CLS = [
+    *TEXT_TASK,
+    "task.task_type=classification",
+    "task.num_classes=2",
+    "data.batch_size=16",
+    "data.collator=text",
+    "optim.lr=0.005",
+]
+
+
+def test_bert_classifier_on_a_datasets_dict_on_both_drivers(tmp_path):
+    def splits():
+        return datasets.DatasetDict({"train": _sentences(64, 1), "validation": _sentences(16, 2)})
+
+    results = _on_both_drivers(tmp_path, _bert, CLS, splits)
+    assert "val/acc" in results["lightning"].metrics_summary.columns
+
+
+# -- LoRA: only the adapters learn ------------------------------------------------------
+
+
+@pytest.mark.filterwarnings(PEFT_WARNING)
+def test_lora_gpt2_trains_only_its_adapters_on_both_drivers(tmp_path):
+    models = {}
+
+    def lora() -> nn.Module:
+        config = peft.LoraConfig(
+            r=4, lora_alpha=8, target_modules=["c_attn"], lora_dropout=0.0, fan_in_fan_out=True
+        )
+        model = peft.get_peft_model(_gpt2(), config)
+        models[len(models)] = (model, {k: v.clone() for k, v in model.state_dict().items()})
+        return model
+
+    overrides = [*LM, "optim.lr=0.05", "optim.weight_decay=0"]
+    _on_both_drivers(tmp_path, lora, overrides, lambda: _Repeats(16))
+    for model, before in models.values():
+        after = model.state_dict()
+        changed = {k for k in before if not torch.equal(before[k], after[k])}
+        assert changed and all("lora_" in k for k in changed), sorted(changed)[:5]
+
+
+# -- a user DataLoader, a dataclass output, no validation set ---------------------------
+
+
+@dataclass
+class _Output:
+    logits: torch.Tensor
+    hidden: torch.Tensor
+
+
+class _Classifier(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Linear(8, 16)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, features: torch.Tensor) -> _Output:
+        hidden = torch.relu(self.body(features))
+        return _Output(self.head(hidden), hidden)
+
+
+def _blobs(n: int = 96) -> list[dict[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 3, (n,), generator=g)
+    features = torch.randn(n, 8, generator=g) + nn.functional.one_hot(labels, 8).float() * 3
+    return [{"features": f, "labels": y} for f, y in zip(features, labels)]
+
+
+TABULAR = ["task.name=blobs", "task.num_classes=3", "optim.lr=0.05", "data.batch_size=16"]
+
+
+def test_user_dataloader_dataclass_output_and_no_validation_set_on_both_drivers(tmp_path, caplog):
+    def loader() -> DataLoader:
+        return DataLoader(_blobs(), batch_size=16, shuffle=False)
+
+    with caplog.at_level(logging.WARNING, logger="trainforge"):
+        results = _on_both_drivers(tmp_path, _Classifier, TABULAR, loader)
+    for result in results.values():
+        assert result.monitor == "train/loss"
+        assert not [c for c in result.metrics_summary.columns if c.startswith("val/")]
+        assert result.best_metric == pytest.approx(min(_losses(result)))
+        assert result.best_checkpoint_path is not None
+    notices = [r for r in caplog.records if "no validation set" in r.getMessage()]
+    assert len(notices) == 2  # once per run
+    assert "checkpoint.monitor = train/loss" in notices[0].getMessage()
+
+
+def test_an_explicit_validation_monitor_without_validation_data_is_refused(tmp_path):
+    config = _config(tmp_path, "plain", *TABULAR, "checkpoint.monitor=val/acc")
+    with pytest.raises(ConfigError, match=r"checkpoint\.monitor.*'val/acc' is not a metric"):
+        _train(_Classifier, config, DataLoader(_blobs(), batch_size=16))
+
+
+# -- an IterableDataset ------------------------------------------------------------------
+
+
+class _Stream(IterableDataset):
+    def __iter__(self):
+        yield from _blobs()
+
+
+def test_iterable_dataset_runs_max_steps_on_both_drivers(tmp_path):
+    steps = {}
+    for engine in ENGINES:
+        config = _config(tmp_path, engine, *TABULAR, "trainer.max_steps=15")
+        result = _train(_Classifier, config, _Stream())
+        steps[engine] = (result.global_step, _losses(result))
+        assert result.global_step == 15
+    assert steps["plain"][1] == pytest.approx(steps["lightning"][1], rel=1e-4)
+
+
+def test_iterable_dataset_without_max_steps_names_the_key(tmp_path):
+    config = _config(tmp_path, "plain", *TABULAR)
+    with pytest.raises(ConfigError, match=r"trainer\.max_steps") as info:
+        _train(_Classifier, config, _Stream())
+    assert "IterableDataset without a length" in str(info.value)
+
+
+# -- the forward contract --------------------------------------------------------------
+
+
+def test_a_batch_the_forward_cannot_take_names_expected_and_present_keys(tmp_path):
+    data = [{"x": row["features"], "labels": row["labels"]} for row in _blobs(32)]
+    config = _config(tmp_path, "plain", *TABULAR)
+    with pytest.raises(TrainingError) as info:
+        _train(_Classifier, config, data)
+    text = str(info.value)
+    assert "forward() takes: features" in text and "the batch has: labels, x" in text
+    assert "model.input_keys" in text
+
+    config = _config(tmp_path, "lightning", *TABULAR, "model.input_keys.features=x")
+    assert _train(_Classifier, config, data).global_step == 6
+    config = _config(tmp_path, "plain", *TABULAR, "data.input_key=x")
+    assert _train(_Classifier, config, data).global_step == 6
+
+
+def test_task_loss_model_without_a_model_loss_says_so(tmp_path):
+    config = _config(tmp_path, "plain", *TABULAR, "task.loss=model")
+    with pytest.raises(TrainingError, match=r"task\.loss=model, but the model returned no loss"):
+        _train(_Classifier, config, _blobs(32))
+    config = _config(tmp_path, "plain", *TABULAR, "task.loss=modl")
+    with pytest.raises(ConfigError, match=r"task\.loss.*did you mean model"):
+        _train(_Classifier, config, _blobs(32))
+
+
+# -- Trainer() without a config ----------------------------------------------------------
+
+
+def test_trainer_without_a_config_writes_its_logs_under_outputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRAINFORGE_DB", f"sqlite:///{tmp_path / 'tracking.db'}")
+    data = TensorDataset(torch.randn(32, 64), torch.randint(0, 10, (32,)))
+    trainer = Trainer(model=nn.Linear(64, 10), log_config=False)
+    trainer.config.update("trainer.max_epochs", 1)
+    trainer.config.update("trainer.enable_progress_bar", False)
+    results = trainer.train(train_data=data)
+    assert results.run_dir.resolve().parent == tmp_path / "outputs"
+    assert not list(tmp_path.glob("$*")), "a literal ${...} folder was created"
+    assert list((tmp_path / "outputs").rglob("metrics.csv"))
