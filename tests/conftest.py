@@ -24,6 +24,9 @@ for var, sub in (
     path.mkdir(parents=True, exist_ok=True)
     os.environ[var] = str(path)
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+# CLI tables off a terminal take their width from COLUMNS: one wide width for every test
+# (and every subprocess), whatever the terminal or another library left there.
+os.environ["COLUMNS"] = "200"
 os.environ["WANDB_MODE"] = "offline"
 os.environ["WANDB_SILENT"] = "true"
 # comet_ml: no error reports to Sentry (enabled for a random share of imports, which also

@@ -167,7 +167,7 @@ def test_a_second_claimer_takes_the_next_job_while_the_first_holds_its_own(
         for conn, worker in ((first, "a"), (second, "b")):  # both transactions stay open
             conn.begin()
             values = {"status": "running", "worker_id": worker}
-            taken.append(claim_next(conn, manager.store.dialect, values, clock()))
+            taken.append(claim_next(conn, values, clock()))
         # the two most urgent jobs, one each: the first claimer locked only its own row
         expected = [(3, '{"value": 3}'), (3, '{"value": 7}')]
         assert [(row.priority, row.config) for row in taken] == expected

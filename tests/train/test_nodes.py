@@ -139,8 +139,11 @@ def test_num_nodes_without_launcher_variables_is_refused_before_training(workdir
     ids=["node-rank", "node-and-local-rank", "torchrun", "slurm"],
 )
 def test_each_launcher_gives_the_global_rank(monkeypatch, variables, rank):
-    for name in ("SLURM_NTASKS", "TORCHELASTIC_RUN_ID", "RANK", "LOCAL_RANK", "GROUP_RANK"):
-        monkeypatch.delenv(name, raising=False)
+    # Lightning's environments write MASTER_ADDR/MASTER_PORT back: undo that after the test
+    names = ("SLURM_NTASKS", "TORCHELASTIC_RUN_ID", "RANK", "LOCAL_RANK", "GROUP_RANK")
+    for name in (*names, "MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "WORLD_SIZE"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     config = TrainingConfig.model_validate(

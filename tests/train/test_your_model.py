@@ -299,3 +299,61 @@ def test_trainer_without_a_config_writes_its_logs_under_outputs(tmp_path, monkey
     assert results.run_dir.resolve().parent == tmp_path / "outputs"
     assert not list(tmp_path.glob("$*")), "a literal ${...} folder was created"
     assert list((tmp_path / "outputs").rglob("metrics.csv"))
+
+
+def test_limit_val_batches_zero_is_a_run_without_validation_on_both_drivers(tmp_path):
+    def loader() -> DataLoader:
+        return DataLoader(_blobs(), batch_size=16, shuffle=False)
+
+    overrides = [*TABULAR, "trainer.limit_val_batches=0"]
+    results = _on_both_drivers(tmp_path, _Classifier, overrides, loader, loader)
+    for result in results.values():
+        assert result.monitor == "train/loss"
+        assert list(result.metrics_summary["epoch"]) == [0, 1, 2]
+        assert not [c for c in result.metrics_summary.columns if c.startswith("val/")]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_sequential_user_dataloader_resumes_mid_epoch_exactly(tmp_path, engine):
+    from trainforge.checkpoint import CheckpointManager
+
+    def run(steps: int, where: str, resume: bool = False):
+        config = _config(
+            tmp_path / where,
+            engine,
+            *TABULAR,
+            "trainer.max_epochs=2",
+            f"trainer.max_steps={steps}",
+            "trainer.checkpoint_every_n_steps=2",
+        )
+        torch.manual_seed(0)
+        trainer = Trainer(
+            _Classifier(), config, log_config=False, allow_config_changes=["trainer.max_steps"]
+        )
+        loader = DataLoader(_blobs(), batch_size=16, shuffle=False)  # 6 batches an epoch
+        result = trainer.train(train_data=loader, resume_from="last" if resume else None)
+        return CheckpointManager(result.run_dir / "checkpoints", monitor=None).load(
+            "last", restore_rng=False
+        )
+
+    reference = run(12, "reference")
+    assert run(4, "cut")["global_step"] == 4  # stopped inside the first epoch
+    resumed = run(12, "cut", resume=True)
+    assert resumed["global_step"] == reference["global_step"] == 12
+    for key, value in reference["model_state_dict"].items():
+        assert torch.equal(value, resumed["model_state_dict"][key]), key
+
+
+def test_a_user_dataloader_is_refused_for_data_parallel_training(tmp_path):
+    config = _config(
+        tmp_path,
+        "lightning",
+        *TABULAR,
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.accelerator=cpu",
+    )
+    with pytest.raises(ConfigError, match="data-parallel processes would read whole") as info:
+        _train(_Classifier, config, DataLoader(_blobs(), batch_size=16))
+    assert info.value.key == "trainer.devices"
+    assert "pass the Dataset itself" in str(info.value)

@@ -129,9 +129,17 @@ def _dry_run(config: TrainingConfig) -> None:
         [
             ("task", f"{spec.name} ({spec.task_type}, {spec.modality})"),
             ("model", f"{plan.model_name}, {plan.parameters:,} parameters"),
-            ("data", f"{plan.train_samples} train / {plan.val_samples} validation samples"),
+            (
+                "data",
+                f"{_count(plan.train_samples)} train / {_count(plan.val_samples)} "
+                "validation samples",
+            ),
             ("driver", driver),
             ("optimizer steps", str(plan.optimizer_steps)),
         ],
         show_header=False,
     )
+
+
+def _count(samples: int | None) -> str:
+    return "unknown (a stream)" if samples is None else str(samples)

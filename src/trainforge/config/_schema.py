@@ -151,6 +151,7 @@ class OptimConfig(SchemaBase):
 
 # Strategies whose every process holds the whole model (rank zero can checkpoint alone).
 DATA_PARALLEL_STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
+SHARDED_STRATEGIES = ("model_parallel", "fsdp")
 
 
 class TrainerConfig(SchemaBase):
@@ -172,8 +173,15 @@ class TrainerConfig(SchemaBase):
     )
     strategy: str = Field(
         "auto",
-        description="auto, ddp or ddp_find_unused_parameters_true (the plain "
-        "driver: auto, one device).",
+        description="auto, ddp or ddp_find_unused_parameters_true (replicated model), or "
+        "model_parallel (FSDP2 fully_shard, CPU or GPU: sharded model and checkpoints); the "
+        "plain driver: auto, one device.",
+    )
+    shard_modules: list[str] = Field(
+        default_factory=list,
+        description="With strategy=model_parallel: class names of the submodules sharded as "
+        "units (e.g. [GPT2Block]); empty: a Hugging Face model's _no_split_modules, else the "
+        "layers of every nn.ModuleList.",
     )
     num_nodes: int = Field(
         1,
@@ -244,11 +252,25 @@ class TrainerConfig(SchemaBase):
                 "trainer.devices auto or 1 and trainer.num_nodes 1; use trainer.engine=lightning "
                 "for DDP and several nodes"
             )
-        if self.strategy not in DATA_PARALLEL_STRATEGIES:
+        if self.strategy == "fsdp":
             raise ValueError(
-                f"trainer.strategy={self.strategy!r} is not supported: checkpoints are written "
-                "by rank zero alone, which needs replicated state; use one of "
-                + ", ".join(DATA_PARALLEL_STRATEGIES)
+                "trainer.strategy='fsdp' (Lightning's FSDP1, GPU only) is not supported: use "
+                "trainer.strategy=model_parallel, FSDP2 on the CPU or on GPUs"
+            )
+        if self.strategy not in (*DATA_PARALLEL_STRATEGIES, *SHARDED_STRATEGIES[:1]):
+            raise ValueError(
+                f"trainer.strategy={self.strategy!r} is not supported; use one of "
+                + ", ".join((*DATA_PARALLEL_STRATEGIES, *SHARDED_STRATEGIES[:1]))
+            )
+        if self.shard_modules and self.strategy != "model_parallel":
+            raise ValueError(
+                "trainer.shard_modules needs trainer.strategy=model_parallel (nothing else "
+                "shards the model)"
+            )
+        if self.strategy == "model_parallel" and (self.compile or self.optimization == "manual"):
+            raise ValueError(
+                "trainer.strategy=model_parallel runs automatic optimization without "
+                "torch.compile: set trainer.compile=false and trainer.optimization=automatic"
             )
         if isinstance(self.devices, str) and self.devices != "auto":
             raise ValueError(f"trainer.devices={self.devices!r}: give a number of devices or auto")

@@ -30,6 +30,7 @@ from trainforge.engine._optim import (
     build_scheduler,
 )
 from trainforge.engine._position import RunPosition
+from trainforge.engine._sharding import shard_model, shard_units
 from trainforge.engine._task import Modality, TaskSpec, TaskType
 from trainforge.engine._weight_stats import WeightStatistics
 from trainforge.engine.data import (
@@ -118,4 +119,6 @@ __all__ = [
     "model_loss",
     "profile_dataset",
     "raise_batch_error",
+    "shard_model",
+    "shard_units",
 ]

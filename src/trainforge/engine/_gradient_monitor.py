@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from trainforge.engine._sharding import full_value
 from trainforge.errors import GradientHealthError
 from trainforge.hooks import HookEvent, HookManager
 
@@ -348,6 +349,9 @@ def _per_parameter_norms(
         return names, None
     with torch.no_grad():
         if any(g.dtype == torch.float64 for g in grads):
-            return names, torch.stack([n.double() for n in torch._foreach_norm(grads, 2)])
-        # dtype=float32: fp16/bf16 norms would overflow or lose precision
-        return names, torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float32))
+            norms = [n.double() for n in torch._foreach_norm(grads, 2)]
+        else:  # dtype=float32: fp16/bf16 norms would overflow or lose precision
+            norms = list(torch._foreach_norm(grads, 2, dtype=torch.float32))
+        # a sharded parameter's norm is a partial sum per rank: full_tensor() all-reduces
+        # it (a collective: every rank checks), so every rank sees the whole gradient's norm
+        return names, torch.stack([full_value(n) for n in norms])

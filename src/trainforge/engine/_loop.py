@@ -129,8 +129,8 @@ def raise_batch_error(exc: BaseException, batch: Mapping[str, Any]) -> NoReturn:
         f"the model or the loss cannot use this batch: {type(exc).__name__}: {exc}\n"
         f"  batch: {shapes}",
         key="data.name",
-        hint="check that the data yields what the model and task.task_type expect "
-        "(batch keys, input size, number of classes, label shape)",
+        hint="check that data.name (or the data passed to train()) yields what the model "
+        "and task.task_type expect (batch keys, input size, number of classes, label shape)",
     ) from exc
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from trainforge.engine._sharding import full_value
+
 __all__ = ["WeightStatistics"]
 
 
@@ -47,13 +49,17 @@ class WeightStatistics:
             return {}
         names = [n for n, _ in named]
         after = [p for _, p in named]
-        norms = torch._foreach_norm(after, 2, dtype=torch.float32)
+        norms = [full_value(n) for n in torch._foreach_norm(after, 2, dtype=torch.float32)]
         rows = [torch.stack(norms)]
         before, self._before = self._before, None
         if before is not None and len(before) == len(after):
             deltas = torch._foreach_sub(after, before)
-            update = torch.stack(torch._foreach_norm(deltas, 2, dtype=torch.float32))
-            base = torch.stack(torch._foreach_norm(before, 2, dtype=torch.float32))
+            update = torch.stack(
+                [full_value(n) for n in torch._foreach_norm(deltas, 2, dtype=torch.float32)]
+            )
+            base = torch.stack(
+                [full_value(n) for n in torch._foreach_norm(before, 2, dtype=torch.float32)]
+            )
             rows.append(update / base.clamp_min(1e-12))
         values = torch.stack(rows).cpu().tolist()  # the one host-device sync
         metrics = {f"weights/{n}/norm": v for n, v in zip(names, values[0])}

@@ -9,7 +9,8 @@ so the ``jobs`` commands start fast.
 """
 
 from trainforge.jobs._child import JOB_ID_VARIABLE, JobContext
-from trainforge.jobs._manager import JOB_STATUSES, Job, JobManager
+from trainforge.jobs._job import JOB_STATUSES, Job
+from trainforge.jobs._manager import JobManager
 from trainforge.jobs._scheduler import CATCHUP_POLICIES, Schedule, TrainingScheduler
 from trainforge.jobs._types import JOB_TYPES, JobType, register_job_type
 from trainforge.jobs._worker import Worker

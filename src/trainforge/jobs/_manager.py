@@ -16,66 +16,20 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from trainforge.errors import JobNotFoundError, JobStateError, TrackingValueError
-from trainforge.jobs._sql import claim_next, lock_rows
+from trainforge.jobs._job import JOB_STATUSES, Job, check_status
+from trainforge.jobs._sql import claim_next, job_exists, lock_rows
 from trainforge.jobs._types import JOB_TYPES, JobType
 from trainforge.registry import Registry
 from trainforge.tracking import TrackingStore
 from trainforge.tracking._schema import jobs, runs
 
-__all__ = ["JOB_STATUSES", "Job", "JobManager"]
-
-JOB_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
-FINISHED = ("completed", "failed", "cancelled")
-
-
-@dataclass(frozen=True)
-class Job:
-    """One job as stored: what to do, its state, and what it produced."""
-
-    id: int
-    job_type: str
-    config: dict[str, Any]
-    priority: int
-    status: str
-    worker_id: str | None
-    attempts: int
-    max_attempts: int
-    not_before: float | None
-    heartbeat_at: float | None
-    schedule_id: int | None
-    scheduled_for: float | None
-    error: str | None
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    result: dict[str, Any] | None = None
-    reasons: list[str] = field(default_factory=list)
-    dedupe_key: str | None = None
-
-    @property
-    def job_id(self) -> int:
-        """The job's id (the seed's name for it)."""
-        return self.id
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-compatible data."""
-        return asdict(self)
-
-    @classmethod
-    def from_row(cls, row: Any) -> Job:
-        """Build from a ``jobs`` row."""
-        data = dict(row._mapping)
-        data["config"] = json.loads(data["config"]) if data["config"] else {}
-        data["result"] = json.loads(data["result"]) if data.get("result") else None
-        data["reasons"] = json.loads(data["reasons"]) if data.get("reasons") else []
-        return cls(**data)
+__all__ = ["JobManager"]
 
 
 class JobManager:
@@ -199,7 +153,7 @@ class JobManager:
         unique = dedupe_key is not None or schedule_id is not None
 
         def write(conn: Connection) -> int | None:
-            if unique and _exists(conn, dedupe_key, schedule_id, scheduled_for):
+            if unique and job_exists(conn, dedupe_key, schedule_id, scheduled_for):
                 return None
             return int(conn.execute(insert(jobs).values(row)).inserted_primary_key[0])  # type: ignore[index]
 
@@ -208,7 +162,7 @@ class JobManager:
         except TrackingValueError:
             # a concurrent submitter inserted the same slot between our check and insert
             if unique and self.store.read(
-                lambda conn: _exists(conn, dedupe_key, schedule_id, scheduled_for)
+                lambda conn: job_exists(conn, dedupe_key, schedule_id, scheduled_for)
             ):
                 return None
             raise
@@ -403,7 +357,7 @@ class JobManager:
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
             for value in statuses:
-                _check_status(value)
+                check_status(value)
             query = query.where(jobs.c.status.in_(statuses))
         if job_type is not None:
             query = query.where(jobs.c.job_type == job_type)
@@ -438,26 +392,3 @@ class JobManager:
             statement = statement.where(jobs.c.worker_id == worker_id)
         statement = statement.values(**values)
         return self.store.write(lambda conn: conn.execute(statement).rowcount == 1)
-
-
-def _exists(
-    conn: Connection, dedupe_key: str | None, schedule_id: int | None, scheduled_for: float | None
-) -> bool:
-    if dedupe_key is not None:
-        query = select(jobs.c.id).where(jobs.c.dedupe_key == dedupe_key)
-    else:
-        query = select(jobs.c.id).where(
-            jobs.c.schedule_id == schedule_id, jobs.c.scheduled_for == scheduled_for
-        )
-    return conn.execute(query).first() is not None
-
-
-def _check_status(status: str) -> None:
-    if status not in JOB_STATUSES:
-        from trainforge.errors import did_you_mean
-
-        guess = did_you_mean(status, JOB_STATUSES)
-        raise TrackingValueError(
-            f"unknown job status {status!r}" + (f"; did you mean {guess!r}?" if guess else ""),
-            hint=f"valid statuses: {', '.join(JOB_STATUSES)}",
-        )

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Dialect, Row
 from trainforge.tracking._dialect import MYSQL_DIALECTS, claim_rows
 from trainforge.tracking._schema import jobs
 
-__all__ = ["claim_next", "claimable", "lock_rows"]
+__all__ = ["claim_next", "claimable", "job_exists", "lock_rows"]
 
 
 def claimable(now: float) -> Any:
@@ -69,7 +69,8 @@ def _lock_next_mysql(conn: Connection, now: float) -> int | None:
 def claim_next(conn: Connection, values: Mapping[str, Any], now: float) -> Row | None:
     """Take the next claimable job in this transaction; ``None`` when there is none."""
     dialect = conn.dialect
-    if conn.dialect.update_returning:  # SQLite, PostgreSQL: one statement, one round trip
+    mysql = dialect.name in MYSQL_DIALECTS
+    if dialect.update_returning and not mysql:  # SQLite, PostgreSQL: one round trip
         statement = (
             update(jobs)
             .where(jobs.c.id == lock_rows(_next_candidate(now), dialect).scalar_subquery())
@@ -78,7 +79,7 @@ def claim_next(conn: Connection, values: Mapping[str, Any], now: float) -> Row |
             .returning(*jobs.c)
         )
         return conn.execute(statement).first()
-    if dialect.name in MYSQL_DIALECTS:  # no UPDATE ... RETURNING; see the module's notes
+    if mysql:  # a sorted locking read would lock the whole queue; see the module's notes
         job_id = _lock_next_mysql(conn, now)
     else:
         job_id = conn.execute(lock_rows(_next_candidate(now), dialect)).scalar()
@@ -88,3 +89,16 @@ def claim_next(conn: Connection, values: Mapping[str, Any], now: float) -> Row |
         update(jobs).where(jobs.c.id == job_id).values(attempts=jobs.c.attempts + 1, **values)
     )
     return conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+
+
+def job_exists(
+    conn: Connection, dedupe_key: str | None, schedule_id: int | None, scheduled_for: float | None
+) -> bool:
+    """Whether a job with this dedupe key, or for this schedule slot, exists already."""
+    if dedupe_key is not None:
+        query = select(jobs.c.id).where(jobs.c.dedupe_key == dedupe_key)
+    else:
+        query = select(jobs.c.id).where(
+            jobs.c.schedule_id == schedule_id, jobs.c.scheduled_for == scheduled_for
+        )
+    return conn.execute(query).first() is not None

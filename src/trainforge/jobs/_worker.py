@@ -20,7 +20,8 @@ from typing import Any
 
 from trainforge.errors import TrainforgeError
 from trainforge.jobs._child import JobContext
-from trainforge.jobs._manager import Job, JobManager
+from trainforge.jobs._job import Job
+from trainforge.jobs._manager import JobManager
 
 __all__ = ["Worker", "WorkerEvent"]
 

@@ -18,7 +18,7 @@ from trainforge.lightning._checkpointing import (
     to_lightning_checkpoint,
 )
 from trainforge.lightning._cluster import ClusterPosition, cluster_position
-from trainforge.lightning._datamodule import UniversalDataModule
+from trainforge.lightning._datamodule import UniversalDataModule, sample_count
 from trainforge.lightning._driver import FitOutcome, fit
 from trainforge.lightning._loggers import LOGGERS, create_logger, logger_dir
 from trainforge.lightning._module import HeatmapModule, TaskModule
@@ -48,6 +48,7 @@ __all__ = [
     "fit",
     "lightning_loops",
     "logger_dir",
+    "sample_count",
     "to_lightning_checkpoint",
     "top_operators_table",
 ]

@@ -53,8 +53,10 @@ class LightningSaver:
         policies: Whose state (best metric, early stopping, health) is saved with it.
         config: The run's config record, stored for resume compatibility checks.
 
-    Rank zero writes alone, which is right for replicated state (single device, DDP);
-    sharded strategies (FSDP, DeepSpeed) need a collective save and are not supported.
+    Rank zero writes alone, which is right for replicated state (single device, DDP).
+    With ``sharded`` (FSDP2 under ``ModelParallelStrategy``) every rank calls it and
+    writes its shards of the model and optimizer through
+    :meth:`CheckpointManager.save_sharded`; rank zero writes the rest and publishes.
     """
 
     def __init__(
@@ -63,10 +65,12 @@ class LightningSaver:
         policies: RunPolicies | None = None,
         *,
         config: ConfigSource | None = None,
+        sharded: bool = False,
     ) -> None:
         self.manager = manager
         self.policies = policies
         self.config = config
+        self.sharded = sharded
 
     def __call__(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, metrics: Mapping[str, float]
@@ -76,7 +80,7 @@ class LightningSaver:
         ``metrics`` are the values of this moment (the epoch's at an epoch end, the step's
         loss after a step): a step checkpoint never carries an older validation's values.
         """
-        if not trainer.is_global_zero:
+        if not trainer.is_global_zero and not self.sharded:
             return None
         # Lightning's own checkpoint dict: the loop and callback states it restores from.
         state = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
@@ -107,9 +111,44 @@ class LightningSaver:
                 },
             },
         }
+        if self.sharded:
+            return self._save_sharded(trainer, network, schedulers, epoch, values, custom)
         return self.manager.save(
             model=network,
             optimizer=optimizers[0] if optimizers else None,
+            scheduler=schedulers[0] if schedulers else None,
+            epoch=epoch,
+            metrics=values,
+            global_step=trainer.global_step,
+            custom_state=custom,
+            config=self.config,
+        )
+
+    def _save_sharded(
+        self,
+        trainer: pl.Trainer,
+        network: torch.nn.Module,
+        schedulers: list[Any],
+        epoch: int,
+        values: dict[str, float],
+        custom: dict[str, Any],
+    ) -> Path:
+        """Every rank: its shards of the network and optimizer, keyed by parameter name."""
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_state_dict
+
+        optimizers = list(trainer.optimizers)
+        if len(optimizers) > 1:
+            raise ValueError(
+                f"a sharded checkpoint holds one optimizer; this fit has {len(optimizers)}"
+            )
+        if optimizers:
+            model_state, optimizer_state = get_state_dict(network, optimizers)
+            sharded = {"model": model_state, "optimizer": optimizer_state}
+        else:
+            sharded = {"model": get_model_state_dict(network)}
+        custom["lightning"]["extra_optimizer_states"] = []  # sharded ones live in the shards
+        return self.manager.save_sharded(
+            sharded=sharded,
             scheduler=schedulers[0] if schedulers else None,
             epoch=epoch,
             metrics=values,
@@ -293,6 +332,8 @@ def to_lightning_checkpoint(
         )
     prefix = saved.get("state_dict_prefix", "model.")
     optimizer, scheduler = checkpoint["optimizer_state_dict"], checkpoint["scheduler_state_dict"]
+    if optimizer is not None and _named(optimizer):  # a sharded save names parameters
+        optimizer = _prefixed(optimizer, prefix)
     state = {
         **saved.get("extra", {}),
         "epoch": checkpoint["epoch"],
@@ -314,3 +355,20 @@ def to_lightning_checkpoint(
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, out)
     return out
+
+
+def _named(optimizer: Mapping[str, Any]) -> bool:
+    """True when an optimizer state is keyed by parameter name (``get_state_dict``'s form)."""
+    return any(isinstance(key, str) for key in optimizer.get("state", {}))
+
+
+def _prefixed(optimizer: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The named optimizer state with the LightningModule's prefix on every parameter name."""
+    return {
+        **optimizer,
+        "state": {f"{prefix}{name}": value for name, value in optimizer["state"].items()},
+        "param_groups": [
+            {**group, "params": [f"{prefix}{name}" for name in group["params"]]}
+            for group in optimizer["param_groups"]
+        ],
+    }

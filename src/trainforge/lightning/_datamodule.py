@@ -18,7 +18,17 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from trainforge.engine import DataLoaderFactory, StreamLoader, TaskSpec
 from trainforge.lightning._callbacks import epoch_batches, running_epoch
 
-__all__ = ["UniversalDataModule"]
+__all__ = ["UniversalDataModule", "sample_count"]
+
+
+def sample_count(data: Any) -> int | None:
+    """Samples in a dataset or a DataLoader's dataset (None for a stream without a length)."""
+    if isinstance(data, DataLoader):
+        data = data.dataset
+    try:
+        return len(data)
+    except TypeError:
+        return None
 
 
 class _ResumingLoader(DataLoader):
@@ -202,16 +212,7 @@ class UniversalDataModule(LightningDataModule):
 
     def train_samples(self) -> int | None:
         """Training samples per epoch (None for a stream without a length)."""
-        data = self.train_dataset
-        if isinstance(data, DataLoader):
-            try:
-                return len(data.dataset)  # type: ignore[arg-type]
-            except TypeError:
-                return None
-        try:
-            return len(data)  # type: ignore[arg-type]
-        except TypeError:
-            return None
+        return sample_count(self.train_dataset)
 
     def val_dataloader(self) -> Any:
         """The validation loader (sequential order; split across data-parallel processes)."""

@@ -34,22 +34,27 @@ class RunCallback(Callback):
         policies: The run's policies (every rank has its own; only rank zero's write).
         save: ``save(trainer, pl_module, metrics)`` writes a checkpoint
             (e.g. :class:`~trainforge.lightning.LightningSaver`); None: never.
+        every_rank: Call ``save`` on every rank (a sharded model's collective save), not
+            on rank zero alone.
 
     The module should expose ``last_train_loss`` (the latest step's loss tensor),
     ``epoch_train_loss`` and ``epoch_samples``, as :class:`~trainforge.lightning.TaskModule`
     does; the epoch's validation metrics are read from ``trainer.callback_metrics``.
     """
 
-    def __init__(self, policies: RunPolicies, save: Saver | None = None) -> None:
+    def __init__(
+        self, policies: RunPolicies, save: Saver | None = None, *, every_rank: bool = False
+    ) -> None:
         self.policies = policies
         self.save = save
+        self.every_rank = every_rank
         self._last_step = 0
         self._val: dict[str, float] = {}
         self._epoch_start = self._batches_end = 0.0
 
     def _saver(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> SaveFn | None:
         save = self.save
-        if save is None or not trainer.is_global_zero:
+        if save is None or not (trainer.is_global_zero or self.every_rank):
             return None
         return lambda metrics, epoch_done: save(trainer, pl_module, metrics)
 

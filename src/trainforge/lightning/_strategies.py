@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 
-from lightning.pytorch.strategies import DDPStrategy, Strategy
+from lightning.pytorch.strategies import DDPStrategy, ModelParallelStrategy, Strategy
 
 __all__ = ["build_strategy"]
 
@@ -18,11 +18,20 @@ def build_strategy(name: str, *, processes: int, timeout_s: float) -> str | Stra
     """The strategy for ``trainer.strategy=name`` over ``processes`` (all nodes together).
 
     Args:
-        name: ``auto``, ``ddp`` or ``ddp_find_unused_parameters_true``.
+        name: ``auto``, ``ddp``, ``ddp_find_unused_parameters_true`` or ``model_parallel``
+            (FSDP2 over every process, sharded checkpoints through
+            ``torch.distributed.checkpoint``).
         processes: Processes of the run; ``auto`` over several is DDP, as in Lightning.
         timeout_s: Seconds each collective waits for the other processes.
     """
     timeout = datetime.timedelta(seconds=timeout_s)
+    if name == "model_parallel":
+        return ModelParallelStrategy(
+            data_parallel_size=processes,
+            tensor_parallel_size=1,
+            save_distributed_checkpoint=True,
+            timeout=timeout,
+        )
     if name in ("ddp", "ddp_find_unused_parameters_true") or (name == "auto" and processes > 1):
         return DDPStrategy(
             timeout=timeout, find_unused_parameters=name == "ddp_find_unused_parameters_true"

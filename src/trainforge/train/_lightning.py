@@ -88,6 +88,7 @@ def _module(run: RunAssembly) -> TaskModule:
         max_grad_norm=trainer.gradient_clip_val if manual else None,
         compile=trainer.compile,
         forward_inputs=run.forward_inputs,
+        shard_modules=trainer.shard_modules if trainer.strategy == "model_parallel" else None,
     )
 
 
@@ -135,7 +136,8 @@ def run_lightning(run: RunAssembly) -> DriverOutcome:
             memory=profile.memory,
             total_steps=run.total_steps,
         )
-    saver = LightningSaver(run.checkpoints, run.policies, config=run.record)
+    sharded = config.trainer.strategy == "model_parallel"
+    saver = LightningSaver(run.checkpoints, run.policies, config=run.record, sharded=sharded)
     if run.rank == 0:
         # the processes Lightning launches for the other ranks re-run this command and
         # join this run: its folder, and the exact checkpoint it continues from
@@ -146,7 +148,7 @@ def run_lightning(run: RunAssembly) -> DriverOutcome:
         outcome = fit(
             _module(run),
             run.datamodule,
-            callbacks=[RunCallback(run.policies, saver)],
+            callbacks=[RunCallback(run.policies, saver, every_rank=sharded)],
             profiler=profiler,
             ckpt_path=lambda trainer: _resume_checkpoint(run, trainer),
             default_root_dir=run.run_dir,

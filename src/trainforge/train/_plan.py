@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from trainforge.config import TrainingConfig
 from trainforge.engine import TaskSpec
+from trainforge.lightning import sample_count
 from trainforge.train import _build as build
 from trainforge.train._checks import check_run
 
@@ -19,8 +20,8 @@ class RunPlan:
     spec: TaskSpec
     model_name: str
     parameters: int
-    train_samples: int
-    val_samples: int
+    train_samples: int | None
+    val_samples: int | None
     driver: str
     processes: int
     optimizer_steps: int
@@ -38,13 +39,14 @@ def plan_run(config: TrainingConfig) -> RunPlan:
     has_validation = val_data is not None and config.trainer.limit_val_batches != 0
     check_run(config, spec, has_validation=has_validation)
     processes = build.data_parallel_size(config)
-    batches = build.batches_per_epoch(config, len(train_data), processes)
+    datamodule = build.build_datamodule(config, train_data, val_data, spec)
+    batches = build.train_batches(config, datamodule, processes)
     return RunPlan(
         spec=spec,
         model_name=type(model).__name__,
         parameters=sum(p.numel() for p in model.parameters()),
-        train_samples=len(train_data),
-        val_samples=len(val_data) if val_data is not None else 0,
+        train_samples=datamodule.train_samples(),
+        val_samples=sample_count(val_data) if val_data is not None else 0,
         driver=config.trainer.engine,
         processes=processes,
         optimizer_steps=build.total_optimizer_steps(config, batches),

@@ -20,7 +20,7 @@ from torch import nn
 
 from trainforge.config import TrainingConfig
 from trainforge.engine import TaskSpec
-from trainforge.errors import CheckpointNotFoundError, GradientHealthError
+from trainforge.errors import CheckpointNotFoundError, ConfigError, GradientHealthError
 from trainforge.hooks import HookEvent, HookManager
 from trainforge.logs import log_config_overview, set_process_label
 from trainforge.seeding import set_random_seed
@@ -157,6 +157,14 @@ class Trainer:
         datamodule.train_dataloader()  # bad data settings fail here, before any run starts
         lightning = config.trainer.engine == "lightning"
         processes = build.data_parallel_size(config)
+        if datamodule.streams and processes > 1:
+            raise ConfigError(
+                f"the training data is a DataLoader or an IterableDataset, which every one of "
+                f"the {processes} data-parallel processes would read whole",
+                key="trainer.devices",
+                hint="pass the Dataset itself (trainforge splits it across the processes), "
+                "or train on one device",
+            )
         position = locate_process(
             config, build.devices_per_node(config), spawned=RUN_DIR_VARIABLE in os.environ
         )
