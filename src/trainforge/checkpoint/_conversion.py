@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from trainforge.checkpoint import _layout as L
 from trainforge.checkpoint._lightning import lightning_to_state, read_lightning_checkpoint
@@ -19,7 +19,16 @@ from trainforge.checkpoint._reader import read_checkpoint
 from trainforge.checkpoint._writer import config_fields, environment_info, write_checkpoint
 from trainforge.hooks import HookEvent, HookManager
 
-__all__ = ["import_lightning_file", "migrate_in_place", "plain_metrics", "state_of"]
+if TYPE_CHECKING:
+    from trainforge.checkpoint._manager import CheckpointManager
+
+__all__ = [
+    "CheckpointConversions",
+    "import_lightning_file",
+    "migrate_in_place",
+    "plain_metrics",
+    "state_of",
+]
 
 
 def state_of(obj: Any) -> Any:
@@ -108,3 +117,49 @@ def import_lightning_file(
         root, state, metadata, storage=storage, compression=compression, locks=locks
     )
     return path, values
+
+
+class CheckpointConversions:
+    """Migrating and importing checkpoints: a base class of :class:`CheckpointManager`."""
+
+    def migrate(self, path: str | Path) -> Path | None:
+        """Rewrite an older-format checkpoint in the current format, in place.
+
+        Safe to kill at any point: the checkpoint is afterwards in its old or its new
+        format, never gone.
+
+        Returns:
+            The checkpoint directory, or None when it already was current.
+        """
+        manager = cast("CheckpointManager", self)
+        directory = manager.resolve(path)
+        locks = CheckpointLocks(directory.parent)
+        migrated = migrate_in_place(directory, locks=locks, hooks=manager.hooks)
+        manager.cache.invalidate()
+        return directory if migrated else None
+
+    def import_lightning(
+        self,
+        ckpt_path: str | Path,
+        *,
+        metrics: Mapping[str, Any] | None = None,
+        strip_prefix: str = "",
+        notes: str | None = None,
+    ) -> Path:
+        """Convert a Lightning ``.ckpt`` into a trainforge checkpoint in this directory."""
+        manager = cast("CheckpointManager", self)
+        manager.catalog.check_ranking()
+        path, values = import_lightning_file(
+            ckpt_path,
+            manager.root,
+            storage=manager.storage,
+            compression=manager.compression,
+            locks=manager.locks,
+            monitor=manager.monitor,
+            mode=manager.mode,
+            metrics=metrics,
+            strip_prefix=strip_prefix,
+            notes=notes,
+        )
+        manager._after_write(path, values)
+        return path

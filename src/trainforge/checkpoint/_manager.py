@@ -24,25 +24,23 @@ from typing import Any, Literal
 
 from trainforge.checkpoint import _layout as L
 from trainforge.checkpoint._catalog import CheckpointCatalog
-from trainforge.checkpoint._collective import write_sharded_checkpoint
 from trainforge.checkpoint._compression import compression_for
 from trainforge.checkpoint._conversion import (
-    import_lightning_file,
-    migrate_in_place,
+    CheckpointConversions,
     plain_metrics,
     state_of,
 )
-from trainforge.checkpoint._loading import Loader, loaded_result, restore_recorded_rng
+from trainforge.checkpoint._loading import Loader
 from trainforge.checkpoint._lock import CheckpointLocks
 from trainforge.checkpoint._metadata import CheckpointMetadata, TTLCache
 from trainforge.checkpoint._mirror import Mirror, MirrorFailure
 from trainforge.checkpoint._pruning import Pruner
-from trainforge.checkpoint._reader import VerifyReport, read_checkpoint, verify_checkpoint
+from trainforge.checkpoint._reader import VerifyReport, verify_checkpoint
 from trainforge.checkpoint._resume import ResumeResult
 from trainforge.checkpoint._retention import AnyOf, KeepBestK, KeepLastN, RetentionPolicy
+from trainforge.checkpoint._sharded_io import ShardedCheckpoints
 from trainforge.checkpoint._writer import config_fields, environment_info, write_checkpoint
 from trainforge.checkpoint.storage import get_storage
-from trainforge.errors import CheckpointCorruptedError, CheckpointError
 from trainforge.hooks import HookEvent, HookManager
 from trainforge.records import ConfigSource
 from trainforge.seeding import capture_rng_state
@@ -52,7 +50,7 @@ __all__ = ["CheckpointManager"]
 logger = logging.getLogger(__name__)
 
 
-class CheckpointManager:
+class CheckpointManager(ShardedCheckpoints, CheckpointConversions):
     """Atomic, verified, versioned checkpoints in one directory.
 
     Args:
@@ -189,79 +187,6 @@ class CheckpointManager:
         self._after_write(path, values)
         return path
 
-    def save_sharded(
-        self,
-        *,
-        sharded: Mapping[str, Any],
-        scheduler: Any = None,
-        epoch: int,
-        metrics: Mapping[str, Any],
-        global_step: int,
-        custom_state: Any = None,
-        config: ConfigSource | None = None,
-        protected: bool = False,
-        notes: str | None = None,
-    ) -> Path:
-        """Save a sharded checkpoint: every rank of the process group calls this together.
-
-        Each rank writes its shards of ``sharded`` (e.g. ``{"model": ..., "optimizer":
-        ...}`` from ``torch.distributed.checkpoint.state_dict.get_state_dict``) through
-        ``torch.distributed.checkpoint`` into the checkpoint's temporary directory; rank
-        zero then writes ``scheduler`` and ``custom_state``, the manifest listing every
-        shard with its size and SHA256, renames the directory into place, and applies
-        retention, pointers, the mirror and the tracker. Values other than ``sharded`` are
-        rank zero's.
-
-        Returns:
-            The checkpoint directory, on every rank.
-
-        Raises:
-            ValueError: ``monitor`` is missing from ``metrics`` (on every rank).
-            CheckpointSaveError: A rank failed, died or timed out; nothing was published.
-        """
-        from trainforge.checkpoint._collective import agree, rank_and_world
-
-        rank, _ = rank_and_world()
-        problem: Exception | None = None
-        if rank == 0:
-            try:
-                if self.monitor is not None and self.monitor not in metrics:
-                    raise ValueError(
-                        f"monitor metric '{self.monitor}' is missing from metrics; "
-                        f"got keys: {sorted(metrics)}"
-                    )
-                self.catalog.check_ranking()
-            except (ValueError, CheckpointError) as exc:
-                problem = exc
-        agree(problem, "whether the checkpoint can be written")
-        values = plain_metrics(metrics)
-        if rank == 0:
-            self.hooks.fire(
-                HookEvent.BEFORE_CHECKPOINT_SAVE,
-                epoch=epoch,
-                global_step=global_step,
-                metrics=values,
-            )
-        state = {
-            L.MODEL_KEY: None,
-            L.OPTIMIZER_KEY: None,
-            L.SCHEDULER_KEY: state_of(scheduler),
-            L.CUSTOM_KEY: custom_state,
-        }
-        metadata = self._metadata(epoch, global_step, values, config, protected, notes)
-        path = write_sharded_checkpoint(
-            self.root,
-            dict(sharded),
-            state,
-            metadata,
-            storage=self.storage,
-            compression=self.compression,
-            locks=self.locks,
-        )
-        if rank == 0:
-            self._after_write(path, values)
-        return path
-
     def _metadata(
         self,
         epoch: int,
@@ -356,70 +281,6 @@ class CheckpointManager:
             path, map_location=map_location, restore_rng=restore_rng, fallback=fallback
         )
 
-    def load_sharded(
-        self,
-        sharded: dict[str, Any],
-        path: str | Path | None = None,
-        *,
-        map_location: Any = None,
-        restore_rng: bool = True,
-        fallback: bool = False,
-    ) -> dict[str, Any]:
-        """Load a sharded checkpoint into ``sharded`` in place: every rank calls this together.
-
-        Rank zero resolves ``path`` (``last`` by default) and verifies every file of it,
-        every rank's shards included, before any rank deserialises; with ``fallback`` a
-        damaged checkpoint gives way to the newest complete one. Every rank then fills its
-        own ``sharded`` state dicts (same keys as saved) through
-        ``torch.distributed.checkpoint``, which reshards when the world size changed.
-
-        Returns:
-            As :meth:`load`, with ``model_state_dict`` and ``optimizer_state_dict`` None
-            (they are in ``sharded``).
-
-        Raises:
-            CheckpointCorruptedError: A file fails verification (naming the shard and its
-                rank), raised on every rank; nothing was deserialised.
-        """
-        from trainforge.checkpoint._collective import agree, rank_and_world
-        from trainforge.checkpoint.storage.sharded import load_shards
-
-        rank, _ = rank_and_world()
-        chosen: Any = None
-        if rank == 0:
-            try:
-                directory = self.resolve(path)
-                report = verify_checkpoint(directory)
-                if not report.ok:
-                    self.hooks.fire(
-                        HookEvent.ON_CHECKPOINT_CORRUPTED, path=directory, error=report.problem
-                    )
-                    alternative = self.newest_valid(exclude=directory)
-                    if not fallback or alternative is None:
-                        raise CheckpointCorruptedError(
-                            report.problem or f"{directory} failed verification",
-                            path=directory / (report.bad_file or ""),
-                            alternative=alternative,
-                        )
-                    logger.warning("%s; loading %s instead", report.problem, alternative)
-                    directory = alternative
-                chosen = str(directory)
-            except CheckpointError as exc:
-                chosen = exc
-        directory = Path(agree(chosen, "the verified checkpoint to load"))
-        self.hooks.fire(HookEvent.BEFORE_CHECKPOINT_LOAD, path=directory)
-        with self.locks.reading(directory.name):
-            # verified above by rank zero: the payload is read without hashing it again
-            manifest, state = read_checkpoint(
-                directory, verify=False, map_location=map_location, full_shards=False
-            )
-            load_shards(sharded, directory)
-        result = loaded_result(directory, manifest, state)
-        if restore_rng and result["rng_state"]:
-            restore_recorded_rng(result)
-        self.hooks.fire(HookEvent.AFTER_CHECKPOINT_LOAD, path=directory, epoch=result["epoch"])
-        return result
-
     def newest_valid(self, *, exclude: Path | None = None) -> Path | None:
         """Newest checkpoint whose files all match the manifest (full hash check)."""
         return self.loader.newest_valid(exclude=exclude)
@@ -466,7 +327,7 @@ class CheckpointManager:
         """
         return self.pruner.prune(dry_run=dry_run, remove_unreadable=remove_unreadable)
 
-    # --------------------------------------------------- resume / migrate / import
+    # ------------------------------------------------------------------ resume
     def resume(
         self,
         path: str | Path | None,
@@ -496,46 +357,6 @@ class CheckpointManager:
             map_location=map_location,
             restore_rng=restore_rng,
         )
-
-    def migrate(self, path: str | Path) -> Path | None:
-        """Rewrite an older-format checkpoint in the current format, in place.
-
-        Safe to kill at any point: the checkpoint is afterwards in its old or its new
-        format, never gone.
-
-        Returns:
-            The checkpoint directory, or None when it already was current.
-        """
-        directory = self.resolve(path)
-        locks = CheckpointLocks(directory.parent)
-        migrated = migrate_in_place(directory, locks=locks, hooks=self.hooks)
-        self.cache.invalidate()
-        return directory if migrated else None
-
-    def import_lightning(
-        self,
-        ckpt_path: str | Path,
-        *,
-        metrics: Mapping[str, Any] | None = None,
-        strip_prefix: str = "",
-        notes: str | None = None,
-    ) -> Path:
-        """Convert a Lightning ``.ckpt`` into a trainforge checkpoint in this directory."""
-        self.catalog.check_ranking()
-        path, values = import_lightning_file(
-            ckpt_path,
-            self.root,
-            storage=self.storage,
-            compression=self.compression,
-            locks=self.locks,
-            monitor=self.monitor,
-            mode=self.mode,
-            metrics=metrics,
-            strip_prefix=strip_prefix,
-            notes=notes,
-        )
-        self._after_write(path, values)
-        return path
 
     # ------------------------------------------------------------------ mirror
     def wait_for_mirror(self, timeout: float | None = None) -> list[MirrorFailure]:
