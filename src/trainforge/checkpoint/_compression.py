@@ -53,6 +53,7 @@ def _zstd_decompress(buffer: Any) -> bytes:
 
 
 COMPRESSIONS: Registry[Compression] = Registry("checkpoint compression")
+"""Checkpoint compressions by name (``checkpoint.compression``): ``none``, ``zstd``."""
 COMPRESSIONS.register(
     "gzip", Compression("gzip", ".gz", b"\x1f\x8b", _gzip_writer, _gzip_decompress)
 )

@@ -44,6 +44,7 @@ FORMAT_VERSION = 2
 """The manifest layout this version writes; older ones are migrated on load."""
 
 MANIFEST_NAME = "manifest.json"
+"""The file in every checkpoint directory that lists its files, sizes and SHA-256 hashes."""
 LAST_POINTER = "last"
 BEST_POINTER = "best"
 LOCK_NAME = ".lock"

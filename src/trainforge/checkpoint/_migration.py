@@ -38,6 +38,7 @@ class Migration:
 
 
 MIGRATIONS: Registry[Migration] = Registry("checkpoint format migration")
+"""Checkpoint format migrations, each from one format version to the next."""
 
 
 def manifest_version(raw: dict[str, Any]) -> int:

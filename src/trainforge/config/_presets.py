@@ -38,3 +38,4 @@ PRESETS: dict[str, dict[str, Any]] = {
         "checkpoint": {"keep_best_k": 5, "keep_last_n": 3},
     },
 }
+"""Size presets (``--preset NAME``): preset name to the nested config values it sets."""

@@ -116,8 +116,8 @@ def _marking_last(dataloader: Iterable[Any], total: int | None) -> Iterator[tupl
     yield index, pending, True
 
 
-# What a model or a loss raises when a batch does not fit it (shapes, dtypes, keys).
 BATCH_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, KeyError)
+"""What a model or a loss raises when a batch does not fit it (shapes, dtypes, keys)."""
 
 
 def raise_batch_error(exc: BaseException, batch: Mapping[str, Any]) -> NoReturn:

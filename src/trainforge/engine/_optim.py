@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 OPTIMIZERS: Registry[type[torch.optim.Optimizer]] = Registry("optimizer")
+"""Optimizers by name (``optim.name``)."""
 OPTIMIZERS.register("adamw", torch.optim.AdamW)
 OPTIMIZERS.register("adam", torch.optim.Adam)
 OPTIMIZERS.register("sgd", torch.optim.SGD)
@@ -99,6 +100,7 @@ def _step_decay(
 
 
 SCHEDULES: Registry[Any] = Registry("learning-rate schedule")
+"""Learning-rate schedules by name (``optim.scheduler``): multipliers of the peak rate."""
 SCHEDULES.register("none", _constant, aliases=("constant",))
 SCHEDULES.register("cosine", _cosine)
 SCHEDULES.register("linear", _linear)

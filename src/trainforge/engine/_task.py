@@ -13,7 +13,9 @@ from typing import Any, Literal
 __all__ = ["Modality", "TaskSpec", "TaskType"]
 
 Modality = Literal["text", "vision", "tabular", "heatmap"]
+"""The kind of input a task takes (``task.modality``)."""
 TaskType = Literal["classification", "language_modeling", "segmentation", "heatmap", "regression"]
+"""What a task learns (``task.task_type``); it chooses the loss and the metrics."""
 _MODALITIES = ("text", "vision", "tabular", "heatmap")
 _TASK_TYPES = ("classification", "language_modeling", "segmentation", "heatmap", "regression")
 

@@ -34,6 +34,7 @@ __all__ = ["LOGGERS", "create_logger", "logger_dir"]
 
 LoggerFactory = Callable[..., Logger]
 LOGGERS: Registry[LoggerFactory] = Registry("logger")
+"""Experiment logger factories by name (the sections of ``loggers``)."""
 
 
 def logger_dir(save_dir: str | Path, run_id: str, kind: str) -> Path:

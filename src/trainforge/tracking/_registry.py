@@ -351,8 +351,8 @@ class ModelRegistry:
         return model
 
 
-#: The file a run's drift monitor writes: the profile of the data it trained on.
 REFERENCE_PROFILE_FILE = "reference_profile.json"
+"""The file a run's drift monitor writes: the profile of the data it trained on."""
 
 
 def _reference_profile(

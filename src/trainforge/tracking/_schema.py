@@ -52,9 +52,10 @@ VERSION_TABLE = "trainforge_alembic_version"
 HEAD_REVISION = "0003"
 
 RUN_STATUSES = ("running", "completed", "failed", "killed", "stale")
+"""Every status a tracked run can have."""
 TERMINAL_STATUSES = ("completed", "failed", "killed")
-#: Lifecycle tags of a registered model; anything else is a user-defined alias.
 MODEL_TAGS = ("production", "staging", "experimental", "retired")
+"""Lifecycle tags of a registered model; anything else is a user-defined alias."""
 
 metadata = MetaData()
 

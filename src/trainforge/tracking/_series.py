@@ -32,9 +32,8 @@ from trainforge.tracking._store import TrackingStore
 
 __all__ = ["X_AXES", "SeriesWindow", "metric_points", "metric_series", "series_heads"]
 
-#: What a curve can be drawn against: the logged step, the epoch, or seconds since the
-#: run started.
 X_AXES = ("step", "epoch", "time")
+"""What a curve can be drawn against: the step, the epoch, or seconds since the start."""
 _MAX_POINTS = 20_000
 _CHUNK = 50_000
 

@@ -13,6 +13,7 @@ from pathlib import Path
 __all__ = ["DATABASE_ENV_VAR", "DEFAULT_DB_FILENAME", "display_url", "resolve_database_url"]
 
 DATABASE_ENV_VAR = "TRAINFORGE_DB"
+"""The environment variable naming the tracking store when no database is given."""
 DEFAULT_DB_FILENAME = "trainforge.db"
 
 

@@ -53,6 +53,7 @@ def _lazy(module: str, cls: str) -> Callable[[], StorageBackend]:
 
 
 STORAGE_BACKENDS: Registry[Callable[[], StorageBackend]] = Registry("checkpoint storage backend")
+"""Checkpoint storage backends by name (``checkpoint.storage``)."""
 STORAGE_BACKENDS.register(
     "torch", _lazy("trainforge.checkpoint.storage.torch", "TorchStorage"), aliases=("pytorch",)
 )
