@@ -158,13 +158,7 @@ class CheckpointManager(ShardedCheckpoints, CheckpointConversions):
                 monitor or mode (retention would compare unlike values); nothing is written.
             CheckpointSaveError: Disk full, permission denied; earlier checkpoints intact.
         """
-        if self.monitor is not None and self.monitor not in metrics:
-            raise ValueError(
-                f"monitor metric '{self.monitor}' is missing from metrics; "
-                f"got keys: {sorted(metrics)}; pass it, or build the manager with "
-                "another monitor (monitor=None to rank nothing)"
-            )
-        self.catalog.check_ranking()
+        self._check_writable(metrics)
         values = plain_metrics(metrics)
         self.hooks.fire(
             HookEvent.BEFORE_CHECKPOINT_SAVE, epoch=epoch, global_step=global_step, metrics=values
@@ -186,6 +180,15 @@ class CheckpointManager(ShardedCheckpoints, CheckpointConversions):
         )
         self._after_write(path, values)
         return path
+
+    def _check_writable(self, metrics: Mapping[str, Any]) -> None:
+        if self.monitor is not None and self.monitor not in metrics:
+            raise ValueError(
+                f"monitor metric '{self.monitor}' is missing from metrics; "
+                f"got keys: {sorted(metrics)}; pass it, or build the manager with "
+                "another monitor (monitor=None to rank nothing)"
+            )
+        self.catalog.check_ranking()
 
     def _metadata(
         self,

@@ -7,6 +7,7 @@ through the names declared here, which the manager provides.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +43,9 @@ class ManagerParts:
 
     def newest_valid(self, *, exclude: Path | None = None) -> Path | None:
         """Newest checkpoint whose files all match the manifest."""
+        raise NotImplementedError
+
+    def _check_writable(self, metrics: Mapping[str, Any]) -> None:
         raise NotImplementedError
 
     def _metadata(

@@ -46,12 +46,7 @@ def write_sharded(
     problem: Exception | None = None
     if rank == 0:
         try:
-            if manager.monitor is not None and manager.monitor not in metrics:
-                raise ValueError(
-                    f"monitor metric '{manager.monitor}' is missing from metrics; "
-                    f"got keys: {sorted(metrics)}"
-                )
-            manager.catalog.check_ranking()
+            manager._check_writable(metrics)
         except (ValueError, CheckpointError) as exc:
             problem = exc
     agree(problem, "whether the checkpoint can be written")
