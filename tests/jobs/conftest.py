@@ -8,72 +8,12 @@ fails the run.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from trainforge.jobs import JOB_TYPES, register_job_type
-
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-MYSQL_ADMIN_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
-_TABLES = (
-    "model_label_history, model_labels, models, artifacts, metric_summaries, metrics, "
-    "run_params, run_tags, jobs, schedules, runs"
-)
-
-
-@pytest.fixture(scope="session")
-def pg_jobs_url() -> Iterator[str]:
-    """One migrated PostgreSQL database for this test session."""
-    from trainforge.tracking import TrackingStore
-
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    name = f"tf_jobs_{os.getpid()}_{secrets.token_hex(4)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError as err:
-        admin.dispose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is unreachable under CI: {err}")
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable: {err}")
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    TrackingStore(url).dispose()
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-@pytest.fixture(scope="session")
-def mysql_jobs_url() -> Iterator[str]:
-    """One migrated MariaDB database for this test session."""
-    from trainforge.tracking import TrackingStore
-
-    admin = sa.create_engine(MYSQL_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    name = f"tf_jobs_{os.getpid()}_{secrets.token_hex(4)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
-    except sa.exc.OperationalError as err:
-        admin.dispose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"MariaDB at 127.0.0.1:3306 is unreachable under CI: {err}")
-        pytest.skip(f"MariaDB at 127.0.0.1:3306 is unreachable: {err}")
-    url = MYSQL_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    TrackingStore(url).dispose()
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.dispose()
 
 
 @pytest.fixture(
@@ -83,41 +23,16 @@ def mysql_jobs_url() -> Iterator[str]:
         pytest.param("mariadb", marks=pytest.mark.mariadb),
     ]
 )
-def jobs_url(request: pytest.FixtureRequest, tmp_path) -> str:
+def jobs_url(request: pytest.FixtureRequest, tmp_path, server_store: Any) -> str:
     """URL of an empty, migrated store: a SQLite file, or the session's PostgreSQL or
     MariaDB database."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'jobs.db'}"
-    if request.param == "mariadb":
-        url = request.getfixturevalue("mysql_jobs_url")
-        engine = sa.create_engine(url, poolclass=sa.NullPool)
-        with engine.begin() as conn:  # DELETE: far quicker than TRUNCATE on small tables
-            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
-            for table in _TABLES.split(", "):
-                if conn.exec_driver_sql(f"DELETE FROM {table}").rowcount and table in _IDS:
-                    conn.exec_driver_sql(f"ALTER TABLE {table} AUTO_INCREMENT = 1")
-            conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 1")
-        engine.dispose()
-        return url
-    url = request.getfixturevalue("pg_jobs_url")
-    engine = sa.create_engine(url, poolclass=sa.NullPool)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
-    engine.dispose()
-    return url
+    return server_store(request, request.param, tmp_path / "jobs.db")
 
 
 @pytest.fixture
-def pg_url(pg_jobs_url: str) -> str:
+def pg_url(request: pytest.FixtureRequest, tmp_path, server_store: Any) -> str:
     """The session's PostgreSQL database, emptied (for tests that run only there)."""
-    engine = sa.create_engine(pg_jobs_url, poolclass=sa.NullPool)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
-    engine.dispose()
-    return pg_jobs_url
-
-
-_IDS = ("runs", "artifacts", "models", "model_label_history", "jobs", "schedules")
+    return server_store(request, "postgres", tmp_path / "unused.db")
 
 
 class FakeClock:

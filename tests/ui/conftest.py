@@ -94,63 +94,20 @@ def chromium() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def pg_store_url() -> Iterator[str]:
+def pg_store_url(pg_databases: Any) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for one module (fails under CI if unreachable)."""
-    import secrets
-
-    import sqlalchemy as sa
-
     from trainforge.tracking import TrackingStore
 
-    admin = sa.create_engine(
-        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
-        isolation_level="AUTOCOMMIT",
-        poolclass=sa.NullPool,
-    )
-    name = f"tf_ui_{os.getpid()}_{secrets.token_hex(4)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except sa.exc.OperationalError as err:
-        admin.dispose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is unreachable under CI: {err}")
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable: {err}")
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    TrackingStore(url).dispose()
-    try:
+    with pg_databases() as url:
+        TrackingStore(url).dispose()
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")
-def mysql_store_url() -> Iterator[str]:
+def mysql_store_url(mysql_databases: Any) -> Iterator[str]:
     """A fresh, migrated MariaDB database for one module (fails under CI if unreachable)."""
-    import secrets
-
-    import sqlalchemy as sa
-
     from trainforge.tracking import TrackingStore
 
-    server = "mysql+pymysql://root@127.0.0.1:3306"
-    admin = sa.create_engine(f"{server}/test", isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    name = f"tf_ui_{os.getpid()}_{secrets.token_hex(4)}"
-    try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"CREATE DATABASE `{name}`")
-    except sa.exc.OperationalError as err:
-        admin.dispose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"MariaDB at 127.0.0.1:3306 is unreachable under CI: {err}")
-        pytest.skip(f"MariaDB at 127.0.0.1:3306 is unreachable: {err}")
-    url = f"{server}/{name}"
-    TrackingStore(url).dispose()
-    try:
+    with mysql_databases() as url:
+        TrackingStore(url).dispose()
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
-        admin.dispose()
