@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-
 BACKENDS = [
     "sqlite",
     pytest.param("postgres", marks=pytest.mark.postgres),
