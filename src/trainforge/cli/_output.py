@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["console", "print_json", "print_table"]
+__all__ = ["console", "metric_pairs", "print_json", "print_table"]
 
 
 def console(stderr: bool = False) -> Console:
@@ -41,3 +41,19 @@ def print_table(
 def print_json(data: Any) -> None:
     """Print ``data`` as indented JSON (stable key order)."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def metric_pairs(items: list[str]) -> dict[str, float]:
+    """``--metric KEY=NUMBER`` options as a mapping; anything else is a TrackingError."""
+    from trainforge.errors import TrackingError
+
+    parsed = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            parsed[key] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not key:
+            raise TrackingError(f"--metric {item!r} is not KEY=NUMBER (e.g. val/loss=0.38)")
+    return parsed

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from trainforge.cli._output import print_json, print_table
+from trainforge.cli._output import metric_pairs, print_json, print_table
 from trainforge.cli._store import ConfigOpt, DbOpt, open_store, remember_config
 
 app = typer.Typer(help="Register, promote, list, compare and trace models.", no_args_is_help=True)
@@ -53,21 +53,6 @@ def _checkpoint_location(value: str) -> str:
         return str(locate_checkpoint(path).resolve())
     except CheckpointNotFoundError:  # a file of another kind: an export, a Lightning .ckpt
         return str(path.resolve())
-
-
-def _parse_metrics(items: list[str]) -> dict[str, float]:
-    from trainforge.errors import TrackingError
-
-    parsed = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        try:
-            parsed[key] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not key:
-            raise TrackingError(f"--metric {item!r} is not KEY=NUMBER (e.g. val_loss=0.38)")
-    return parsed
 
 
 def _print_models(models: list[dict[str, Any]], as_json: bool) -> None:
@@ -119,7 +104,7 @@ def register(
     as_json: JsonOpt = False,
 ) -> None:
     """Register a new model version."""
-    metrics = _parse_metrics(metric or [])
+    metrics = metric_pairs(metric or [])
     location = _checkpoint_location(checkpoint)
     registry = _registry(db)
     model_id = registry.register_model(

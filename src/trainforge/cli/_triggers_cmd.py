@@ -7,25 +7,10 @@ from typing import Annotated
 import typer
 
 from trainforge.cli._jobs_cmd import manager
-from trainforge.cli._output import print_json, print_table
+from trainforge.cli._output import metric_pairs, print_json, print_table
 from trainforge.cli._store import DbOpt
 
 app = typer.Typer(help="Check retraining triggers of registered models.", no_args_is_help=True)
-
-
-def _metrics(items: list[str]) -> dict[str, float]:
-    from trainforge.errors import TrackingError
-
-    parsed = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        try:
-            parsed[key] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not key:
-            raise TrackingError(f"--metric {item!r} is not KEY=NUMBER (e.g. val/loss=0.45)")
-    return parsed
 
 
 @app.command("check")
@@ -66,7 +51,7 @@ def check(
         manager(db),
         int(model) if model.isdigit() else model,
         tag=tag,
-        current_metrics=_metrics(metric or []),
+        current_metrics=metric_pairs(metric or []),
         drift_score=drift,
         new_data_count=new_data,
         window_s=window_hours * 3600.0,
