@@ -114,13 +114,14 @@ class _Signature:
     var_keyword: bool
 
 
-_SIGNATURES: dict[type, _Signature] = {}
+_SIGNATURES: dict[Any, _Signature] = {}
 
 
 def _forward_signature(model: Any) -> _Signature:
     """The named parameters of ``model.forward`` (cached per class)."""
     target = getattr(model, "_orig_mod", model)  # torch.compile's wrapper
-    cls = type(target)
+    # a module's forward is its class's; any other callable is its own
+    cls = type(target) if isinstance(target, nn.Module) else target
     cached = _SIGNATURES.get(cls)
     if cached is not None:
         return cached
