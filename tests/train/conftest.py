@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from trainforge.checkpoint import CheckpointManager
 
 # A short, deterministic digits run: 2 epochs, step checkpoints, no progress bar.
 FAST = [
@@ -49,3 +52,26 @@ def train_cli():
 def fast_args() -> list[str]:
     """Overrides for a short deterministic digits run."""
     return list(FAST)
+
+
+def last_checkpoint(output_dir: Path) -> dict:
+    """The ``last`` checkpoint of the newest run under ``output_dir``, loaded."""
+    (run,) = sorted(output_dir.glob("run-*"), key=lambda p: p.stat().st_mtime)[-1:]
+    manager = CheckpointManager(run / "checkpoints", monitor=None)
+    return manager.load("last", restore_rng=False)
+
+
+def assert_bitwise_equal(a, b, path: str = "") -> None:
+    """Tensors, dicts, lists and values equal bit for bit (the first difference named)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"tensor differs at {path}"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), f"keys differ at {path}"
+        for key in a:
+            assert_bitwise_equal(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"length differs at {path}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_bitwise_equal(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, f"value differs at {path}: {a!r} != {b!r}"

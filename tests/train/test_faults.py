@@ -7,13 +7,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-import torch
 
 from trainforge.checkpoint import CheckpointManager
 from trainforge.tracking import ExperimentDB
+
+from .conftest import assert_bitwise_equal, last_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -22,27 +22,6 @@ RESUMABLE = [
     "trainer.checkpoint_every_n_steps=3",
     "tracking.enabled=false",
 ]
-
-
-def _final_state(output_dir: Path) -> dict:
-    (run,) = sorted(output_dir.glob("run-*"), key=lambda p: p.stat().st_mtime)[-1:]
-    manager = CheckpointManager(run / "checkpoints", monitor=None)
-    return manager.load("last", restore_rng=False)
-
-
-def _assert_bitwise_equal(a, b, path: str = "") -> None:
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"tensor differs at {path}"
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), f"keys differ at {path}"
-        for key in a:
-            _assert_bitwise_equal(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"length differs at {path}"
-        for i, (x, y) in enumerate(zip(a, b)):
-            _assert_bitwise_equal(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, f"value differs at {path}: {a!r} != {b!r}"
 
 
 @pytest.mark.parametrize("engine", ["plain", "lightning"])
@@ -73,20 +52,20 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(tmp_path, train_cli, fast_ar
         child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
 
-    killed_at = _final_state(work / "outputs")
+    killed_at = last_checkpoint(work / "outputs")
     assert 0 < killed_at["global_step"] < 23, "the kill was not mid-epoch"
 
     resumed = train_cli(work, *args, "--resume", "last")
     assert resumed.returncode == 0, resumed.stderr
 
-    expected = _final_state(reference_dir / "outputs")
-    actual = _final_state(work / "outputs")
+    expected = last_checkpoint(reference_dir / "outputs")
+    actual = last_checkpoint(work / "outputs")
     assert actual["global_step"] == expected["global_step"] == 23
-    _assert_bitwise_equal(expected["model_state_dict"], actual["model_state_dict"], "model")
-    _assert_bitwise_equal(
+    assert_bitwise_equal(expected["model_state_dict"], actual["model_state_dict"], "model")
+    assert_bitwise_equal(
         expected["optimizer_state_dict"], actual["optimizer_state_dict"], "optimizer"
     )
-    _assert_bitwise_equal(
+    assert_bitwise_equal(
         expected["scheduler_state_dict"], actual["scheduler_state_dict"], "scheduler"
     )
 

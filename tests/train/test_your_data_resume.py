@@ -8,12 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-import torch
 
-from trainforge.checkpoint import CheckpointManager
+from .conftest import assert_bitwise_equal, last_checkpoint
 
 pytest.importorskip("datasets")
 pytest.importorskip("transformers")
@@ -61,26 +59,6 @@ def _command(*args: str) -> list[str]:
     return [sys.executable, "-m", "trainforge.cli", "train", "job.yaml", *args]
 
 
-def _last(workdir: Path) -> dict:
-    (run,) = sorted((workdir / "outputs").glob("run-*"), key=lambda p: p.stat().st_mtime)[-1:]
-    return CheckpointManager(run / "checkpoints", monitor=None).load("last", restore_rng=False)
-
-
-def _equal(a, b, path: str = "") -> None:
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"tensor differs at {path}"
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), f"keys differ at {path}"
-        for key in a:
-            _equal(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), f"length differs at {path}"
-        for i, (x, y) in enumerate(zip(a, b)):
-            _equal(x, y, f"{path}[{i}]")
-    else:
-        assert a == b, f"value differs at {path}: {a!r} != {b!r}"
-
-
 @pytest.mark.parametrize("engine", ["plain", "lightning"])
 def test_sigkill_then_resume_last_on_a_datasets_dataset_is_bit_exact(tmp_path, engine):
     dirs = {}
@@ -111,7 +89,7 @@ def test_sigkill_then_resume_last_on_a_datasets_dataset_is_bit_exact(tmp_path, e
     finally:
         child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
-    assert 0 < _last(work)["global_step"] < STEPS, "the kill was not mid-run"
+    assert 0 < last_checkpoint(work / "outputs")["global_step"] < STEPS, "the kill was not mid-run"
 
     resumed = subprocess.run(
         _command(engine_arg, "--resume", "last"),
@@ -122,7 +100,10 @@ def test_sigkill_then_resume_last_on_a_datasets_dataset_is_bit_exact(tmp_path, e
     )
     assert resumed.returncode == 0, resumed.stderr
 
-    expected, actual = _last(dirs["reference"]), _last(work)
+    expected, actual = (
+        last_checkpoint(dirs["reference"] / "outputs"),
+        last_checkpoint(work / "outputs"),
+    )
     assert actual["global_step"] == expected["global_step"] == STEPS
     for key in ("model_state_dict", "optimizer_state_dict", "scheduler_state_dict"):
-        _equal(expected[key], actual[key], key)
+        assert_bitwise_equal(expected[key], actual[key], key)
