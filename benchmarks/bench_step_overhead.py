@@ -225,11 +225,15 @@ def quiet() -> None:
     logging.getLogger().setLevel(logging.ERROR)
 
 
-def serve(variant: Callable[[int, Any, Any, Path], None], conn: Connection) -> None:
+def serve(
+    variant: Callable[[int, Any, Any, Path], None], uses_lightning: bool, conn: Connection
+) -> None:
     """Worker: time ``variant`` for the number of epochs each request names."""
     import torch
 
     torch.set_num_threads(1)
+    if uses_lightning:  # importing Lightning sets its loggers' levels: silence them after
+        import lightning.pytorch  # noqa: F401
     quiet()
     train, val = build_data()
     with tempfile.TemporaryDirectory(prefix="bench-step-") as tmp:
@@ -278,7 +282,8 @@ def step_table(drivers: list[str], rounds: int) -> list[tuple[str, bool]]:
     workers = []
     for name, variant in variants.items():
         parent, child = context.Pipe()
-        worker = context.Process(target=serve, args=(variant, child), daemon=True)
+        lightning = name == BARE or name.startswith("lightning")
+        worker = context.Process(target=serve, args=(variant, lightning, child), daemon=True)
         worker.start()
         workers.append(worker)
         conns[name] = parent

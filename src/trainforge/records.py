@@ -25,12 +25,16 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "HASH_EXCLUDED_PREFIXES",
+    "REFERENCE_PROFILE_FILE",
     "ConfigRecord",
     "ConfigSource",
     "SupportsConfigRecord",
     "flatten",
     "values_hash",
 ]
+
+REFERENCE_PROFILE_FILE = "reference_profile.json"
+"""The file a run's drift monitor writes: the profile of the data it trained on."""
 
 # Keys (dotted prefixes) that never enter the hash: they do not change what is computed.
 HASH_EXCLUDED_PREFIXES: tuple[str, ...] = (

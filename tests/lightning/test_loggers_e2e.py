@@ -90,7 +90,7 @@ def test_logged_config_hides_store_passwords(tmp_path, digits_config):
         tmp_path, "tracking.database=postgresql+psycopg://trainer:s3cret@db.example:5432/runs"
     )
     (logger,) = [
-        item for item in build_loggers(config, "run-000001") if type(item).__name__ == "CSVLogger"
+        item for item in build_loggers(config, "run-000001") if type(item).__name__ == "CSVWriter"
     ]
     logger.finalize("success")
     logged = (Path(logger.log_dir) / "hparams.yaml").read_text()
@@ -317,8 +317,8 @@ def test_environment_overlay_enables_a_logger_without_code_changes(tmp_path):
     )
     local = load_config(config_file, template="digits", environ={})
     assert [type(lg).__name__ for lg in build_loggers(local, "run-000001")] == [
-        "CSVLogger",
-        "TensorBoardLogger",
+        "CSVWriter",
+        "TensorBoardWriter",
     ]
 
     by_option = load_config(config_file, template="digits", env="prod", environ={})
@@ -327,8 +327,8 @@ def test_environment_overlay_enables_a_logger_without_code_changes(tmp_path):
         assert prod.provenance_of("loggers.mlflow.enabled").render() == "(env:prod)"
         loggers = build_loggers(prod, run_id)
         assert [type(lg).__name__ for lg in loggers] == [
-            "CSVLogger",
-            "TensorBoardLogger",
+            "CSVWriter",
+            "TensorBoardWriter",
             "MLFlowLogger",
         ]
         for logger in loggers:

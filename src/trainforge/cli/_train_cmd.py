@@ -104,7 +104,7 @@ def train(
 
 
 def _log_rows(config: TrainingConfig, run_id: str) -> list[tuple[str, str]]:
-    from trainforge.lightning import logger_dir
+    from trainforge.engine import logger_dir
 
     rows = []
     for kind, section in config.loggers:

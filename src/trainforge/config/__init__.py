@@ -20,6 +20,7 @@ from trainforge.config._loader import load_config
 from trainforge.config._presets import PRESETS
 from trainforge.config._resolve import schema_paths
 from trainforge.config._templates import describe_template, list_templates, load_template
+from trainforge.config._yaml import save_yaml
 
 __all__ = [
     "PRESETS",
@@ -35,6 +36,7 @@ __all__ = [
     "load_config",
     "load_template",
     "parse_overrides",
+    "save_yaml",
     "schema_paths",
     "split_cli_args",
 ]

@@ -16,7 +16,7 @@ import yaml
 
 from trainforge.errors import ConfigError, ConfigFileError
 
-__all__ = ["parse_dotlist", "parse_value", "read_yaml_file", "set_dotted"]
+__all__ = ["parse_dotlist", "parse_value", "read_yaml_file", "save_yaml", "set_dotted"]
 
 _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -128,3 +128,18 @@ def set_dotted(root: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
         node = child
     node[leaf] = value
     return node
+
+
+def save_yaml(data: dict[str, Any], path: Path) -> None:
+    """Write ``data`` as OmegaConf writes it (the ``hparams.yaml`` of Lightning's loggers)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import UnsupportedValueType, ValidationError
+
+    with Path(path).open("w", encoding="utf-8") as file:
+        try:
+            OmegaConf.save(data, file)
+            return
+        except (UnsupportedValueType, ValidationError):
+            pass
+    with Path(path).open("w", encoding="utf-8") as file:
+        yaml.dump(data, file)

@@ -29,13 +29,14 @@ from trainforge.engine._optim import (
     build_optimizer,
     build_scheduler,
 )
-from trainforge.engine._position import RunPosition
+from trainforge.engine._position import ClusterPosition, RunPosition
 from trainforge.engine._sharding import shard_model, shard_units
 from trainforge.engine._task import Modality, TaskSpec, TaskType
 from trainforge.engine._weight_stats import WeightStatistics
 from trainforge.engine.data import (
     CollatorRegistry,
     DataLoaderFactory,
+    DataModule,
     ResumableSampler,
     StreamLoader,
     TextCollator,
@@ -59,9 +60,12 @@ from trainforge.engine.metrics import (
     Alert,
     AlertConfig,
     ConfidenceMetrics,
+    CSVWriter,
     DatasetProfile,
     DriftMetrics,
     MetricsEngine,
+    TensorBoardWriter,
+    logger_dir,
     profile_dataset,
 )
 
@@ -73,10 +77,13 @@ __all__ = [
     "AccumulationStats",
     "Alert",
     "AlertConfig",
+    "CSVWriter",
     "ClassificationLoss",
+    "ClusterPosition",
     "CollatorRegistry",
     "ConfidenceMetrics",
     "DataLoaderFactory",
+    "DataModule",
     "DatasetProfile",
     "DriftMetrics",
     "EpochResult",
@@ -102,6 +109,7 @@ __all__ = [
     "StreamLoader",
     "TaskSpec",
     "TaskType",
+    "TensorBoardWriter",
     "TextCollator",
     "TrainingLoop",
     "ValidationLoop",
@@ -116,6 +124,7 @@ __all__ = [
     "forward_and_loss",
     "get_loss_strategy",
     "loader_length",
+    "logger_dir",
     "model_loss",
     "profile_dataset",
     "raise_batch_error",

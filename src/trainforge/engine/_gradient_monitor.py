@@ -351,7 +351,10 @@ def _per_parameter_norms(
         if any(g.dtype == torch.float64 for g in grads):
             norms = [n.double() for n in torch._foreach_norm(grads, 2)]
         else:  # dtype=float32: fp16/bf16 norms would overflow or lose precision
-            norms = list(torch._foreach_norm(grads, 2, dtype=torch.float32))
-        # a sharded parameter's norm is a partial sum per rank: full_tensor() all-reduces
-        # it (a collective: every rank checks), so every rank sees the whole gradient's norm
-        return names, torch.stack([full_value(n) for n in norms])
+            norms = torch._foreach_norm(grads, 2, dtype=torch.float32)
+        if any(type(n) is not Tensor for n in norms):
+            # a sharded parameter's norm is a partial sum per rank: full_tensor()
+            # all-reduces it (a collective: every rank checks), so every rank sees the
+            # whole gradient's norm
+            norms = [full_value(n) for n in norms]
+        return names, torch.stack(norms)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["RunPosition"]
+__all__ = ["ClusterPosition", "RunPosition"]
 
 
 @dataclass
@@ -58,3 +58,37 @@ class RunPosition:
         if position.sampler is not None:
             position.sampler = dict(position.sampler)
         return position
+
+
+@dataclass(frozen=True)
+class ClusterPosition:
+    """This process's place in the run.
+
+    Attributes:
+        environment: ``local`` (Lightning's own variables), ``torchelastic``, ``slurm``,
+            ``lsf`` or ``mpi``.
+        global_rank: Rank among all processes (0 owns the run folder and the tracker).
+        node_rank: The node (machine) this process runs on.
+        local_rank: Rank among the processes of this node.
+        world_size: Processes of the run, all nodes together.
+        external: Every process was started by a launcher (not by Lightning): they meet
+            through ``torch.distributed`` before the fit, at ``main_address:main_port``.
+        main_address: Host of rank zero.
+        main_port: Port rank zero listens on.
+    """
+
+    environment: str
+    global_rank: int
+    node_rank: int
+    local_rank: int
+    world_size: int
+    external: bool
+    main_address: str = "127.0.0.1"
+    main_port: int = 0
+
+    @property
+    def label(self) -> str:
+        """``node N rank R`` for log lines (empty for a single process)."""
+        if self.world_size <= 1:
+            return ""
+        return f"node {self.node_rank} rank {self.global_rank}"

@@ -27,6 +27,7 @@ from lightning.pytorch.loggers import (
 )
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from trainforge.engine.metrics import logger_dir
 from trainforge.errors import MissingDependencyError, TrainforgeError
 from trainforge.registry import Registry
 
@@ -35,11 +36,6 @@ __all__ = ["LOGGERS", "create_logger", "logger_dir"]
 LoggerFactory = Callable[..., Logger]
 LOGGERS: Registry[LoggerFactory] = Registry("logger")
 """Experiment logger factories by name (the sections of ``loggers``)."""
-
-
-def logger_dir(save_dir: str | Path, run_id: str, kind: str) -> Path:
-    """Where logger ``kind`` of run ``run_id`` writes: ``<save_dir>/<run_id>/<kind>``."""
-    return Path(save_dir) / run_id / kind
 
 
 def _require(module: str, extra: str, feature: str) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
 
 from trainforge.errors import ModelNotFoundError, TrackingError, did_you_mean
+from trainforge.records import REFERENCE_PROFILE_FILE
 from trainforge.tracking._dialect import inserted_id
 from trainforge.tracking._limits import check_name, check_text, valid_id
 from trainforge.tracking._schema import (
@@ -349,10 +350,6 @@ class ModelRegistry:
         model["tags"] = sorted(label for label, kind in labels if kind == "tag")
         model["aliases"] = sorted(label for label, kind in labels if kind == "alias")
         return model
-
-
-REFERENCE_PROFILE_FILE = "reference_profile.json"
-"""The file a run's drift monitor writes: the profile of the data it trained on."""
 
 
 def _reference_profile(

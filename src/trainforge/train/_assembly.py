@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from trainforge.checkpoint import CheckpointManager
 from trainforge.config import TrainingConfig
-from trainforge.engine import ForwardInputs, GradientMonitor, TaskSpec
+from trainforge.engine import ClusterPosition, DataModule, ForwardInputs, GradientMonitor, TaskSpec
 from trainforge.engine.metrics import MetricsEngine
 from trainforge.engine.policies import (
     BestMetric,
@@ -32,9 +32,7 @@ from trainforge.engine.policies import (
 )
 from trainforge.errors import ConfigError, TrainforgeError
 from trainforge.hooks import HookManager
-from trainforge.lightning import ClusterPosition, UniversalDataModule
 from trainforge.records import ConfigRecord
-from trainforge.tracking import ExperimentTracker
 from trainforge.train import _build as build
 from trainforge.train._cluster import SINGLE_PROCESS, RankZeroChannel
 from trainforge.train._resume import ResumePoint
@@ -46,6 +44,9 @@ from trainforge.train._run_setup import (
     start_run,
 )
 from trainforge.zoo import task_metrics
+
+if TYPE_CHECKING:
+    from trainforge.tracking import ExperimentTracker
 
 __all__ = ["RunAssembly", "assemble", "build_policies"]
 
@@ -85,7 +86,7 @@ class RunAssembly:
     model: nn.Module
     loss_fn: Any
     metric_fn: Callable[[Any, Mapping[str, Any]], Mapping[str, float]]
-    datamodule: UniversalDataModule
+    datamodule: DataModule
     has_validation: bool
     policies: RunPolicies
     monitor: GradientMonitor | None
@@ -162,7 +163,7 @@ def build_policies(
 
 
 def build_drift(
-    config: TrainingConfig, spec: TaskSpec, datamodule: UniversalDataModule
+    config: TrainingConfig, spec: TaskSpec, datamodule: DataModule
 ) -> DriftMonitor | None:
     """``callbacks.drift`` -> the drift monitor (None when off).
 
@@ -214,7 +215,7 @@ def assemble(
     *,
     spec: TaskSpec,
     model: nn.Module,
-    datamodule: UniversalDataModule,
+    datamodule: DataModule,
     has_validation: bool,
     hooks: HookManager,
     command: list[str],

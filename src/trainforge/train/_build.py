@@ -18,6 +18,7 @@ from torch.utils.data import default_collate
 
 from trainforge.config import TrainingConfig
 from trainforge.engine import (
+    DataModule,
     ForwardInputs,
     GradientAccumulator,
     GradientMonitor,
@@ -30,7 +31,6 @@ from trainforge.engine import (
 from trainforge.engine._batch import model_arguments
 from trainforge.errors import ConfigError, TrainforgeError
 from trainforge.hooks import HookManager
-from trainforge.lightning import UniversalDataModule, cluster_position
 from trainforge.train._run_length import (
     batch_limit,
     batches_per_epoch,
@@ -220,10 +220,15 @@ def split_datasets(train: Any, val: Any) -> tuple[Any, Any]:
     return train["train"], val
 
 
-def build_datamodule(config: TrainingConfig, train: Any, val: Any, spec: TaskSpec) -> Any:
-    """``data.*`` -> the data module both drivers load from."""
+def build_datamodule(config: TrainingConfig, train: Any, val: Any, spec: TaskSpec) -> DataModule:
+    """``data.*`` -> the data module of the driver (Lightning's subclass for ``lightning``)."""
     data = config.data
-    return UniversalDataModule(
+    module: type[DataModule] = DataModule
+    if config.trainer.engine == "lightning":
+        from trainforge.lightning import UniversalDataModule
+
+        module = UniversalDataModule
+    return module(
         train,
         val,
         batch_size=data.batch_size,
@@ -265,6 +270,8 @@ def process_rank(config: TrainingConfig | None = None) -> int:
     if config is not None:
         if config.trainer.engine != "lightning":
             return 0
+        from trainforge.lightning import cluster_position
+
         trainer = config.trainer
         position, _ = cluster_position(
             trainer.num_nodes, devices_per_node(config), spawned=RUN_DIR_VARIABLE in os.environ

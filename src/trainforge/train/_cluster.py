@@ -26,8 +26,8 @@ import torch
 import torch.distributed as dist
 
 from trainforge.config import TrainingConfig
+from trainforge.engine import ClusterPosition
 from trainforge.errors import ConfigError, TrainforgeError
-from trainforge.lightning import ClusterPosition, cluster_position
 
 __all__ = ["SINGLE_PROCESS", "RankZeroChannel", "join_process_group", "locate_process"]
 
@@ -47,6 +47,8 @@ def locate_process(config: TrainingConfig, devices: int, *, spawned: bool) -> Cl
     trainer = config.trainer
     if trainer.engine != "lightning":
         return SINGLE_PROCESS
+    from trainforge.lightning import cluster_position  # the launchers Lightning knows
+
     position, issues = cluster_position(trainer.num_nodes, devices, spawned=spawned)
     if issues or position is None:
         raise ConfigError(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch.distributed
 
@@ -20,6 +20,7 @@ from trainforge.lightning import (
     LightningSaver,
     RunCallback,
     TaskModule,
+    UniversalDataModule,
     build_profiler,
     build_strategy,
     fit,
@@ -144,10 +145,12 @@ def run_lightning(run: RunAssembly) -> DriverOutcome:
         os.environ[RUN_DIR_VARIABLE] = str(run.run_dir)
         if run.resume is not None:
             os.environ[RESUME_VARIABLE] = str(run.resume.path)
+    # build_datamodule made Lightning's subclass for this driver
+    datamodule = cast(UniversalDataModule, run.datamodule)
     try:
         outcome = fit(
             _module(run),
-            run.datamodule,
+            datamodule,
             callbacks=[RunCallback(run.policies, saver, every_rank=sharded)],
             profiler=profiler,
             ckpt_path=lambda trainer: _resume_checkpoint(run, trainer),

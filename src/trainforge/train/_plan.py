@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from trainforge.config import TrainingConfig
 from trainforge.engine import TaskSpec
-from trainforge.lightning import sample_count
+from trainforge.engine.data import sample_count
 from trainforge.train import _build as build
 from trainforge.train._checks import check_run
 

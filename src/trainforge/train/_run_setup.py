@@ -7,12 +7,13 @@ other ranks join it through two environment variables instead of opening their o
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shlex
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainforge.checkpoint import (
     CheckpointManager,
@@ -23,10 +24,12 @@ from trainforge.checkpoint import (
     RetentionPolicy,
 )
 from trainforge.config import TrainingConfig
+from trainforge.engine.metrics import CSVWriter, TensorBoardWriter, logger_dir
+from trainforge.errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    from trainforge.tracking import ExperimentTracker
 from trainforge.hooks import HookManager
-from trainforge.jobs import JOB_ID_VARIABLE
-from trainforge.lightning import create_logger
-from trainforge.tracking import ExperimentTracker, display_url, resolve_database_url
 
 __all__ = [
     "RESUME_VARIABLE",
@@ -34,6 +37,7 @@ __all__ = [
     "build_checkpoint_manager",
     "build_loggers",
     "build_tracker",
+    "create_run_logger",
     "failed_on_error",
     "run_folder_name",
     "start_run",
@@ -50,6 +54,8 @@ def build_tracker(config: TrainingConfig) -> ExperimentTracker | None:
     tracking = config.tracking
     if not tracking.enabled:
         return None
+    from trainforge.tracking import ExperimentTracker, resolve_database_url  # SQLAlchemy: lazy
+
     url = resolve_database_url(tracking.database, config.run.output_dir)
     tracker = ExperimentTracker(
         tracking.experiment_name,
@@ -66,6 +72,8 @@ def build_tracker(config: TrainingConfig) -> ExperimentTracker | None:
 
 
 def _job_id() -> int | None:
+    from trainforge.jobs import JOB_ID_VARIABLE
+
     value = os.environ.get(JOB_ID_VARIABLE, "")
     return int(value) if value.isdigit() else None
 
@@ -86,6 +94,21 @@ def run_folder_name(tracker: ExperimentTracker | None, output_dir: str | Path) -
     raise FileExistsError(f"no free run folder name under {output_dir} for {base}")
 
 
+def create_run_logger(kind: str, save_dir: str, run_id: str, **options: Any) -> Any:
+    """Logger ``kind`` of one run: CSV and TensorBoard without a framework, others Lightning's."""
+    if kind == "csv":
+        return CSVWriter(logger_dir(save_dir, run_id, kind))
+    if kind == "tensorboard":
+        if importlib.util.find_spec("tensorboard") is None:
+            raise MissingDependencyError(
+                "tensorboard", extra="all", feature="The TensorBoard logger"
+            )
+        return TensorBoardWriter(logger_dir(save_dir, run_id, kind))
+    from trainforge.lightning import create_logger  # W&B, MLflow, Comet: Lightning's loggers
+
+    return create_logger(kind, save_dir=save_dir, run_id=run_id, **options)
+
+
 def build_loggers(config: TrainingConfig, run_id: str) -> list[Any]:
     """Every enabled logger of ``loggers.*``, writing under ``<save_dir>/<run_id>/``.
 
@@ -98,11 +121,11 @@ def build_loggers(config: TrainingConfig, run_id: str) -> list[Any]:
             continue
         options = section.model_dump(exclude={"enabled", "save_dir"})
         built.append(
-            create_logger(
-                kind, save_dir=section.save_dir, run_id=run_id, run_name=config.run.name, **options
-            )
+            create_run_logger(kind, section.save_dir, run_id, run_name=config.run.name, **options)
         )
     if built:
+        from trainforge.tracking import display_url
+
         params = config.to_dict()
         for holder, field in (
             (params["tracking"], "database"),

@@ -9,6 +9,7 @@ from trainforge.engine.data._collators import (
     collate_columns,
 )
 from trainforge.engine.data._factory import DataLoaderFactory, seed_worker
+from trainforge.engine.data._module import DataModule, ResumingLoader, sample_count
 from trainforge.engine.data._sampler import ResumableSampler
 from trainforge.engine.data._stream import StreamLoader
 
@@ -17,10 +18,13 @@ __all__ = [
     "IMAGENET_STD",
     "CollatorRegistry",
     "DataLoaderFactory",
+    "DataModule",
     "ResumableSampler",
+    "ResumingLoader",
     "StreamLoader",
     "TextCollator",
     "VisionCollator",
     "collate_columns",
+    "sample_count",
     "seed_worker",
 ]

@@ -18,15 +18,17 @@ import inspect
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from torch import Tensor
 
 from trainforge.engine.metrics._alerts import Alert, AlertConfig
 from trainforge.engine.metrics._confidence import ConfidenceMetrics, confidence_metrics
 from trainforge.engine.metrics._drift import DatasetProfile, DriftMetrics, compare_profiles
 from trainforge.hooks import HookEvent, HookManager
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["MetricsEngine"]
 
@@ -162,6 +164,8 @@ class MetricsEngine:
 
     def get_summary(self) -> pd.DataFrame:
         """One row per step (column ``step`` first), one column per metric name."""
+        import pandas as pd  # only here: pandas costs half a second to import
+
         rows = [{"step": step, **values} for step, values in sorted(self._history.items())]
         return (
             pd.DataFrame(rows, columns=["step", *self._metric_names()])
@@ -171,6 +175,8 @@ class MetricsEngine:
 
     def get_epoch_summary(self) -> pd.DataFrame:
         """One row per :meth:`log_epoch` call (column ``epoch`` first)."""
+        import pandas as pd
+
         return pd.DataFrame(self._epochs)
 
     def _metric_names(self) -> list[str]:

@@ -32,7 +32,7 @@ from trainforge.engine.metrics import (
     profile_dataset,
     save_profile,
 )
-from trainforge.tracking import REFERENCE_PROFILE_FILE
+from trainforge.records import REFERENCE_PROFILE_FILE
 
 __all__ = ["REFERENCE_PROFILE_FILE", "ConfidenceMonitor", "DriftMonitor"]
 
