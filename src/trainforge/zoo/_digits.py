@@ -59,7 +59,7 @@ def _cached_split(val_split: float, seed: int) -> dict[str, np.ndarray]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as tmp:
-            np.savez(tmp, **arrays)
+            np.savez(tmp, **arrays)  # type: ignore[arg-type]
         os.replace(tmp.name, path)  # readers see the whole file or none
     except OSError:  # a read-only or full disk: every run splits again
         if tmp is not None:
