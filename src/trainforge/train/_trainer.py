@@ -140,9 +140,10 @@ class Trainer:
         """
         config = self.config
         set_random_seed(config.run.seed, config.run.deterministic)
-        spec = self.task_spec or build.task_spec_from_config(config)
-        model = self.model if self.model is not None else build.build_model_for(config, spec)
         train_data, val_data = build.split_datasets(train_data, val_data)
+        spec = self.task_spec or build.task_spec_from_config(config)
+        spec = build.with_data_pad_id(spec, train_data, val_data)
+        model = self.model if self.model is not None else build.build_model_for(config, spec)
         data_given = train_data is not None
         if train_data is None:  # data.name's datasets; a given train set has no built val
             built_train, built_val = build.build_datasets_for(config, spec)
