@@ -24,16 +24,21 @@ ENGINES = ("plain", "lightning")
 LENGTH = 12
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    """A WordLevel tokenizer trained on text the Python installation ships; pad id 1."""
+def _tokenizer(special: list[str]):
+    """A WordLevel tokenizer trained on text the Python installation ships."""
     raw = tokenizers.Tokenizer(tokenizers.models.WordLevel(unk_token="[UNK]"))
     raw.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
-    trainer = tokenizers.trainers.WordLevelTrainer(special_tokens=["[UNK]", "[PAD]"])
+    trainer = tokenizers.trainers.WordLevelTrainer(special_tokens=special)
     raw.train_from_iterator(json.__doc__.splitlines(), trainer=trainer)
     return transformers.PreTrainedTokenizerFast(
         tokenizer_object=raw, pad_token="[PAD]", unk_token="[UNK]"
     )
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """Pad id 1."""
+    return _tokenizer(["[UNK]", "[PAD]"])
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +122,14 @@ def test_a_pad_id_other_than_the_tokenizers_is_refused(tmp_path, tokenizer, rows
     with pytest.raises(ConfigError, match="pads with its tokenizer's pad id 1") as info:
         Trainer(_TinyLM(tokenizer.vocab_size), config, log_config=False).train(train_data=loader)
     assert info.value.key == "task.pad_token_id"
+    other = DataLoader(
+        rows, batch_size=2, collate_fn=TextCollator(tokenizer=_tokenizer(["[PAD]", "[UNK]"]))
+    )
+    config = _config(tmp_path, "plain", tokenizer.vocab_size)
+    with pytest.raises(ConfigError, match=r"pad with different tokenizer pad ids \(0, 1\)"):
+        Trainer(_TinyLM(tokenizer.vocab_size), config, log_config=False).train(
+            train_data=loader, val_data=other
+        )
     small = _config(tmp_path, "plain", 1)
     with pytest.raises(ConfigError, match="not a token id of a vocabulary of 1"):
         Trainer(_TinyLM(1), small, log_config=False).train(train_data=loader)

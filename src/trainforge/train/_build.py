@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import fields, replace
+from dataclasses import fields
 from typing import Any
 
 import torch
@@ -61,7 +61,6 @@ __all__ = [
     "task_spec_from_config",
     "total_optimizer_steps",
     "train_batches",
-    "with_data_pad_id",
 ]
 
 logger = logging.getLogger(__name__)
@@ -88,39 +87,6 @@ def task_spec_from_config(config: TrainingConfig) -> TaskSpec:
         return TaskSpec.from_dict(base)
     except ValueError as exc:
         raise ConfigError(f"invalid task section: {exc}", key="task") from None
-
-
-def with_data_pad_id(spec: TaskSpec, train: Any, val: Any) -> TaskSpec:
-    """``spec`` with the pad id of the tokenizer a given DataLoader's TextCollator pads with.
-
-    A task without a pad id takes the tokenizer's; a task whose pad id differs from it is
-    refused, since the loss would then skip other positions than the collator padded.
-
-    Raises:
-        ConfigError: ``task.pad_token_id`` disagrees with the tokenizer, or the
-            tokenizer's pad id is not in the task's vocabulary.
-    """
-    for data in (train, val):
-        pad = getattr(getattr(data, "collate_fn", None), "tokenizer_pad_token_id", None)
-        if pad is None:
-            continue
-        if spec.pad_token_id is not None and spec.pad_token_id != pad:
-            raise ConfigError(
-                f"task.pad_token_id={spec.pad_token_id} but the DataLoader's TextCollator "
-                f"pads with its tokenizer's pad id {pad}",
-                key="task.pad_token_id",
-                hint=f"set task.pad_token_id={pad}, or leave it unset to take the tokenizer's",
-            )
-        try:
-            return replace(spec, pad_token_id=pad)
-        except ValueError as exc:
-            raise ConfigError(
-                f"the tokenizer of the DataLoader's TextCollator does not fit the task: {exc}",
-                key="task.vocab_size",
-                hint="set task.vocab_size to len(tokenizer) (its vocabulary with the added "
-                "tokens) and size the model's embeddings to it",
-            ) from None
-    return spec
 
 
 def pick_device(accelerator: str) -> torch.device:
