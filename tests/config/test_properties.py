@@ -5,11 +5,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trainforge.config import TrainingConfig, load_config
+from trainforge.errors import ConfigFileError
 
 # leaf key -> strategy of valid values
 KEYS = {
@@ -106,6 +108,49 @@ def test_save_load_keeps_values_and_provenance(keys, data):
         loaded = TrainingConfig.load(cfg.save(Path(tmp) / "c.yaml"))
     assert loaded.to_dict() == cfg.to_dict()
     assert loaded.provenance == cfg.provenance
+
+
+folders = st.text(alphabet="abcdefghij_-/", min_size=1, max_size=12).map(lambda s: "o" + s)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(sorted(KEYS)), st.just(None)),
+    st.lists(st.sampled_from(sorted(KEYS)), max_size=3),
+    st.one_of(st.none(), folders),
+    folders,
+    st.data(),
+)
+def test_a_saved_config_loads_back_equal_and_keeps_following_its_interpolations(
+    keys, updated, output_dir, moved, data
+):
+    overrides = {key: data.draw(KEYS[key]) for key in keys}
+    if output_dir is not None:
+        overrides["run.output_dir"] = output_dir
+    cfg = load_config(overrides=overrides, environ={})
+    for key in updated:
+        cfg.update(key, data.draw(KEYS[key]), reason="tuned")
+    with tempfile.TemporaryDirectory() as tmp:
+        loaded = TrainingConfig.load(cfg.save(Path(tmp) / "c.yaml"))
+    assert loaded == cfg
+    # the loggers' folders interpolate run.output_dir, on the loaded config as well
+    for config in (cfg, loaded):
+        config.update("run.output_dir", moved)
+        assert config.loggers.csv.save_dir == moved
+    assert loaded == cfg
+
+
+def test_a_saved_config_with_bad_templates_is_refused(tmp_path):
+    path = TrainingConfig().save(tmp_path / "c.yaml")
+    raw = yaml.safe_load(path.read_text())
+    raw["templates"] = {"optim.lrr": "${run.seed}"}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigFileError, match="'templates' must map config keys") as info:
+        TrainingConfig.load(path)
+    assert "delete the 'templates' entry" in info.value.user_message()
+    del raw["templates"]  # a file written before templates were saved
+    path.write_text(yaml.safe_dump(raw))
+    assert TrainingConfig.load(path).to_dict() == TrainingConfig().to_dict()
 
 
 def _reorder(data):

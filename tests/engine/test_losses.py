@@ -76,6 +76,51 @@ def test_language_modeling_without_shift_and_pad_token():
     torch.testing.assert_close(got, F.cross_entropy(logits[0, :2], labels[0, :2]))
 
 
+def test_pad_id_is_ignored_only_where_the_labels_mark_nothing_with_ignore_index():
+    logits = torch.randn(1, 4, 5, generator=_gen())
+    strategy = LanguageModelingLoss(shift=False, pad_token_id=0)
+    # no -100 in the labels: the pad id marks padding
+    unmarked = strategy(logits, {"labels": torch.tensor([[3, 0, 4, 0]])})
+    keep = [0, 2]
+    torch.testing.assert_close(unmarked, F.cross_entropy(logits[0, keep], torch.tensor([3, 4])))
+    # labels marked with -100 (a Hugging Face collator's): token 0 left in them counts
+    marked = strategy(logits, {"labels": torch.tensor([[3, 0, 4, -100]])})
+    keep = [0, 1, 2]
+    torch.testing.assert_close(marked, F.cross_entropy(logits[0, keep], torch.tensor([3, 0, 4])))
+
+
+def test_task_pad_id_reaches_the_strategy_and_no_pad_id_masks_nothing():
+    logits = torch.randn(1, 4, 5, generator=_gen())
+    batch = {"labels": torch.tensor([[3, 0, 4, 0]])}
+    lm = {"name": "t", "modality": "text", "task_type": "language_modeling", "vocab_size": 5}
+    padded = get_loss_strategy(TaskSpec(**lm, pad_token_id=0, loss="lm"))
+    assert padded.pad_token_id == 0
+    none = get_loss_strategy(TaskSpec(**lm))
+    assert none.pad_token_id is None  # token 0 is a real token (GPT-2's "!")
+    shifted = (logits[0, :3], torch.tensor([0, 4, 0]))
+    torch.testing.assert_close(none(logits, batch), F.cross_entropy(*shifted))
+    torch.testing.assert_close(
+        padded(logits, batch), F.cross_entropy(logits[0, 1:2], batch["labels"][0, 2:3])
+    )
+    assert TaskSpec.language_modeling_tiny().pad_token_id == 0
+
+
+@pytest.mark.parametrize(
+    ("pad", "message"),
+    [
+        (-1, "must be a token id >= 0"),
+        (True, "must be an integer token id"),
+        (1.0, "must be an integer token id"),
+        (5, "not a token id of a vocabulary of 5"),
+    ],
+)
+def test_task_spec_refuses_a_bad_pad_id(pad, message):
+    with pytest.raises(ValueError, match=message):
+        TaskSpec(
+            "t", modality="text", task_type="language_modeling", vocab_size=5, pad_token_id=pad
+        )
+
+
 def test_vision_classification_and_segmentation():
     logits = torch.randn(2, 3, 4, 4, generator=_gen())
     target = torch.randint(0, 3, (2, 4, 4), generator=_gen())

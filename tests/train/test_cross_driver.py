@@ -93,7 +93,7 @@ def test_a_lightning_checkpoint_inside_an_accumulation_window_is_refused_by_plai
     manager = CheckpointManager(first.run_dir / "checkpoints", monitor="val/acc", mode="max")
     checkpoint = manager.load("last", restore_rng=False)
     position = checkpoint["custom_state"]["position"]
-    position["batches_done"] = 3
+    position["epoch"], position["batches_done"] = 0, 3  # in epoch 0, as saved below
     manager.save(
         model=_model_of(checkpoint),
         epoch=0,
@@ -199,3 +199,57 @@ def test_keep_every_n_epochs_keeps_the_best_in_max_mode(tmp_path, engine):
     assert best.epoch == results.best_epoch
     assert {0, 2, 3, results.best_epoch} == set(epochs)
     assert manager.get_best().name == best.name
+
+
+MAX_EPOCHS_BELOW = (
+    "the checkpoint is at the end of epoch 1 (2 epochs trained), but trainer.max_epochs is 1: "
+    "a run of 1 epochs ends after epoch 0"
+)
+SHORT = ["trainer.limit_train_batches=2", "trainer.checkpoint_every_n_steps=3"]
+
+
+@pytest.mark.parametrize(("writer", "reader"), [("plain", "lightning"), ("lightning", "plain")])
+def test_max_epochs_below_the_checkpoint_is_one_error_before_training(tmp_path, writer, reader):
+    out = tmp_path / "runs"
+    first = Trainer(training_config=_config(out, writer, *SHORT), log_config=False).train()
+    assert first.epochs_completed == 2
+    config = _config(out, reader, *SHORT, "trainer.max_epochs=1")
+    with pytest.raises(ResumeError) as info:
+        Trainer(training_config=config, log_config=False).train(resume_from="last")
+    message = info.value.user_message()
+    assert MAX_EPOCHS_BELOW in message and info.value.key == "trainer.max_epochs"
+    assert "raise trainer.max_epochs to 3 or more" in message and "start a fresh run" in message
+    assert [p.name for p in out.glob("run-*")] == [first.run_dir.name]  # nothing new written
+    # a checkpoint in the middle of epoch 1 does not fit max_epochs=1 either
+    checkpoints = (first.run_dir / "checkpoints").iterdir()
+    mid = next(p for p in checkpoints if p.name.endswith("step000003"))
+    with pytest.raises(ResumeError, match=r"at epoch 1 \(1 batches into it\)"):
+        Trainer(training_config=config, log_config=False).train(resume_from=mid)
+
+
+def test_max_epochs_below_the_checkpoint_exits_1_without_a_traceback(tmp_path):
+    out = tmp_path / "runs"
+    Trainer(training_config=_config(out, "plain", *SHORT), log_config=False).train()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainforge.cli",
+            "train",
+            "--template",
+            "digits",
+            "trainer.engine=lightning",
+            f"run.output_dir={out}",
+            "tracking.enabled=false",
+            "trainer.max_epochs=1",
+            "--resume",
+            "last",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert MAX_EPOCHS_BELOW in result.stderr
+    assert "Traceback" not in result.stderr and "Misconfiguration" not in result.stderr

@@ -15,6 +15,8 @@ from trainforge.config import load_config
 from trainforge.errors import ConfigError, TrainingError
 from trainforge.train import Trainer
 
+from .conftest import assert_bitwise_equal
+
 datasets = pytest.importorskip("datasets")
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
@@ -256,6 +258,37 @@ def test_iterable_dataset_without_max_steps_names_the_key(tmp_path):
     with pytest.raises(ConfigError, match=r"trainer\.max_steps") as info:
         _train(_Classifier, config, _Stream())
     assert "IterableDataset without a length" in str(info.value)
+
+
+@pytest.mark.parametrize(("writer", "reader"), [("plain", "lightning"), ("lightning", "plain")])
+def test_a_stream_without_a_length_resumes_mid_epoch_on_the_other_driver(tmp_path, writer, reader):
+    from trainforge.checkpoint import CheckpointManager
+
+    def run(engine: str, steps: int, where: str, resume: bool = False):
+        overrides = [f"trainer.max_steps={steps}", f"run.output_dir={tmp_path / where}"]
+        config = _config(tmp_path, engine, *TABULAR, *overrides)
+        torch.manual_seed(0)
+        trainer = Trainer(
+            _Classifier(), config, log_config=False, allow_config_changes=["trainer.max_steps"]
+        )
+        result = trainer.train(train_data=_Stream(), resume_from="last" if resume else None)
+        state = CheckpointManager(result.run_dir / "checkpoints", monitor=None).load(
+            "last", restore_rng=False
+        )
+        return result, state
+
+    # 6 batches a pass: step 8 is 2 batches into the second epoch, step 15 in the third
+    reference, expected = run(reader, 15, "reference")
+    _, cut = run(writer, 8, "cut")
+    position = cut["custom_state"]["position"]
+    assert cut["global_step"] == 8 and (position["epoch"], position["batches_done"]) == (1, 2)
+    resumed, actual = run(reader, 15, "cut", resume=True)
+    assert actual["global_step"] == expected["global_step"] == 15
+    assert actual["custom_state"]["driver"] == reader
+    for key in ("model_state_dict", "optimizer_state_dict"):
+        assert_bitwise_equal(expected[key], actual[key], key)
+    assert actual["custom_state"]["position"] == expected["custom_state"]["position"]
+    assert _losses(resumed)[-1] == _losses(reference)[-1]
 
 
 # -- the forward contract --------------------------------------------------------------

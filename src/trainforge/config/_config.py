@@ -155,7 +155,10 @@ class TrainingConfig(SchemaBase):
         for name in SECTION_MODELS:
             object.__setattr__(self, name, getattr(fresh, name))
         self._templates = templates
-        changed = [k for k in flatten(self.to_dict()) if k == key or k.startswith(key + ".")]
+        leaves = flatten(self.to_dict())
+        # one entry per current leaf: an empty mapping that gained keys is no leaf any more
+        self._provenance = {leaf: self._provenance.get(leaf, _DEFAULT) for leaf in leaves}
+        changed = [k for k in leaves if k == key or k.startswith(key + ".")]
         for leaf in changed:
             self._provenance[leaf] = self._provenance.get(leaf, _DEFAULT).with_tag(
                 "runtime", reason
@@ -211,6 +214,8 @@ class TrainingConfig(SchemaBase):
             "format": SAVED_FORMAT,
             "config": self.to_dict(),
             "provenance": self.provenance_dict(),
+            # the ${...} a value was resolved from: update() on the loaded config re-resolves it
+            "templates": dict(sorted(self._templates.items())),
         }
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(yaml.safe_dump(payload, sort_keys=False), encoding="utf-8")
@@ -228,8 +233,28 @@ class TrainingConfig(SchemaBase):
         except yaml.YAMLError:
             raw = None  # let load_config report the exact position
         if isinstance(raw, dict) and raw.get("format") == SAVED_FORMAT:
-            return cls.from_dict(raw["config"], raw.get("provenance"))
+            config = cls.from_dict(raw["config"], raw.get("provenance"))
+            config._templates = _saved_templates(raw.get("templates"), config, path)
+            return config
         return build_config(file_layers([path], None, os.environ), model=cls, file=path)
+
+
+def _saved_templates(saved: Any, config: TrainingConfig, path: Path) -> dict[str, str]:
+    """The ``templates`` of a saved config (none in files written before they were kept)."""
+    if saved is None:
+        return {}
+    flat = flatten(config.to_dict())
+    if not isinstance(saved, dict) or any(
+        key not in flat or not isinstance(value, str) or "${" not in value
+        for key, value in saved.items()
+    ):
+        raise ConfigFileError(
+            f"{path}: 'templates' must map config keys to their ${{...}} interpolations",
+            file=path,
+            key="templates",
+            hint="delete the 'templates' entry: the values themselves are kept in 'config'",
+        )
+    return dict(saved)
 
 
 def _set_leaf(data: dict[str, Any], key: str, value: Any) -> None:

@@ -78,11 +78,38 @@ class TaskConfig(SchemaBase):
     max_seq_len: int | None = Field(None, gt=0, description="Maximum sequence length.")
     image_size: list[int] | None = Field(None, description="Image size [height, width].")
     input_dim: int | None = Field(None, gt=0, description="Input feature size (tabular).")
+    pad_token_id: int | None = Field(
+        None,
+        ge=0,
+        description="Padding token id of text batches: the text collator pads with it and "
+        "the language-modeling loss ignores labels equal to it unless the labels already "
+        "mark ignored positions with -100. Unset: a built-in task's own, else taken from "
+        "the tokenizer of a DataLoader's TextCollator, else none (no id ignored).",
+    )
     loss: str | None = Field(
         None,
         description="Loss strategy; 'model' uses the loss the model returns (chosen from "
         "task_type when unset).",
     )
+
+    @field_validator("pad_token_id", mode="before")
+    @classmethod
+    def _integer_pad_id(cls, value: Any) -> Any:
+        # pydantic would read true as 1 and 2.0 as 2: a token id is written as an integer
+        # (strings are an interpolation's or a variable's text, parsed by pydantic)
+        if isinstance(value, (bool, float)):
+            raise ValueError(f"must be an integer token id, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _pad_id_in_vocabulary(self) -> TaskConfig:
+        pad, vocab = self.pad_token_id, self.vocab_size
+        if pad is not None and vocab is not None and pad >= vocab:
+            raise ValueError(
+                f"pad_token_id={pad} is not a token id of a vocabulary of vocab_size={vocab} "
+                f"(0 to {vocab - 1}): set task.pad_token_id to the tokenizer's pad id"
+            )
+        return self
 
 
 class ModelConfig(SchemaBase):

@@ -55,6 +55,7 @@ from trainforge.engine.losses import (
     VisionLoss,
     extract_logits,
     get_loss_strategy,
+    language_model_labels,
 )
 from trainforge.engine.metrics import (
     Alert,
@@ -123,6 +124,7 @@ __all__ = [
     "extract_logits",
     "forward_and_loss",
     "get_loss_strategy",
+    "language_model_labels",
     "loader_length",
     "logger_dir",
     "model_loss",

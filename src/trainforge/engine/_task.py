@@ -35,7 +35,9 @@ class TaskSpec:
         image_size: ``(height, width)`` for vision and heatmap tasks.
         in_channels: Image channels.
         input_dim: Feature count for tabular data.
-        pad_token_id: Padding id in text batches (ignored by the loss).
+        pad_token_id: Padding id of text batches: the collator pads with it and the
+            language-modeling loss ignores labels equal to it (None: no pad id, nothing
+            is ignored by its value).
         ignore_index: Label value the loss ignores.
         loss: Loss strategy name; chosen from ``task_type`` when None.
         extra: Anything task-specific (plain, JSON-serialisable data).
@@ -54,7 +56,7 @@ class TaskSpec:
     image_size: tuple[int, int] | None = None
     in_channels: int | None = None
     input_dim: int | None = None
-    pad_token_id: int = 0
+    pad_token_id: int | None = None
     ignore_index: int = -100
     loss: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -70,6 +72,7 @@ class TaskSpec:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
+        _check_pad_token_id(self.pad_token_id, self.vocab_size)
         if self.task_type in ("classification", "segmentation") and self.num_classes is None:
             raise ValueError(f"task_type={self.task_type!r} needs num_classes")
         if self.task_type == "language_modeling" and self.vocab_size is None:
@@ -99,13 +102,14 @@ class TaskSpec:
 
     @classmethod
     def language_modeling_tiny(cls, vocab_size: int = 96, max_seq_len: int = 64) -> TaskSpec:
-        """A character-level language modeling task."""
+        """A character-level language modeling task (token 0 is padding)."""
         return cls(
             "tiny_lm",
             modality="text",
             task_type="language_modeling",
             vocab_size=vocab_size,
             max_seq_len=max_seq_len,
+            pad_token_id=0,
         )
 
     @classmethod
@@ -129,4 +133,19 @@ class TaskSpec:
             task_type="classification",
             num_classes=num_classes,
             input_dim=input_dim,
+        )
+
+
+def _check_pad_token_id(pad_token_id: object, vocab_size: int | None) -> None:
+    """Raise ValueError unless ``pad_token_id`` is None or a token id of the vocabulary."""
+    if pad_token_id is None:
+        return
+    if isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int):
+        raise ValueError(f"pad_token_id must be an integer token id, got {pad_token_id!r}")
+    if pad_token_id < 0:
+        raise ValueError(f"pad_token_id must be a token id >= 0, got {pad_token_id}")
+    if vocab_size is not None and pad_token_id >= vocab_size:
+        raise ValueError(
+            f"pad_token_id {pad_token_id} is not a token id of a vocabulary of {vocab_size} "
+            f"(0 to {vocab_size - 1})"
         )

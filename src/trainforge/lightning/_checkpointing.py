@@ -261,7 +261,7 @@ def lightning_loops(
     template: Mapping[str, Any],
     position: RunPosition,
     *,
-    batches_per_epoch: int,
+    batches_per_epoch: int | None,
     accumulate: int = 1,
     manual: bool = False,
 ) -> dict[str, Any]:
@@ -270,7 +270,9 @@ def lightning_loops(
     Args:
         template: A fresh fit's ``{"fit_loop": trainer.fit_loop.state_dict()}`` (zeros).
         position: Where training continues.
-        batches_per_epoch: Training batches per epoch (after ``limit_train_batches``).
+        batches_per_epoch: Training batches per epoch (after ``limit_train_batches``);
+            None for a stream without a length: the batches trained so far are then
+            counted from the optimizer steps taken.
         accumulate: Batches per optimizer step.
         manual: Manual optimization counts steps in its own progress tracker.
     """
@@ -284,9 +286,13 @@ def lightning_loops(
         _set(fit["epoch_progress"][part], epoch + 1 if mid else epoch, lag=1 if mid else 0)
         fit["epoch_progress"][part]["processed"] = epoch
     batch = fit["epoch_loop.batch_progress"]
-    _set(batch["total"], epoch * batches_per_epoch + batches, lag=1 if mid else 0)
+    if batches_per_epoch is None:  # a stream's epochs have no known length
+        total, last = step * accumulate + batches % accumulate, False
+    else:
+        total, last = epoch * batches_per_epoch + batches, batches >= batches_per_epoch
+    _set(batch["total"], total, lag=1 if mid else 0)
     _set(batch["current"], batches, lag=1 if mid else 0)
-    batch["is_last_batch"] = mid and batches >= batches_per_epoch
+    batch["is_last_batch"] = mid and last
     steps_now = batches // accumulate
     for name in ("epoch_loop.scheduler_progress",):
         _set(fit[name]["total"], step)

@@ -81,9 +81,10 @@ def task_spec_from_config(config: TrainingConfig) -> TaskSpec:
                 if config.provenance_of(f"task.{k}").source != "default"
             }
         )
-        return TaskSpec.from_dict(base)
+    else:
+        base = values
     try:
-        return TaskSpec.from_dict(values)
+        return TaskSpec.from_dict(base)
     except ValueError as exc:
         raise ConfigError(f"invalid task section: {exc}", key="task") from None
 

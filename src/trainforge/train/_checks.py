@@ -8,6 +8,9 @@ folder, the tracked run or a single step exist, and reports every problem at onc
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import torch
 
 from trainforge.config import TrainingConfig
@@ -15,7 +18,7 @@ from trainforge.engine import LossStrategyRegistry, TaskSpec
 from trainforge.errors import ConfigError, ConfigIssue, did_you_mean
 from trainforge.zoo import TASK_METRICS
 
-__all__ = ["ACCELERATORS", "check_run", "produced_metrics"]
+__all__ = ["ACCELERATORS", "check_run", "produced_metrics", "with_data_pad_id"]
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
@@ -127,3 +130,47 @@ def check_run(config: TrainingConfig, spec: TaskSpec, *, has_validation: bool) -
             f"{'s' if len(issues) > 1 else ''}); nothing was trained",
             issues=issues,
         )
+
+
+def with_data_pad_id(spec: TaskSpec, train: Any, val: Any) -> TaskSpec:
+    """``spec`` with the pad id of the tokenizer a given DataLoader's TextCollator pads with.
+
+    A task without a pad id takes the tokenizer's; a task whose pad id differs from it is
+    refused, since the loss would then skip other positions than the collator padded.
+
+    Raises:
+        ConfigError: ``task.pad_token_id`` disagrees with the tokenizer, or the
+            tokenizer's pad id is not in the task's vocabulary.
+    """
+    pads = {
+        pad
+        for data in (train, val)
+        if (pad := getattr(getattr(data, "collate_fn", None), "tokenizer_pad_token_id", None))
+        is not None
+    }
+    if not pads:
+        return spec
+    if len(pads) > 1:
+        raise ConfigError(
+            f"the training and validation DataLoaders pad with different tokenizer pad ids "
+            f"({', '.join(map(str, sorted(pads)))})",
+            key="task.pad_token_id",
+            hint="build both TextCollators with the same tokenizer",
+        )
+    (pad,) = pads
+    if spec.pad_token_id is not None and spec.pad_token_id != pad:
+        raise ConfigError(
+            f"task.pad_token_id={spec.pad_token_id} but the DataLoader's TextCollator "
+            f"pads with its tokenizer's pad id {pad}",
+            key="task.pad_token_id",
+            hint=f"set task.pad_token_id={pad}, or leave it unset to take the tokenizer's",
+        )
+    try:
+        return replace(spec, pad_token_id=pad)
+    except ValueError as exc:
+        raise ConfigError(
+            f"the tokenizer of the DataLoader's TextCollator does not fit the task: {exc}",
+            key="task.vocab_size",
+            hint="set task.vocab_size to len(tokenizer) (its vocabulary with the added "
+            "tokens) and size the model's embeddings to it",
+        ) from None

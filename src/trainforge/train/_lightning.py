@@ -16,6 +16,7 @@ from typing import Any, cast
 import torch.distributed
 
 from trainforge.config import TrainingConfig
+from trainforge.engine import loader_length
 from trainforge.lightning import (
     LightningSaver,
     RunCallback,
@@ -109,12 +110,14 @@ def _resume_checkpoint(run: RunAssembly, trainer: Any) -> Path | None:
     loops = None
     if point.lightning_state() is None:  # the plain driver wrote it: rebuild Lightning's loops
         config = run.config.trainer
-        batches = len(run.datamodule.train_dataloader())
+        batches = loader_length(run.datamodule.train_dataloader())
         limit = build.batch_limit(config.limit_train_batches, batches)
+        if batches is not None and limit is not None:
+            batches = min(batches, limit)
         loops = lightning_loops(
             {"fit_loop": trainer.fit_loop.state_dict()},
             point.position,
-            batches_per_epoch=min(batches, limit) if limit is not None else batches,
+            batches_per_epoch=batches if batches is not None else limit,
             accumulate=config.accumulate_grad_batches,
             manual=config.optimization == "manual",
         )

@@ -143,8 +143,36 @@ def open_resume(
         str(custom.get("driver", "plain")),
         policies=custom.get("policies") or {},
     )
+    _check_epochs_left(config, point)
     logger.info("resuming from %s", point.describe())
     return point
+
+
+def _check_epochs_left(config: TrainingConfig, point: ResumePoint) -> None:
+    """Refuse a checkpoint ``trainer.max_epochs`` stops before (a drop to below it).
+
+    Resuming a run that ended exactly at ``max_epochs`` trains nothing more, as before;
+    a checkpoint past that epoch (or in the middle of it) cannot continue under it.
+    """
+    max_epochs = config.trainer.max_epochs
+    position = point.position
+    if max_epochs is None or position.epoch < max_epochs:
+        return
+    if position.epoch == max_epochs and position.batches_done == 0:
+        return
+    if position.batches_done:
+        where = f"epoch {position.epoch} ({position.batches_done} batches into it)"
+    else:
+        where = f"the end of epoch {position.epoch - 1} ({position.epoch} epochs trained)"
+    raise ResumeError(
+        f"the checkpoint is at {where}, but trainer.max_epochs is {max_epochs}: a run of "
+        f"{max_epochs} epochs ends after epoch {max_epochs - 1} (epochs count from 0), "
+        f"before the checkpoint; checkpoint: {point.describe()}",
+        key="trainer.max_epochs",
+        path=point.path,
+        hint=f"raise trainer.max_epochs to {position.epoch + 1} or more to continue it, or "
+        "start a fresh run (without --resume)",
+    )
 
 
 def _warm_start(model: nn.Module, checkpoint: dict[str, Any], mismatches: Sequence[str]) -> None:

@@ -26,7 +26,7 @@ from trainforge.logs import log_config_overview, set_process_label
 from trainforge.seeding import set_random_seed
 from trainforge.train import _build as build
 from trainforge.train._assembly import RunAssembly, assemble
-from trainforge.train._checks import check_run
+from trainforge.train._checks import check_run, with_data_pad_id
 from trainforge.train._cluster import RankZeroChannel, join_process_group, locate_process
 from trainforge.train._plain import DriverOutcome, run_plain
 from trainforge.train._results import TrainingResults
@@ -140,9 +140,10 @@ class Trainer:
         """
         config = self.config
         set_random_seed(config.run.seed, config.run.deterministic)
-        spec = self.task_spec or build.task_spec_from_config(config)
-        model = self.model if self.model is not None else build.build_model_for(config, spec)
         train_data, val_data = build.split_datasets(train_data, val_data)
+        spec = self.task_spec or build.task_spec_from_config(config)
+        spec = with_data_pad_id(spec, train_data, val_data)
+        model = self.model if self.model is not None else build.build_model_for(config, spec)
         data_given = train_data is not None
         if train_data is None:  # data.name's datasets; a given train set has no built val
             built_train, built_val = build.build_datasets_for(config, spec)

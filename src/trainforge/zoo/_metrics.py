@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from trainforge.engine import TaskSpec, extract_logits
+from trainforge.engine import TaskSpec, extract_logits, language_model_labels
 from trainforge.engine.metrics import heatmap_argmax, pixel_distance
 
 __all__ = [
@@ -155,7 +155,13 @@ def task_metrics(task_spec: TaskSpec, outputs: Any, batch: Mapping[str, Any]) ->
         if task_type == "heatmap":
             return {"pixel_error": pixel_error(logits, batch["position"])}
         if task_type == "language_modeling":
-            tokens = _tokens(batch)
-            tokens = tokens.masked_fill(tokens == task_spec.ignore_index, task_spec.pad_token_id)
-            return {"perplexity": perplexity(logits, tokens, task_spec.pad_token_id)}
+            # the positions the language-modeling loss skips are skipped here too
+            ignore = task_spec.ignore_index
+            tokens = language_model_labels(
+                _tokens(batch),
+                ignore_index=ignore,
+                pad_token_id=task_spec.pad_token_id,
+                attention_mask=batch.get("attention_mask"),
+            )
+            return {"perplexity": perplexity(logits, tokens, ignore)}
     return {}

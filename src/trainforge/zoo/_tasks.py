@@ -72,6 +72,7 @@ TASKS.register(
             task_type="language_modeling",
             vocab_size=TINY_LM_VOCAB_SIZE,
             max_seq_len=64,
+            pad_token_id=0,
         ),
         model="tiny_gpt",
         dataset="tiny_lm",

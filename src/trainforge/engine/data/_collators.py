@@ -112,7 +112,9 @@ class TextCollator:
         ignore_index: Value used for padding sequence labels.
         padding_side: ``right`` (default) or ``left``; a tokenizer's own when given.
         max_length: Truncate longer sequences (None: no limit).
-        tokenizer: A ``transformers`` tokenizer (anything with ``pad_token_id``).
+        tokenizer: A ``transformers`` tokenizer (anything with ``pad_token_id``); its pad
+            id is kept as ``tokenizer_pad_token_id``, which a run whose task sets no
+            ``task.pad_token_id`` takes as the task's pad id.
 
     Raises:
         ValueError: A tokenizer without a pad token.
@@ -131,6 +133,7 @@ class TextCollator:
         max_length: int | None = None,
         tokenizer: Any = None,
     ) -> None:
+        self.tokenizer_pad_token_id: int | None = None
         if tokenizer is not None:
             pad = getattr(tokenizer, "pad_token_id", None)
             if pad is None:
@@ -138,7 +141,7 @@ class TextCollator:
                     f"the tokenizer {type(tokenizer).__name__} has no pad token; set one "
                     "(tokenizer.pad_token = tokenizer.eos_token for GPT-2 style models)"
                 )
-            pad_token_id = int(pad)
+            pad_token_id = self.tokenizer_pad_token_id = int(pad)
             padding_side = getattr(tokenizer, "padding_side", None) or padding_side
         padding_side = padding_side or "right"
         if padding_side not in ("right", "left"):

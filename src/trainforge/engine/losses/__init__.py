@@ -14,6 +14,7 @@ from trainforge.engine.losses.classification import (
     ClassificationLoss,
     LanguageModelingLoss,
     RegressionLoss,
+    language_model_labels,
 )
 from trainforge.engine.losses.vision import HeatmapLoss, VisionLoss
 from trainforge.engine.losses.wrappers import ModelLoss, PEFTAwareLoss, QuantizationSafeLoss
@@ -32,4 +33,5 @@ __all__ = [
     "VisionLoss",
     "extract_logits",
     "get_loss_strategy",
+    "language_model_labels",
 ]

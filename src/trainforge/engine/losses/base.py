@@ -95,7 +95,7 @@ def require(batch: LossInputs, key: str, strategy: str) -> Tensor:
 
 
 # Fields of a TaskSpec a strategy constructor receives when it declares them.
-_SPEC_FIELDS = ("ignore_index", "num_classes")
+_SPEC_FIELDS = ("ignore_index", "num_classes", "pad_token_id")
 
 
 def get_loss_strategy(name_or_task: str | TaskSpec, **kwargs: Any) -> LossStrategy:
@@ -104,7 +104,8 @@ def get_loss_strategy(name_or_task: str | TaskSpec, **kwargs: Any) -> LossStrate
     Args:
         name_or_task: A registered name or alias (``classification``, ``causal_lm``,
             ...), or a :class:`TaskSpec` (its ``loss``, else its ``task_type``; its
-            ``ignore_index`` is passed to strategies that take one).
+            ``ignore_index``, ``num_classes`` and ``pad_token_id`` are passed to
+            strategies that take them).
         **kwargs: Constructor arguments of the strategy; they win over TaskSpec values.
 
     Raises:

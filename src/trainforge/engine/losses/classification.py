@@ -17,7 +17,7 @@ from trainforge.engine.losses.base import (
     require,
 )
 
-__all__ = ["ClassificationLoss", "LanguageModelingLoss", "RegressionLoss"]
+__all__ = ["ClassificationLoss", "LanguageModelingLoss", "RegressionLoss", "language_model_labels"]
 
 
 class _CrossEntropy:
@@ -110,13 +110,14 @@ class LanguageModelingLoss(_CrossEntropy):
     default) position ``t`` is scored against ``labels[t + 1]``; pass ``shift=False`` when
     the dataset already yields shifted ``(x, y)`` pairs (nanoGPT style). Labels default to
     ``batch["inputs"]`` (``batch["input_ids"]`` in a Hugging Face style batch).
-    Positions whose label is ``ignore_index``, whose ``attention_mask`` is 0, or whose
-    label equals ``pad_token_id`` (when given) are ignored.
+    The positions :func:`language_model_labels` marks are ignored: labels equal to
+    ``ignore_index``, positions whose ``attention_mask`` is 0, and labels equal to
+    ``pad_token_id`` when the batch's labels hold no ``ignore_index`` at all.
 
     Args:
         shift: Shift labels by one position.
         ignore_index: Label value that contributes nothing.
-        pad_token_id: Also ignore labels equal to this id (None: rely on the mask).
+        pad_token_id: The task's pad id (None: no id is ignored by its value).
         label_smoothing: Passed to :func:`torch.nn.functional.cross_entropy`.
         class_weights: Per-token weights (rarely useful).
     """
@@ -150,18 +151,48 @@ class LanguageModelingLoss(_CrossEntropy):
                 f"language modeling expects logits [batch, seq, vocab] and labels "
                 f"[batch, seq], got {tuple(logits.shape)} and {tuple(labels.shape)}"
             )
-        labels = labels.long()
-        mask = batch.get("attention_mask")
-        ignore = labels == self.ignore_index
-        if self.pad_token_id is not None:
-            ignore = ignore | (labels == self.pad_token_id)
-        if mask is not None:
-            ignore = ignore | (mask.to(labels.device) == 0)
-        labels = labels.masked_fill(ignore, self.ignore_index)
+        labels = language_model_labels(
+            labels,
+            ignore_index=self.ignore_index,
+            pad_token_id=self.pad_token_id,
+            attention_mask=batch.get("attention_mask"),
+        )
         if self.shift:
             logits = logits[:, :-1]
             labels = labels[:, 1:]
         return self._cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1))
+
+
+def language_model_labels(
+    labels: Tensor,
+    *,
+    ignore_index: int = -100,
+    pad_token_id: int | None = None,
+    attention_mask: Tensor | None = None,
+) -> Tensor:
+    """Token labels with every position a language-model loss skips set to ``ignore_index``.
+
+    Skipped: positions whose ``attention_mask`` is 0, and labels equal to ``pad_token_id``
+    when ``labels`` holds no ``ignore_index`` yet. Labels that already mark positions
+    with ``ignore_index`` (what Hugging Face collators do) are taken as they are, so a
+    pad id that is also a real token (GPT-2 pads with its end-of-text token) still
+    counts where the labels keep it.
+
+    Examples:
+        >>> language_model_labels(torch.tensor([[5, 6, 0, 0]]), pad_token_id=0).tolist()
+        [[5, 6, -100, -100]]
+        >>> language_model_labels(torch.tensor([[5, 0, -100]]), pad_token_id=0).tolist()
+        [[5, 0, -100]]
+    """
+    labels = labels.long()
+    ignore = labels == ignore_index
+    if pad_token_id is not None:
+        # a 0-dim tensor rather than .any(): no host synchronisation on an accelerator
+        unmarked = ~ignore.any()
+        ignore = ignore | ((labels == pad_token_id) & unmarked)
+    if attention_mask is not None:
+        ignore = ignore | (attention_mask.to(labels.device) == 0)
+    return labels.masked_fill(ignore, ignore_index)
 
 
 @LossStrategyRegistry.register("regression", aliases=("mse",))
