@@ -64,8 +64,8 @@ def test_manual_optimization_runs_under_lightning(tmp_path, digits_config):
     ("overrides", "message"),
     [
         (
-            ["trainer.engine=lightning", "trainer.strategy=fsdp"],
-            r"'fsdp' \(Lightning's FSDP1, GPU only\) is not supported",
+            ["trainer.engine=lightning", "trainer.strategy=fsdp", "trainer.gradient_clip_val=1"],
+            "Lightning's FSDP strategy does not clip by norm",
         ),
         (["trainer.engine=plain", "trainer.devices=2"], "use trainer.engine=lightning for DDP"),
         (["trainer.engine=lightning", "trainer.devices=many"], "give a number of devices"),

@@ -179,15 +179,31 @@ class TrainerConfig(SchemaBase):
     )
     strategy: str = Field(
         "auto",
-        description="auto, ddp or ddp_find_unused_parameters_true (replicated model), or "
-        "model_parallel (FSDP2 fully_shard, CPU or GPU: sharded model and checkpoints); the "
-        "plain driver: auto, one device.",
+        description="auto, ddp or ddp_find_unused_parameters_true (replicated model), "
+        "model_parallel (FSDP2 fully_shard, CPU or GPU) or fsdp (Lightning's FSDP, CUDA GPUs "
+        "only): sharded model and checkpoints; the plain driver: auto, one device.",
     )
     shard_modules: list[str] = Field(
         default_factory=list,
-        description="With strategy=model_parallel: class names of the submodules sharded as "
-        "units (e.g. [GPT2Block]); empty: a Hugging Face model's _no_split_modules, else the "
-        "layers of every nn.ModuleList.",
+        description="With strategy=model_parallel or fsdp: class names of the submodules "
+        "sharded as units (e.g. [GPT2Block]); empty: a Hugging Face model's _no_split_modules, "
+        "else the layers of every nn.ModuleList.",
+    )
+    param_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
+        None,
+        description="With strategy=model_parallel or fsdp: the dtype sharded parameters are "
+        "gathered and computed in (FSDP mixed precision; the sharded copy and the optimizer "
+        "stay float32); None: as trainer.precision.",
+    )
+    reduce_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
+        None,
+        description="With strategy=model_parallel or fsdp: the dtype gradients are reduced in "
+        "across processes; None: trainer.param_dtype's.",
+    )
+    activation_checkpointing: bool = Field(
+        False,
+        description="With strategy=model_parallel or fsdp: recompute each shard unit's "
+        "activations in the backward pass instead of keeping them (less memory, more compute).",
     )
     num_nodes: int = Field(
         1,
@@ -258,31 +274,50 @@ class TrainerConfig(SchemaBase):
                 "trainer.devices auto or 1 and trainer.num_nodes 1; use trainer.engine=lightning "
                 "for DDP and several nodes"
             )
-        if self.strategy == "fsdp":
-            raise ValueError(
-                "trainer.strategy='fsdp' (Lightning's FSDP1, GPU only) is not supported: use "
-                "trainer.strategy=model_parallel, FSDP2 on the CPU or on GPUs"
-            )
-        if self.strategy not in (*DATA_PARALLEL_STRATEGIES, *SHARDED_STRATEGIES[:1]):
+        if self.strategy not in (*DATA_PARALLEL_STRATEGIES, *SHARDED_STRATEGIES):
             raise ValueError(
                 f"trainer.strategy={self.strategy!r} is not supported; use one of "
-                + ", ".join((*DATA_PARALLEL_STRATEGIES, *SHARDED_STRATEGIES[:1]))
+                + ", ".join((*DATA_PARALLEL_STRATEGIES, *SHARDED_STRATEGIES))
             )
-        if self.shard_modules and self.strategy != "model_parallel":
-            raise ValueError(
-                "trainer.shard_modules needs trainer.strategy=model_parallel (nothing else "
-                "shards the model)"
-            )
-        if self.strategy == "model_parallel" and (self.compile or self.optimization == "manual"):
-            raise ValueError(
-                "trainer.strategy=model_parallel runs automatic optimization without "
-                "torch.compile: set trainer.compile=false and trainer.optimization=automatic"
-            )
+        self._check_sharding()
         if isinstance(self.devices, str) and self.devices != "auto":
             raise ValueError(f"trainer.devices={self.devices!r}: give a number of devices or auto")
         if self.micro_batch_size is not None and self.optimization != "manual":
             raise ValueError("trainer.micro_batch_size needs trainer.optimization=manual")
         return self
+
+    def _check_sharding(self) -> None:
+        """The sharding options apply to a sharded strategy only, and it to what it runs."""
+        if self.strategy not in SHARDED_STRATEGIES:
+            given = [
+                key
+                for key, value in (
+                    ("shard_modules", self.shard_modules),
+                    ("param_dtype", self.param_dtype),
+                    ("reduce_dtype", self.reduce_dtype),
+                    ("activation_checkpointing", self.activation_checkpointing),
+                )
+                if value
+            ]
+            if given:
+                raise ValueError(
+                    ", ".join(f"trainer.{key}" for key in given)
+                    + f" only apply to a sharded model (trainer.strategy=model_parallel or "
+                    f"fsdp), not to trainer.strategy={self.strategy}: unset "
+                    + ("them" if len(given) > 1 else "it")
+                    + " or choose a sharded strategy"
+                )
+            return
+        if self.compile or self.optimization == "manual":
+            raise ValueError(
+                f"trainer.strategy={self.strategy} runs automatic optimization without "
+                "torch.compile: set trainer.compile=false and trainer.optimization=automatic"
+            )
+        if self.strategy == "fsdp" and self.gradient_clip_val is not None:
+            raise ValueError(
+                "trainer.gradient_clip_val: Lightning's FSDP strategy does not clip by norm; "
+                "unset it, or use trainer.strategy=model_parallel, which does"
+            )
 
 
 class CheckpointConfig(SchemaBase):

@@ -54,8 +54,8 @@ class LightningSaver:
         config: The run's config record, stored for resume compatibility checks.
 
     Rank zero writes alone, which is right for replicated state (single device, DDP).
-    With ``sharded`` (FSDP2 under ``ModelParallelStrategy``) every rank calls it and
-    writes its shards of the model and optimizer through
+    With ``sharded`` (FSDP2 under ``ModelParallelStrategy``, or Lightning's FSDP) every
+    rank calls it and writes its shards of the model and optimizer through
     :meth:`CheckpointManager.save_sharded`; rank zero writes the rest and publishes.
     """
 
@@ -141,11 +141,18 @@ class LightningSaver:
             raise ValueError(
                 f"a sharded checkpoint holds one optimizer; this fit has {len(optimizers)}"
             )
+        prefix = ""
+        root = trainer.strategy.model
+        if root is not None and root is not trainer.lightning_module:  # Lightning's FSDP wraps it
+            network, prefix = root, custom["lightning"]["state_dict_prefix"]
         if optimizers:
             model_state, optimizer_state = get_state_dict(network, optimizers)
-            sharded = {"model": model_state, "optimizer": optimizer_state}
+            sharded = {
+                "model": _unprefixed(model_state, prefix),
+                "optimizer": _unprefixed_optimizer(optimizer_state, prefix),
+            }
         else:
-            sharded = {"model": get_model_state_dict(network)}
+            sharded = {"model": _unprefixed(get_model_state_dict(network), prefix)}
         custom["lightning"]["extra_optimizer_states"] = []  # sharded ones live in the shards
         return self.manager.save_sharded(
             sharded=sharded,
@@ -355,6 +362,23 @@ def to_lightning_checkpoint(
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, out)
     return out
+
+
+def _unprefixed(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """``state`` with ``prefix`` taken off every key (the network's own names)."""
+    return {key.removeprefix(prefix): value for key, value in state.items()}
+
+
+def _unprefixed_optimizer(optimizer: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """A named optimizer state with ``prefix`` taken off every parameter name."""
+    return {
+        **optimizer,
+        "state": _unprefixed(optimizer["state"], prefix),
+        "param_groups": [
+            {**group, "params": [name.removeprefix(prefix) for name in group["params"]]}
+            for group in optimizer["param_groups"]
+        ],
+    }
 
 
 def _named(optimizer: Mapping[str, Any]) -> bool:

@@ -9,15 +9,30 @@ folder, the tracked run or a single step exist, and reports every problem at onc
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from trainforge.config import TrainingConfig
-from trainforge.engine import LossStrategyRegistry, TaskSpec
+from trainforge.config._schema import SHARDED_STRATEGIES
+from trainforge.engine import LossStrategyRegistry, ShardPlan, TaskSpec
 from trainforge.errors import ConfigError, ConfigIssue, did_you_mean
 from trainforge.zoo import TASK_METRICS
 
-__all__ = ["ACCELERATORS", "check_run", "produced_metrics"]
+__all__ = ["ACCELERATORS", "check_run", "produced_metrics", "shard_plan"]
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
+def shard_plan(config: TrainingConfig) -> ShardPlan | None:
+    """How a sharded strategy shards the model (None: the strategy does not shard)."""
+    trainer = config.trainer
+    if trainer.strategy not in SHARDED_STRATEGIES:
+        return None
+    return ShardPlan(
+        names=tuple(trainer.shard_modules),
+        param_dtype=trainer.param_dtype,
+        reduce_dtype=trainer.reduce_dtype,
+        activation_checkpointing=trainer.activation_checkpointing,
+    )
 
 
 def produced_metrics(spec: TaskSpec, *, has_validation: bool) -> list[str]:
@@ -64,6 +79,14 @@ def _device_issues(config: TrainingConfig) -> list[ConfigIssue]:
                 "on the CPU: use bf16-mixed or 32-true",
             )
         )
+    if trainer.strategy == "fsdp" and not on_cuda:
+        issues.append(
+            ConfigIssue(
+                "trainer.strategy",
+                "fsdp needs CUDA GPUs; on CPU use trainer.strategy=model_parallel (FSDP2, "
+                "the same sharding)",
+            )
+        )
     if trainer.precision == "bf16-mixed" and on_cuda and not torch.cuda.is_bf16_supported():
         issues.append(
             ConfigIssue(
@@ -84,13 +107,25 @@ def _monitor_issue(key: str, monitor: str, produced: list[str]) -> ConfigIssue |
     )
 
 
-def check_run(config: TrainingConfig, spec: TaskSpec, *, has_validation: bool) -> None:
-    """Check what depends on the machine, the task and the data; raise listing every problem.
+def check_run(
+    config: TrainingConfig,
+    spec: TaskSpec,
+    *,
+    has_validation: bool,
+    model: nn.Module | None = None,
+) -> None:
+    """Check what depends on the machine, the task, the model and the data; raise listing all.
 
     Raises:
         ConfigError: One issue per problem, each naming its key.
     """
     issues = _device_issues(config)
+    plan = shard_plan(config)
+    if plan is not None and model is not None:
+        try:
+            plan.units(model)
+        except ConfigError as exc:
+            issues.append(ConfigIssue(exc.key or "trainer.shard_modules", exc.message))
     produced = produced_metrics(spec, has_validation=has_validation)
     monitors = [("checkpoint.monitor", config.checkpoint.monitor)]
     early = config.callbacks.early_stopping

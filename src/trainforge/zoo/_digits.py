@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from trainforge.zoo._dataset import TensorDictDataset
 
@@ -14,6 +12,10 @@ __all__ = ["digits_datasets"]
 
 def digits_datasets(*, val_split: float, seed: int) -> tuple[TensorDictDataset, TensorDictDataset]:
     """1,797 digits as 64 float32 features in [0, 1]; stratified, seeded train/val split."""
+    # scikit-learn (and SciPy under it) only when the digits are asked for
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     features, labels = load_digits(return_X_y=True)
     features = (features / 16.0).astype(np.float32)  # pixel values are 0..16
     train_x, val_x, train_y, val_y = train_test_split(
