@@ -119,6 +119,12 @@ class DataConfig(SchemaBase):
         default_factory=dict, description="Keyword arguments for the dataset factory."
     )
     batch_size: int = Field(64, gt=0, description="Training batch size (per device).")
+    global_batch_size: int | None = Field(
+        None,
+        gt=0,
+        description="Samples per optimizer step over every process: when set, it must equal "
+        "batch_size x processes (num_nodes x devices) x accumulate_grad_batches.",
+    )
     val_batch_size: int | None = Field(
         None, gt=0, description="Validation batch size; batch_size when unset."
     )

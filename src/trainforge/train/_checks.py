@@ -15,6 +15,7 @@ from trainforge.config import TrainingConfig
 from trainforge.config._schema import SHARDED_STRATEGIES
 from trainforge.engine import LossStrategyRegistry, ShardPlan, TaskSpec
 from trainforge.errors import ConfigError, ConfigIssue, did_you_mean
+from trainforge.train._build import data_parallel_size
 from trainforge.zoo import TASK_METRICS
 
 __all__ = ["ACCELERATORS", "check_run", "produced_metrics", "shard_plan"]
@@ -96,6 +97,34 @@ def _device_issues(config: TrainingConfig) -> list[ConfigIssue]:
     return issues
 
 
+def _global_batch_issue(config: TrainingConfig) -> ConfigIssue | None:
+    """``data.global_batch_size`` against per-device batch x processes x accumulation."""
+    wanted = config.data.global_batch_size
+    if wanted is None:
+        return None
+    processes = data_parallel_size(config)
+    accumulate = config.trainer.accumulate_grad_batches
+    per_step = processes * accumulate
+    actual = config.data.batch_size * per_step
+    if actual == wanted:
+        return None
+    shape = (
+        f"data.batch_size={config.data.batch_size} x {processes} process"
+        f"{'es' if processes > 1 else ''} x trainer.accumulate_grad_batches={accumulate} "
+        f"= {actual}"
+    )
+    if wanted % per_step == 0:
+        fix = f"set data.batch_size={wanted // per_step} (per device)"
+    else:
+        fix = (
+            f"{processes} process{'es' if processes > 1 else ''} x {accumulate} accumulated "
+            f"batch{'es' if accumulate > 1 else ''} do not divide it: choose a global batch "
+            f"size that is a multiple of {per_step}, or change trainer.devices, "
+            "trainer.num_nodes or trainer.accumulate_grad_batches"
+        )
+    return ConfigIssue("data.global_batch_size", f"is {wanted} but {shape}; {fix}")
+
+
 def _monitor_issue(key: str, monitor: str, produced: list[str]) -> ConfigIssue | None:
     if monitor in produced or monitor.startswith("lr/"):
         return None
@@ -135,6 +164,9 @@ def check_run(
         issue = _monitor_issue(key, monitor, produced)
         if issue is not None:
             issues.append(issue)
+    batch = _global_batch_issue(config)
+    if batch is not None:
+        issues.append(batch)
     loss = config.task.loss
     if loss is not None and loss not in LossStrategyRegistry:
         close = did_you_mean(loss, LossStrategyRegistry.list())
