@@ -52,6 +52,14 @@ def test_sharded_run_saves_verified_shards_and_resumes_on_two_and_one_process(wo
     assert {"__0_0.distcp", "__1_0.distcp", "dcp.metadata"} <= set(manifest["files"])
     expected = manager.load("last", restore_rng=False)
 
+    # a mid-epoch position is per process: another world size is refused before training
+    refused = train_cli(workdir, *SHARDED, "trainer.devices=1", "--resume", str(step2.path))
+    assert refused.returncode == 1
+    assert "by 2 data-parallel processes, and this run has 1" in refused.stderr
+    assert "trainer.num_nodes x trainer.devices = 2" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert _runs(workdir) == [first]
+
     resumed = train_cli(workdir, *SHARDED, "--resume", str(step2.path))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (second,) = [p for p in _runs(workdir) if p != first]
