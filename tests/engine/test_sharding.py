@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from torch import nn
 
-from trainforge.engine import shard_units
+from trainforge.engine import ShardPlan, shard_units
 from trainforge.errors import ConfigError
 
 
@@ -14,6 +15,9 @@ class Block(nn.Module):
         super().__init__()
         self.attn = nn.Linear(4, 4)
         self.mlp = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.attn(x))
 
 
 class Net(nn.Module):
@@ -47,3 +51,31 @@ def test_a_hugging_face_model_shards_its_declared_blocks():
 def test_a_name_matching_no_class_is_refused_with_the_closest():
     with pytest.raises(ConfigError, match=r"'Blok' \(did you mean Block\?\)"):
         shard_units(Net(), ["Blok"])
+
+
+def test_activation_checkpointing_needs_units_and_keeps_the_names():
+    from trainforge.engine._sharding import checkpoint_units
+
+    with pytest.raises(ConfigError, match="has no submodule to checkpoint"):
+        ShardPlan(activation_checkpointing=True).units(nn.Sequential(nn.Linear(2, 2)))
+    net = Net()
+    names = [name for name, _ in net.named_parameters()]
+    checkpoint_units(ShardPlan(activation_checkpointing=True).units(net))
+    assert [name for name, _ in net.named_parameters()] == names
+    net.head(net.blocks[1](net.blocks[0](net.embed(torch.tensor([1, 2]))))).sum().backward()
+    assert all(p.grad is not None for p in net.blocks.parameters())
+
+
+def test_fsdp_strategy_wraps_the_unit_classes_with_the_plan():
+    from torch.distributed.fsdp import MixedPrecision
+
+    from trainforge.lightning import build_strategy
+
+    net = Net()
+    plan = ShardPlan(param_dtype="bfloat16", activation_checkpointing=True)
+    strategy = build_strategy("fsdp", processes=1, timeout_s=60, plan=plan, units=plan.units(net))
+    assert strategy.mixed_precision == MixedPrecision(
+        param_dtype=torch.bfloat16, reduce_dtype=torch.bfloat16
+    )
+    assert strategy.kwargs["auto_wrap_policy"]._module_classes == {Block}
+    assert strategy._activation_checkpointing_kwargs["auto_wrap_policy"]._module_classes == {Block}

@@ -52,6 +52,14 @@ def test_sharded_run_saves_verified_shards_and_resumes_on_two_and_one_process(wo
     assert {"__0_0.distcp", "__1_0.distcp", "dcp.metadata"} <= set(manifest["files"])
     expected = manager.load("last", restore_rng=False)
 
+    # a mid-epoch position is per process: another world size is refused before training
+    refused = train_cli(workdir, *SHARDED, "trainer.devices=1", "--resume", str(step2.path))
+    assert refused.returncode == 1
+    assert "by 2 data-parallel processes, and this run has 1" in refused.stderr
+    assert "trainer.num_nodes x trainer.devices = 2" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert _runs(workdir) == [first]
+
     resumed = train_cli(workdir, *SHARDED, "--resume", str(step2.path))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (second,) = [p for p in _runs(workdir) if p != first]
@@ -84,8 +92,13 @@ def test_sharded_run_saves_verified_shards_and_resumes_on_two_and_one_process(wo
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"strategy": "fsdp"}, "use trainer.strategy=model_parallel"),
-        ({"shard_modules": ["Linear"]}, "trainer.shard_modules needs"),
+        ({"shard_modules": ["Linear"]}, "trainer.shard_modules only apply to a sharded model"),
+        (
+            {"strategy": "ddp", "param_dtype": "bfloat16", "activation_checkpointing": True},
+            "trainer.param_dtype, trainer.activation_checkpointing only apply to a sharded",
+        ),
+        ({"strategy": "model_parallel", "param_dtype": "bf16"}, "float32"),
+        ({"strategy": "fsdp", "optimization": "manual"}, "runs automatic optimization"),
         ({"strategy": "model_parallel", "compile": True}, "without torch.compile"),
         ({"engine": "plain", "num_nodes": 2}, "trainer.num_nodes 1"),
     ],
@@ -93,3 +106,49 @@ def test_sharded_run_saves_verified_shards_and_resumes_on_two_and_one_process(wo
 def test_bad_scale_settings_are_refused_by_the_schema(overrides, message):
     with pytest.raises((ConfigError, ValueError), match=message):
         TrainingConfig.model_validate({"trainer": overrides})
+
+
+def test_fsdp_on_the_cpu_is_refused_before_training(workdir, train_cli):
+    done = train_cli(workdir, "trainer.strategy=fsdp", "trainer.accelerator=cpu")
+    assert done.returncode == 1
+    assert "fsdp needs CUDA GPUs; on CPU use trainer.strategy=model_parallel" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (workdir / "outputs").exists()
+
+
+def test_activation_checkpointing_without_units_is_refused_before_training(workdir, train_cli):
+    done = train_cli(workdir, *SHARDED, "trainer.activation_checkpointing=true")
+    assert done.returncode == 1
+    assert "has no submodule to checkpoint" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (workdir / "outputs").exists()
+
+
+def test_bf16_sharded_units_with_activation_checkpointing_train_and_resume(workdir, train_cli):
+    """FSDP2 mixed precision (bf16 compute, float32 shards) and checkpointed units on 2 CPUs."""
+    options = [
+        *SHARDED,
+        "trainer.shard_modules=[Linear]",
+        "trainer.activation_checkpointing=true",
+        "trainer.param_dtype=bfloat16",
+        "trainer.reduce_dtype=float32",
+    ]
+    done = train_cli(workdir, *options)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (first,) = _runs(workdir)
+    manager = CheckpointManager(first / "checkpoints", monitor=None)
+    assert all(report.ok for report in manager.verify())
+    state = manager.load("last", restore_rng=False)
+    # the checkpoint wrapper leaves no trace in the names; the shards stay float32
+    assert sorted(state["model_state_dict"]) == [
+        f"net.{i}.{kind}" for i in (0, 3, 6) for kind in ("bias", "weight")
+    ]
+    assert all(t.dtype == torch.float32 for t in state["model_state_dict"].values())
+    assert set(state["optimizer_state_dict"]["state"]) == set(state["model_state_dict"])
+    (step2,) = [c for c in manager.list_checkpoints() if c.global_step == 2]
+    resumed = train_cli(workdir, *options, "--resume", str(step2.path))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (second,) = [p for p in _runs(workdir) if p != first]
+    again = CheckpointManager(second / "checkpoints", monitor=None).load("last", restore_rng=False)
+    for key, tensor in state["model_state_dict"].items():
+        assert torch.equal(tensor, again["model_state_dict"][key]), key

@@ -85,6 +85,49 @@ def test_two_nodes_make_one_run_with_checkpoints_written_once(workdir):
     assert db.get_run(run["run_id"])["tags"]["world_size"] in (2, "2")
 
 
+@pytest.mark.slow
+def test_torchrun_starts_one_run_with_checkpoints_written_once(workdir):
+    """``torch.distributed.run --nproc_per_node 2 -m trainforge.cli train``: TorchElastic."""
+    env = {**os.environ, "TRAINFORGE_DB": f"sqlite:///{workdir / 'tracking.db'}"}
+    for name in ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "RANK", "WORLD_SIZE"):
+        env.pop(name, None)
+    single_node = [a for a in NODES if not a.startswith(("trainer.num_nodes", "trainer.devices"))]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "trainforge.cli",
+            "--log-level",
+            "INFO",
+            "train",
+            *single_node,
+            "trainer.devices=2",
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("training finished") == 1
+    assert "[node 0 rank 1]" in done.stderr
+    (run_dir,) = (workdir / "outputs").glob("run-*")
+    checkpoints = run_dir / "checkpoints"
+    assert not list(checkpoints.glob(".tmp-*"))
+    manager = CheckpointManager(checkpoints, monitor=None)
+    assert sorted(c.global_step for c in manager.list_checkpoints()) == [2, 4, 4]
+    assert all(report.ok for report in manager.verify())
+    db = ExperimentDB(f"sqlite:///{workdir / 'tracking.db'}")
+    (run,) = db.search_runs()
+    assert run["status"] == "completed"
+
+
 def test_num_nodes_without_launcher_variables_is_refused_before_training(workdir, monkeypatch):
     for name in ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)

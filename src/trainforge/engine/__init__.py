@@ -30,7 +30,7 @@ from trainforge.engine._optim import (
     build_scheduler,
 )
 from trainforge.engine._position import ClusterPosition, RunPosition
-from trainforge.engine._sharding import shard_model, shard_units
+from trainforge.engine._sharding import ShardPlan, shard_model, shard_units
 from trainforge.engine._task import Modality, TaskSpec, TaskType
 from trainforge.engine._weight_stats import WeightStatistics
 from trainforge.engine.data import (
@@ -106,6 +106,7 @@ __all__ = [
     "ResumableSampler",
     "RunPosition",
     "ScheduleSettings",
+    "ShardPlan",
     "StepInfo",
     "StreamLoader",
     "TaskSpec",

@@ -11,15 +11,11 @@ from trainforge.lightning._callbacks import (
     GradientHealthCallback,
     TrainingMonitor,
 )
-from trainforge.lightning._checkpointing import (
-    CheckpointEngineCallback,
-    LightningSaver,
-    lightning_loops,
-    to_lightning_checkpoint,
-)
+from trainforge.lightning._checkpointing import CheckpointEngineCallback, LightningSaver
 from trainforge.lightning._cluster import ClusterPosition, cluster_position
 from trainforge.lightning._datamodule import UniversalDataModule, sample_count
 from trainforge.lightning._driver import FitOutcome, fit
+from trainforge.lightning._lightning_state import lightning_loops, to_lightning_checkpoint
 from trainforge.lightning._loggers import LOGGERS, create_logger, logger_dir
 from trainforge.lightning._module import HeatmapModule, TaskModule
 from trainforge.lightning._profiler import build_profiler, top_operators_table

@@ -19,7 +19,7 @@ skips non-finite steps, and fires ``on_before_optimizer_step`` for the callbacks
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import lightning.pytorch as pl
@@ -31,11 +31,11 @@ from trainforge.engine import (
     ForwardInputs,
     GradientAccumulator,
     ScheduleSettings,
+    ShardPlan,
     as_batch_dict,
     batch_size_of,
     forward_and_loss,
     raise_batch_error,
-    shard_model,
 )
 from trainforge.engine.metrics import pixel_distance
 
@@ -119,8 +119,8 @@ class TaskModule(pl.LightningModule):
         compile: Run the steps through ``torch.compile(model)``; the module's state dict
             (and so every checkpoint) keeps the uncompiled model's names.
         forward_inputs: How batches map to the forward's arguments (None: by name).
-        shard_modules: Under ``ModelParallelStrategy``, class names of the submodules
-            FSDP2 shards as units (empty: the automatic choice); None: not sharded.
+        sharding: Under ``ModelParallelStrategy``, how FSDP2 shards the model (units,
+            mixed precision, activation checkpointing); None: not sharded.
 
     Raises:
         ValueError: An unknown ``optimization``, or a manual-only option in automatic mode.
@@ -152,7 +152,7 @@ class TaskModule(pl.LightningModule):
         max_grad_norm: float | None = None,
         compile: bool = False,
         forward_inputs: ForwardInputs | None = None,
-        shard_modules: Sequence[str] | None = None,
+        sharding: ShardPlan | None = None,
     ) -> None:
         super().__init__()
         self.forward_inputs = forward_inputs
@@ -185,20 +185,20 @@ class TaskModule(pl.LightningModule):
         self.micro_batch_size = micro_batch_size
         self.accumulation_steps = accumulation_steps
         self.max_grad_norm = max_grad_norm
-        self.shard_modules = list(shard_modules) if shard_modules is not None else None
+        self.sharding = sharding
         self.accumulator: GradientAccumulator | None = None
         self._epoch_loss: dict[str, Any] = {"total": None, "samples": 0, "last": None}
 
     def configure_model(self) -> None:
         """Under ``ModelParallelStrategy``: shard the model with FSDP2 over the data-parallel mesh.
 
-        Units are :func:`~trainforge.engine.shard_units` of ``shard_modules`` (empty:
-        the automatic choice); None leaves the model whole (every other strategy).
+        As ``sharding`` says (:meth:`~trainforge.engine.ShardPlan.apply`); None leaves the
+        model whole (every other strategy).
         """
         mesh = self.device_mesh
-        if self.shard_modules is None or mesh is None:
+        if self.sharding is None or mesh is None:
             return
-        shard_model(self.model, mesh["data_parallel"], self.shard_modules)
+        self.sharding.apply(self.model, mesh["data_parallel"])
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The wrapped model's output."""

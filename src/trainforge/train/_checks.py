@@ -12,15 +12,31 @@ from dataclasses import replace
 from typing import Any
 
 import torch
+from torch import nn
 
 from trainforge.config import TrainingConfig
-from trainforge.engine import LossStrategyRegistry, TaskSpec
+from trainforge.config._schema import SHARDED_STRATEGIES
+from trainforge.engine import LossStrategyRegistry, ShardPlan, TaskSpec
 from trainforge.errors import ConfigError, ConfigIssue, did_you_mean
+from trainforge.train._build import data_parallel_size
 from trainforge.zoo import TASK_METRICS
 
-__all__ = ["ACCELERATORS", "check_run", "produced_metrics", "with_data_pad_id"]
+__all__ = ["ACCELERATORS", "check_run", "produced_metrics", "shard_plan", "with_data_pad_id"]
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
+
+def shard_plan(config: TrainingConfig) -> ShardPlan | None:
+    """How a sharded strategy shards the model (None: the strategy does not shard)."""
+    trainer = config.trainer
+    if trainer.strategy not in SHARDED_STRATEGIES:
+        return None
+    return ShardPlan(
+        names=tuple(trainer.shard_modules),
+        param_dtype=trainer.param_dtype,
+        reduce_dtype=trainer.reduce_dtype,
+        activation_checkpointing=trainer.activation_checkpointing,
+    )
 
 
 def produced_metrics(spec: TaskSpec, *, has_validation: bool) -> list[str]:
@@ -67,6 +83,14 @@ def _device_issues(config: TrainingConfig) -> list[ConfigIssue]:
                 "on the CPU: use bf16-mixed or 32-true",
             )
         )
+    if trainer.strategy == "fsdp" and not on_cuda:
+        issues.append(
+            ConfigIssue(
+                "trainer.strategy",
+                "fsdp needs CUDA GPUs; on CPU use trainer.strategy=model_parallel (FSDP2, "
+                "the same sharding)",
+            )
+        )
     if trainer.precision == "bf16-mixed" and on_cuda and not torch.cuda.is_bf16_supported():
         issues.append(
             ConfigIssue(
@@ -74,6 +98,34 @@ def _device_issues(config: TrainingConfig) -> list[ConfigIssue]:
             )
         )
     return issues
+
+
+def _global_batch_issue(config: TrainingConfig) -> ConfigIssue | None:
+    """``data.global_batch_size`` against per-device batch x processes x accumulation."""
+    wanted = config.data.global_batch_size
+    if wanted is None:
+        return None
+    processes = data_parallel_size(config)
+    accumulate = config.trainer.accumulate_grad_batches
+    per_step = processes * accumulate
+    actual = config.data.batch_size * per_step
+    if actual == wanted:
+        return None
+    shape = (
+        f"data.batch_size={config.data.batch_size} x {processes} process"
+        f"{'es' if processes > 1 else ''} x trainer.accumulate_grad_batches={accumulate} "
+        f"= {actual}"
+    )
+    if wanted % per_step == 0:
+        fix = f"set data.batch_size={wanted // per_step} (per device)"
+    else:
+        fix = (
+            f"{processes} process{'es' if processes > 1 else ''} x {accumulate} accumulated "
+            f"batch{'es' if accumulate > 1 else ''} do not divide it: choose a global batch "
+            f"size that is a multiple of {per_step}, or change trainer.devices, "
+            "trainer.num_nodes or trainer.accumulate_grad_batches"
+        )
+    return ConfigIssue("data.global_batch_size", f"is {wanted} but {shape}; {fix}")
 
 
 def _monitor_issue(key: str, monitor: str, produced: list[str]) -> ConfigIssue | None:
@@ -87,13 +139,25 @@ def _monitor_issue(key: str, monitor: str, produced: list[str]) -> ConfigIssue |
     )
 
 
-def check_run(config: TrainingConfig, spec: TaskSpec, *, has_validation: bool) -> None:
-    """Check what depends on the machine, the task and the data; raise listing every problem.
+def check_run(
+    config: TrainingConfig,
+    spec: TaskSpec,
+    *,
+    has_validation: bool,
+    model: nn.Module | None = None,
+) -> None:
+    """Check what depends on the machine, the task, the model and the data; raise listing all.
 
     Raises:
         ConfigError: One issue per problem, each naming its key.
     """
     issues = _device_issues(config)
+    plan = shard_plan(config)
+    if plan is not None and model is not None:
+        try:
+            plan.units(model)
+        except ConfigError as exc:
+            issues.append(ConfigIssue(exc.key or "trainer.shard_modules", exc.message))
     produced = produced_metrics(spec, has_validation=has_validation)
     monitors = [("checkpoint.monitor", config.checkpoint.monitor)]
     early = config.callbacks.early_stopping
@@ -103,6 +167,9 @@ def check_run(config: TrainingConfig, spec: TaskSpec, *, has_validation: bool) -
         issue = _monitor_issue(key, monitor, produced)
         if issue is not None:
             issues.append(issue)
+    batch = _global_batch_issue(config)
+    if batch is not None:
+        issues.append(batch)
     loss = config.task.loss
     if loss is not None and loss not in LossStrategyRegistry:
         close = did_you_mean(loss, LossStrategyRegistry.list())

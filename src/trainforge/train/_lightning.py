@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch.distributed
+from torch import nn
 
 from trainforge.config import TrainingConfig
+from trainforge.config._schema import SHARDED_STRATEGIES
 from trainforge.engine import loader_length
 from trainforge.lightning import (
     LightningSaver,
@@ -32,6 +34,7 @@ from trainforge.lightning import (
 )
 from trainforge.train import _build as build
 from trainforge.train._assembly import RunAssembly
+from trainforge.train._checks import shard_plan
 from trainforge.train._plain import DriverOutcome
 from trainforge.train._run_setup import RESUME_VARIABLE, RUN_DIR_VARIABLE
 
@@ -40,10 +43,12 @@ __all__ = ["run_lightning", "trainer_options"]
 logger = logging.getLogger(__name__)
 
 
-def trainer_options(config: TrainingConfig) -> dict[str, Any]:
-    """``trainer.*`` -> ``lightning.Trainer`` arguments."""
+def trainer_options(config: TrainingConfig, model: nn.Module | None = None) -> dict[str, Any]:
+    """``trainer.*`` -> ``lightning.Trainer`` arguments (``model``: what ``fsdp`` wraps)."""
     trainer = config.trainer
     automatic = trainer.optimization == "automatic"
+    plan = shard_plan(config)
+    units = plan.units(model) if plan is not None and model is not None else []
     options: dict[str, Any] = {
         "max_epochs": trainer.max_epochs if trainer.max_epochs is not None else -1,
         "max_steps": trainer.max_steps if trainer.max_steps is not None else -1,
@@ -54,6 +59,8 @@ def trainer_options(config: TrainingConfig) -> dict[str, Any]:
             trainer.strategy,
             processes=build.data_parallel_size(config),
             timeout_s=trainer.collective_timeout_s,
+            plan=plan,
+            units=units,
         ),
         "precision": trainer.precision,
         "accumulate_grad_batches": trainer.accumulate_grad_batches if automatic else 1,
@@ -91,7 +98,7 @@ def _module(run: RunAssembly) -> TaskModule:
         max_grad_norm=trainer.gradient_clip_val if manual else None,
         compile=trainer.compile,
         forward_inputs=run.forward_inputs,
-        shard_modules=trainer.shard_modules if trainer.strategy == "model_parallel" else None,
+        sharding=shard_plan(run.config) if trainer.strategy == "model_parallel" else None,
     )
 
 
@@ -141,7 +148,7 @@ def run_lightning(run: RunAssembly) -> DriverOutcome:
             memory=profile.memory,
             total_steps=run.total_steps,
         )
-    sharded = config.trainer.strategy == "model_parallel"
+    sharded = config.trainer.strategy in SHARDED_STRATEGIES
     saver = LightningSaver(run.checkpoints, run.policies, config=run.record, sharded=sharded)
     if run.rank == 0:
         # the processes Lightning launches for the other ranks re-run this command and
@@ -164,9 +171,9 @@ def run_lightning(run: RunAssembly) -> DriverOutcome:
             ckpt_path=lambda trainer: _resume_checkpoint(run, trainer),
             default_root_dir=run.run_dir,
             **(
-                trainer_options(config)
+                trainer_options(config, run.model)
                 if run.has_validation
-                else _without_validation(trainer_options(config))
+                else _without_validation(trainer_options(config, run.model))
             ),
         )
     finally:

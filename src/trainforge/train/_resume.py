@@ -22,6 +22,7 @@ from trainforge.config import TrainingConfig
 from trainforge.engine import RunPosition
 from trainforge.errors import CheckpointNotFoundError, ResumeError
 from trainforge.hooks import HookManager
+from trainforge.train._build import data_parallel_size
 
 __all__ = ["ResumePoint", "find_resume_checkpoint", "open_resume"]
 
@@ -135,6 +136,7 @@ def open_resume(
             hint="start a new run from its weights with CheckpointManager.load, or resume "
             "a checkpoint written by 'trainforge train'",
         )
+    _check_world_size(path, position, data_parallel_size(config))
     point = ResumePoint(
         path,
         manager,
@@ -172,6 +174,28 @@ def _check_epochs_left(config: TrainingConfig, point: ResumePoint) -> None:
         path=point.path,
         hint=f"raise trainer.max_epochs to {position.epoch + 1} or more to continue it, or "
         "start a fresh run (without --resume)",
+    )
+
+
+def _check_world_size(path: Path, position: RunPosition, processes: int) -> None:
+    """A mid-epoch position is per process: it continues only on as many processes.
+
+    Raises:
+        ResumeError: The checkpoint is inside an epoch and was written by another number
+            of data-parallel processes than this run has.
+    """
+    sampler = position.sampler or {}
+    written = int(sampler.get("num_replicas", 1))
+    if written == processes or not int(sampler.get("position", 0)):
+        return
+    raise ResumeError(
+        f"{path} was written inside epoch {position.epoch} (after {position.batches_done} "
+        f"batches) by {written} data-parallel process{'es' if written > 1 else ''}, and this "
+        f"run has {processes}: the position in the epoch is each process's own share of it, "
+        "which does not carry over to another number of processes",
+        path=path,
+        hint=f"resume it with trainer.num_nodes x trainer.devices = {written}, or resume from "
+        "a checkpoint written at an epoch end (trainforge ckpt list shows the epoch of each)",
     )
 
 

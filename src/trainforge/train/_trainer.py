@@ -152,7 +152,7 @@ class Trainer:
         has_validation = val_data is not None and config.trainer.limit_val_batches != 0
         if not has_validation:
             monitor_training_loss(config)
-        check_run(config, spec, has_validation=has_validation)
+        check_run(config, spec, has_validation=has_validation, model=model)
         sdpa = build.apply_sdpa(config, model, train_data)
         datamodule = build.build_datamodule(config, train_data, val_data, spec)
         datamodule.train_dataloader()  # bad data settings fail here, before any run starts
