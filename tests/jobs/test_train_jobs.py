@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from trainforge.jobs import JobManager
-from trainforge.tracking import ExperimentDB
+from trainforge.tracking import ExperimentDB, ModelRegistry
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +39,15 @@ def _digits(out: Path, *extra: str) -> dict:
             *extra,
         ],
     }
+
+
+def _train(out: Path, url: str) -> Path:
+    """One short tracked training run in ``out``, checkpointed; its run folder."""
+    command = [sys.executable, "-m", "trainforge.cli", "train", "trainer.engine=plain"]
+    overrides = _digits(out, "trainer.max_epochs=1", "trainer.limit_train_batches=2")["overrides"]
+    subprocess.run([*command, *overrides, f"tracking.database={url}"], check=True, timeout=240)
+    (run_dir,) = out.glob("run-*")
+    return run_dir
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
@@ -88,7 +97,8 @@ def test_a_sigkilled_worker_s_job_resumes_on_another_worker(tmp_path):
     assert db.get_run(runs[1]["id"])["tags"]["resumed_from"]
     assert out.count('"event": "completed"') == 1
 
-    # the trained job's checkpoint, evaluated by an evaluate job
+    # the trained job's checkpoint, evaluated by an evaluate job (the export job is tested
+    # on SQLite by the docs' example, test_jobs_docs.py)
     evaluate_id = manager.submit_job("evaluate", {"checkpoint": job.result["checkpoints"]})
     third = _worker(url, "--once")
     out, err = third.communicate(timeout=240)
@@ -107,13 +117,29 @@ def test_a_training_job_that_raises_is_retried_then_failed(tmp_path, pg_url):
     manager = JobManager(url)
     spec = _digits(tmp_path / "out", "model.name=no_such_package.models:Net")
     job_id = manager.submit_job("train", spec, max_attempts=2)
+    # and an export job of a run by its id, registered in the queue's database
+    trained = tmp_path / "trained"
+    run_dir = _train(trained, url)
+    run_id = int(run_dir.name.removeprefix("run-"))
+    export_id = manager.submit_job(
+        "export",
+        {"checkpoint": run_id, "runs_dir": trained, "formats": ["pytorch"], "register": "mlp"},
+    )
     worker = _worker(url, "--once", "--retry-backoff", "0")
     out, err = worker.communicate(timeout=240)
     assert worker.returncode == 0, err
+    exported = manager.get_job(export_id)
+    assert exported.status == "completed", exported.error
+    assert exported.result["bundle"].startswith(str(run_dir / "export"))
+    assert exported.result["formats"] == ["pytorch"]
+    model = ModelRegistry(url).get_model(name="mlp")
+    assert model["id"] == exported.result["model_id"]
+    assert model["export_formats"] == ["pytorch"]
     job = manager.get_job(job_id)
     assert (job.status, job.attempts) == ("failed", 2)
     assert "training exited with code 1" in job.error
     assert "no_such_package" in job.error
     assert out.count('"event": "retry"') == 1
     assert out.count('"event": "failed"') == 1
+    assert out.count('"event": "completed"') == 1  # the export
     assert manager.runs_of(job_id) == []  # the model never built: no run was opened
