@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from trainforge.jobs import JOB_TYPES, JobManager
+from trainforge.tracking import ModelRegistry
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "production.md"
 SECTIONS = [
@@ -85,10 +86,14 @@ def test_shell_example_runs(tmp_path):
 
 
 @pytest.mark.slow
-def test_export_job_example_runs(tmp_path):
+@pytest.mark.postgres
+def test_export_job_example_runs(tmp_path, pg_url):
+    # on PostgreSQL: the run, the queue and the registry in one server database
+    # (test_train_jobs.py runs an export job on SQLite)
     done = _bash(  # the training kept short and quiet, as the page does not say
         EXPORT_JOB,
         tmp_path,
+        TRAINFORGE_DB=pg_url,
         TRAINFORGE__TRAINER__ENGINE="plain",
         TRAINFORGE__TRAINER__LIMIT_TRAIN_BATCHES="2",
         TRAINFORGE__TRAINER__ENABLE_PROGRESS_BAR="false",
@@ -101,3 +106,5 @@ def test_export_job_example_runs(tmp_path):
     assert bundle.parent == tmp_path / "outputs" / "run-000001" / "export"
     assert (bundle / "manifest.json").is_file()
     assert job["result"]["formats"] == ["pytorch"] and job["result"]["model_id"] == 1
+    model = ModelRegistry(pg_url).get_model(name="digits-mlp")
+    assert model["export_formats"] == ["pytorch"] and model["training_run_id"] == 1
