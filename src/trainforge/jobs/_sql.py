@@ -55,9 +55,13 @@ def lock_rows(query: Select[Any], dialect: Dialect) -> Select[Any]:
 
 def _lock_next_mysql(conn: Connection, now: float) -> int | None:
     """The id of the first claimable job no one else holds, locked; ``None`` when none."""
-    offset = 0
+    tried: list[int] = []
     while True:
-        page = _next_candidate(now, _MYSQL_CANDIDATES).offset(offset)
+        # the next candidates not tried yet, read afresh: an offset into a queue that
+        # other claimers are emptying would skip jobs still queued (and break the order)
+        page = _next_candidate(now, _MYSQL_CANDIDATES)
+        if tried:
+            page = page.where(jobs.c.id.not_in(tried))
         ids = list(conn.execute(page).scalars())
         for job_id in ids:
             mine = select(jobs.c.id).where(jobs.c.id == job_id, claimable(now))
@@ -65,7 +69,7 @@ def _lock_next_mysql(conn: Connection, now: float) -> int | None:
                 return int(job_id)
         if len(ids) < _MYSQL_CANDIDATES:
             return None
-        offset += len(ids)
+        tried.extend(int(i) for i in ids)
 
 
 _CLAIMS: dict[tuple[str, tuple[str, ...]], Update] = {}
