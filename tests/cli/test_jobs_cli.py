@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from trainforge.cli import main
+from trainforge.config import load_config
 from trainforge.jobs import JobManager
 
 BAD: list[tuple[str, int, str]] = [
@@ -19,6 +20,21 @@ BAD: list[tuple[str, int, str]] = [
     ("jobs submit --db {db} {tmp}/missing.yaml", 1, "config file not found"),
     ("jobs submit --db {db} --type evaluate checkpoint={tmp}/none", 1, "no checkpoint at"),
     ("jobs submit --db {db} --type evaluate split=val", 1, "'checkpoint' is required"),
+    ("jobs submit --db {db} --type export formats=onnx", 1, "'checkpoint' is required"),
+    ("jobs submit --db {db} --type export checkpoint=7", 1, "no checkpoint or run at '7'"),
+    ("jobs submit --db {db} --type export checkpoint=1", 1, "run-000001 has no checkpoints"),
+    (
+        "jobs submit --db {db} --type export checkpoint={tmp} formats=onx",
+        1,
+        "unknown export format 'onx'; did you mean 'onnx'?",
+    ),
+    (
+        "jobs submit --db {db} --type export checkpoint={tmp} fromats=onnx",
+        1,
+        "unknown field(s) fromats; did you mean 'formats'?",
+    ),
+    ("jobs submit --db {db} --type export checkpoint={tmp} output={tmp}", 1, "exists"),
+    ("jobs submit --db {db} --type export checkpoint={tmp} overwrite=2", 1, "true or false"),
     ("jobs submit --db {db} --config-json '[1'", 1, "--config-json is not valid JSON"),
     ("jobs submit --db {db} --max-attempts 0", 1, "max_attempts must be at least 1"),
     ("jobs submit --db {db} --import no_such_module_xyz", 1, "--import no_such_module_xyz"),
@@ -42,8 +58,9 @@ BAD: list[tuple[str, int, str]] = [
 
 @pytest.fixture
 def places(tmp_path: Path) -> dict[str, str]:
-    """An empty job store in ``tmp_path``."""
+    """An empty job store in ``tmp_path``, and a run folder without checkpoints."""
     JobManager(f"sqlite:///{tmp_path / 'jobs.db'}")
+    load_config().save(tmp_path / "outputs" / "run-000001" / "config.yaml")
     return {"tmp": str(tmp_path), "db": str(tmp_path / "jobs.db")}
 
 

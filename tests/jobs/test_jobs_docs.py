@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from trainforge.jobs import JOB_TYPES, JobManager
+from trainforge.tracking import ModelRegistry
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "production.md"
 SECTIONS = [
@@ -21,6 +23,8 @@ SECTIONS = [
 TEXT = "\n".join(SECTIONS)
 PYTHON = re.findall(r"```python\n(.*?)```", TEXT, flags=re.S)
 BASH = re.findall(r"```bash\n(.*?)```", TEXT, flags=re.S)
+(EXPORT_JOB,) = [block for block in BASH if "--type export" in block]
+(COMMANDS,) = [block for block in BASH if "TRAINFORGE_DB" in block]
 
 
 # what each example prints (as its comments say)
@@ -40,7 +44,7 @@ SHOWN = [
 
 
 def test_the_jobs_sections_have_examples():
-    assert len(SECTIONS) == 3 and len(PYTHON) == 3 and len(BASH) == 1
+    assert len(SECTIONS) == 3 and len(PYTHON) == 3 and len(BASH) == 2
 
 
 @pytest.mark.parametrize("index", range(len(PYTHON)))
@@ -56,17 +60,22 @@ def test_python_example_runs(index, tmp_path, monkeypatch, capsys):
         assert shown in out, (shown, out)
 
 
-def test_shell_example_runs(tmp_path):
+def _bash(script: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", BASH[0]],
-        cwd=tmp_path,
-        env=env,
+    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    base = {k: v for k, v in os.environ.items() if k != "TRAINFORGE_DB"}
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        env={**base, "PATH": path, **env},
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_shell_example_runs(tmp_path):
+    done = _bash(COMMANDS, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "no checkpoint at" in done.stderr  # the refused evaluate job
     assert "Traceback" not in done.stderr
@@ -74,3 +83,28 @@ def test_shell_example_runs(tmp_path):
     (job,) = jobs.list_jobs()
     assert (job.status, job.priority) == ("queued", 5)  # cancelled, then retried
     assert (tmp_path / "job-1.json").read_text().startswith("{")
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_export_job_example_runs(tmp_path, pg_url):
+    # on PostgreSQL: the run, the queue and the registry in one server database
+    # (test_train_jobs.py runs an export job on SQLite)
+    done = _bash(  # the training kept short and quiet, as the page does not say
+        EXPORT_JOB,
+        tmp_path,
+        TRAINFORGE_DB=pg_url,
+        TRAINFORGE__TRAINER__ENGINE="plain",
+        TRAINFORGE__TRAINER__LIMIT_TRAIN_BATCHES="2",
+        TRAINFORGE__TRAINER__ENABLE_PROGRESS_BAR="false",
+        TRAINFORGE__LOGGERS__TENSORBOARD__ENABLED="false",
+    )
+    assert done.returncode == 0, done.stderr
+    job = json.loads((tmp_path / "export-job.json").read_text())
+    assert (job["job_type"], job["status"]) == ("export", "completed")
+    bundle = Path(job["result"]["bundle"])
+    assert bundle.parent == tmp_path / "outputs" / "run-000001" / "export"
+    assert (bundle / "manifest.json").is_file()
+    assert job["result"]["formats"] == ["pytorch"] and job["result"]["model_id"] == 1
+    model = ModelRegistry(pg_url).get_model(name="digits-mlp")
+    assert model["export_formats"] == ["pytorch"] and model["training_run_id"] == 1

@@ -52,7 +52,8 @@ def _wait(predicate, timeout: float, what: str) -> None:
 def test_a_sigkilled_worker_s_job_resumes_on_another_worker(tmp_path):
     url = f"sqlite:///{tmp_path / 'queue.db'}"
     manager = JobManager(url)
-    spec = _digits(tmp_path / "out", "trainer.max_epochs=30", "trainer.limit_train_batches=2")
+    # the worker is killed right after the first checkpoint: 10 epochs leave it mid-training
+    spec = _digits(tmp_path / "out", "trainer.max_epochs=10", "trainer.limit_train_batches=2")
     job_id = manager.submit_job("train", spec)
     last = tmp_path / "out" / "jobs" / f"job-{job_id:06d}" / "checkpoints" / "last"
 
@@ -83,13 +84,18 @@ def test_a_sigkilled_worker_s_job_resumes_on_another_worker(tmp_path):
     db = ExperimentDB(url)
     resumed_epochs = db.get_metric_history(runs[1]["id"], "val/loss")["epoch"]
     assert resumed_epochs.min() >= killed_at_epoch + 1 > 0
-    assert resumed_epochs.max() == 29
-    assert killed_at_epoch < 29  # it was killed in the middle of training
+    assert resumed_epochs.max() == 9
+    assert killed_at_epoch < 9  # it was killed in the middle of training
     assert db.get_run(runs[1]["id"])["tags"]["resumed_from"]
     assert out.count('"event": "completed"') == 1
 
-    # the trained job's checkpoint, evaluated by an evaluate job
+    # the trained job's checkpoint, evaluated by an evaluate job and bundled by an export job
+    # (test_jobs_docs.py runs the export of a run by id, registered, on PostgreSQL)
     evaluate_id = manager.submit_job("evaluate", {"checkpoint": job.result["checkpoints"]})
+    bundle = tmp_path / "bundle"
+    export_id = manager.submit_job(
+        "export", {"checkpoint": job.result["checkpoints"], "formats": "pytorch", "output": bundle}
+    )
     third = _worker(url, "--once")
     out, err = third.communicate(timeout=240)
     assert third.returncode == 0, err
@@ -98,6 +104,11 @@ def test_a_sigkilled_worker_s_job_resumes_on_another_worker(tmp_path):
     assert evaluated.result["split"] == "val"
     assert set(evaluated.result["metrics"]) == {"val/loss", "val/acc"}
     assert 0.0 <= evaluated.result["metrics"]["val/acc"] <= 1.0
+    exported = manager.get_job(export_id)
+    assert exported.status == "completed", exported.error
+    assert (exported.result["bundle"], exported.result["formats"]) == (str(bundle), ["pytorch"])
+    assert exported.result["model_id"] is None  # not registered
+    assert (bundle / "manifest.json").is_file()
 
 
 @pytest.mark.postgres

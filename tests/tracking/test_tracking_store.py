@@ -109,3 +109,40 @@ def test_read_only_database_file(tmp_path):
     with pytest.raises(StoreUnavailableError, match="read-only") as caught:
         read_only.log_run("refused")
     assert str(path) in str(caught.value)
+
+
+def test_a_server_connection_dropped_while_idle_is_replaced(store_url, monkeypatch):
+    # a pooled connection the server closed (restart, idle timeout) is pinged and replaced
+    # before it is handed out; one in steady use is not pinged
+    if store_url.startswith("sqlite"):
+        pytest.skip("SQLite has no server connections")
+    from trainforge.tracking import _store
+
+    store = TrackingStore(store_url)
+    pid = "SELECT pg_backend_pid()" if store.dialect == "postgresql" else "SELECT CONNECTION_ID()"
+    first = store.read(lambda c: c.execute(sa.text(pid)).scalar())
+    monkeypatch.setattr(_store, "_PING_AFTER_IDLE_S", 3600.0)
+    assert store.read(lambda c: c.execute(sa.text(pid)).scalar()) == first  # reused, no ping
+    kill = "SELECT pg_terminate_backend(:p)" if store.dialect == "postgresql" else "KILL :p"
+    other = TrackingStore(store_url, pool_size=1)
+    other.write(lambda c: c.execute(sa.text(kill), {"p": first}))
+    other.dispose()
+    monkeypatch.setattr(_store, "_PING_AFTER_IDLE_S", 0.0)
+    assert store.read(lambda c: c.execute(sa.text(pid)).scalar()) != first
+    store.dispose()
+
+
+def test_write_one_sends_no_transaction_on_postgres(store_url):
+    store = TrackingStore(store_url)
+
+    def in_transaction(conn: sa.Connection) -> bool:
+        conn.execute(sa.text("SELECT 1"))
+        return conn.connection.dbapi_connection.info.transaction_status != 0  # type: ignore[union-attr]
+
+    if store.dialect != "postgresql":
+        assert store.write_one(lambda c: c.execute(sa.text("SELECT 1")).scalar()) == 1
+        return
+    assert store.write(in_transaction) is True
+    assert store.write_one(in_transaction) is False  # autocommit: one round trip
+    assert store.write(in_transaction) is True  # the pooled connection is reset after
+    store.dispose()

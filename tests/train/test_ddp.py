@@ -12,6 +12,7 @@ import torch
 
 from trainforge.checkpoint import CheckpointManager
 from trainforge.config import TrainingConfig
+from trainforge.engine.metrics import compare_profiles, confidence_metrics, profile_dataset
 from trainforge.tracking import ExperimentDB
 from trainforge.train import _build as build
 
@@ -44,8 +45,32 @@ def _full_validation_loss(config, checkpoint) -> float:
         return float(loss_fn(model(batch["inputs"]), batch))
 
 
+def _full_validation_quality(config, checkpoint) -> dict[str, float]:
+    """Confidence and drift over the whole split, in one process."""
+    spec = build.task_spec_from_config(config)
+    model = build.build_model_for(config, spec)
+    model.load_state_dict(checkpoint["model_state_dict"])
+    model.eval()
+    train, val = build.build_datasets_for(config, spec)
+    items = [val[i] for i in range(len(val))]
+    batch = {key: torch.stack([item[key] for item in items]) for key in items[0]}
+    with torch.no_grad():
+        logits = model(batch["inputs"])
+    quality = confidence_metrics(logits, batch["labels"], config.callbacks.confidence.bins)
+    drift = config.callbacks.drift
+    profiles = [profile_dataset(d, spec.modality, drift.max_samples) for d in (train, val)]
+    jsd = compare_profiles(*profiles, warning=drift.warning, critical=drift.critical).details
+    return {
+        "val/ece": quality.expected_calibration_error,
+        "val/top1_confidence": quality.top1_confidence,
+        "val/entropy": quality.entropy,
+        **{f"drift/{name}/jsd": value for name, value in jsd.items()},
+    }
+
+
 def test_two_process_ddp_on_cpu_makes_one_run(workdir, train_cli):
-    done = train_cli(workdir, *DDP)
+    quality = ["callbacks.confidence.enabled=true", "callbacks.drift.enabled=true"]
+    done = train_cli(workdir, *DDP, *quality)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "All distributed processes registered. Starting with 2 processes" in done.stderr
     assert done.stdout.count("training finished") == 1  # rank one reports nothing
@@ -71,6 +96,13 @@ def test_two_process_ddp_on_cpu_makes_one_run(workdir, train_cli):
     logged = history[history["step"] == last["global_step"]]["value"].tolist()
     config = TrainingConfig.load(run_dir / "config.yaml")
     assert logged == pytest.approx([_full_validation_loss(config, last)], rel=1e-5)
+    # so are the confidence values (each rank's bins added up) and the drift
+    expected = _full_validation_quality(config, last)
+    assert len([k for k in expected if k.startswith("drift/")]) == 64
+    for key, value in expected.items():
+        history = db.get_metric_history(run["run_id"], key)
+        logged = history[history["step"] == last["global_step"]]["value"].tolist()
+        assert logged == pytest.approx([value], rel=1e-5, abs=1e-7), key
 
 
 def test_ddp_resume_from_a_mid_epoch_checkpoint_is_bit_exact(workdir, train_cli):

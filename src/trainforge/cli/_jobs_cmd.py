@@ -26,7 +26,7 @@ app = typer.Typer(
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 TypeOpt = Annotated[
-    str, typer.Option("--type", "-t", help="Job type: train, evaluate or a registered one.")
+    str, typer.Option("--type", "-t", help="Job type: train, evaluate, export or a registered one.")
 ]
 ImportOpt = Annotated[
     list[str] | None,

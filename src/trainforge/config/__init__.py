@@ -19,10 +19,12 @@ from trainforge.config._layers import parse_overrides, split_cli_args
 from trainforge.config._loader import load_config
 from trainforge.config._presets import PRESETS
 from trainforge.config._resolve import schema_paths
+from trainforge.config._schema import EXPORT_FORMATS
 from trainforge.config._templates import describe_template, list_templates, load_template
 from trainforge.config._yaml import save_yaml
 
 __all__ = [
+    "EXPORT_FORMATS",
     "PRESETS",
     "ConfigChange",
     "TrainingConfig",

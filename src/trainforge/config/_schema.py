@@ -7,7 +7,7 @@ those descriptions. Sections forbid unknown keys; the free-form ``kwargs`` mappi
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -227,6 +227,8 @@ class TrackingConfig(SchemaBase):
 
 
 ExportFormat = Literal["onnx", "torchscript", "pytorch"]
+EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
+"""The artifact formats an export bundle can hold."""
 
 
 class ExportConfig(SchemaBase):

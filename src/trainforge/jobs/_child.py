@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -74,9 +75,18 @@ class JobContext:
 
 
 def run_child(
-    argv: Sequence[str], context: JobContext, log_file: Path, *, what: str, poll_s: float = 0.2
+    argv: Sequence[str],
+    context: JobContext,
+    log_file: Path,
+    *,
+    what: str,
+    poll_s: float = 0.2,
+    stdout_file: Path | None = None,
 ) -> None:
     """Run ``argv`` to completion for a job; output goes to ``log_file``.
+
+    With ``stdout_file``, the child's standard output goes there instead (what it prints
+    as its result) and only its standard error to ``log_file``.
 
     Raises:
         JobFailedError: It exited non-zero (the message quotes the error from its log),
@@ -88,12 +98,12 @@ def run_child(
     if sys.platform.startswith("linux"):
         command = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *command]
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as log:
+    with ExitStack() as files:
+        log = files.enter_context(log_file.open("ab"))
+        out = files.enter_context(stdout_file.open("wb")) if stdout_file is not None else log
         # a session of its own: Ctrl-C in the worker's terminal reaches the worker only,
         # which then stops the child cleanly (SIGTERM: the run is marked killed)
-        child = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
+        child = subprocess.Popen(command, stdout=out, stderr=log, env=env, start_new_session=True)
         try:
             while True:
                 try:

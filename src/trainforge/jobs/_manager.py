@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 
 from trainforge.errors import JobNotFoundError, JobStateError, TrackingValueError
 from trainforge.jobs._job import JOB_STATUSES, Job, check_status
-from trainforge.jobs._sql import claim_next, job_exists, lock_rows
+from trainforge.jobs._sql import claim_next, job_exists, lock_rows, transition
 from trainforge.jobs._types import JOB_TYPES, JobType
 from trainforge.registry import Registry
 from trainforge.tracking import TrackingStore
@@ -179,7 +179,7 @@ class JobManager:
             "heartbeat_at": now,
             "finished_at": None,
         }
-        row = self.store.write(lambda conn: claim_next(conn, values, now))
+        row = self.store.write_one(lambda conn: claim_next(conn, values, now))
         return None if row is None else Job.from_row(row)
 
     def heartbeat(self, job_id: int, worker_id: str) -> bool:
@@ -387,8 +387,6 @@ class JobManager:
     def _transition(
         self, job_id: int, values: Mapping[str, Any], *, status: str, worker_id: str | None = None
     ) -> bool:
-        statement = update(jobs).where(jobs.c.id == job_id, jobs.c.status == status)
-        if worker_id is not None:
-            statement = statement.where(jobs.c.worker_id == worker_id)
-        statement = statement.values(**values)
-        return self.store.write(lambda conn: conn.execute(statement).rowcount == 1)
+        return self.store.write_one(
+            lambda conn: transition(conn, job_id, values, status=status, worker_id=worker_id)
+        )

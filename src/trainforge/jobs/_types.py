@@ -3,9 +3,10 @@
 A job type checks a job's config when it is submitted (``validate``: a bad config is
 refused then, never in a worker) and does the work when a worker claims it (``run``).
 Built in: ``train`` (a full training run, in a child process started exactly like
-``trainforge train``) and ``evaluate`` (a checkpoint on a data split, in a child process
-too). A user type is a function registered with :func:`register_job_type`; it runs inside
-the worker process and should call ``context.should_stop()`` now and then.
+``trainforge train``), ``evaluate`` (a checkpoint on a data split) and ``export`` (a run or
+checkpoint to a serving bundle, as ``trainforge export``), each in a child process. A
+user type is a function registered with :func:`register_job_type`; it runs inside the
+worker process and should call ``context.should_stop()`` now and then.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from typing import Any, Protocol
 
 from trainforge.errors import ConfigError, TrainforgeError
 from trainforge.jobs._child import JobContext, run_child
+from trainforge.jobs._export_job import ExportJob
 from trainforge.registry import Registry
 
 __all__ = [
     "JOB_TYPES",
     "EvaluateJob",
+    "ExportJob",
     "FunctionJob",
     "JobType",
     "TrainJob",
@@ -254,3 +257,4 @@ class EvaluateJob:
 
 JOB_TYPES.register("train", TrainJob(), aliases=("training",))
 JOB_TYPES.register("evaluate", EvaluateJob(), aliases=("evaluation",))
+JOB_TYPES.register("export", ExportJob())

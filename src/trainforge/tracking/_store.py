@@ -6,7 +6,8 @@ SQLite: the pysqlite driver's own transaction handling is switched off
 writer takes the write lock up front and waits ``busy_timeout`` for it, instead of failing
 half-way with "database is locked" when it upgrades a read lock. Readers use a plain
 ``BEGIN`` and, with WAL, never block writers. PostgreSQL and MySQL use a connection pool
-and the database's own locking (MySQL sessions at READ COMMITTED, strict SQL mode,
+(a connection idle for over a second is pinged before it is used again) and the
+database's own locking (MySQL sessions at READ COMMITTED, strict SQL mode,
 utf8mb4; see ``_dialect``). Transient lock, deadlock and serialization errors are
 retried with backoff, so they never reach the user. A value the database refuses (a
 constraint, a number out of range) is a :class:`~trainforge.errors.TrackingValueError`,
@@ -16,6 +17,7 @@ never reported as an unavailable database; the rest of trainforge checks values 
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -47,6 +49,7 @@ T = TypeVar("T")
 _READ_OPTION = "trainforge_read"
 _BUSY_TIMEOUT_MS = 30_000
 _RETRY_SECONDS = 120.0
+_PING_AFTER_IDLE_S = 1.0  # a pooled connection idle longer is pinged before use
 _URL_FORMS = (
     "use sqlite:///path/to/file.db, postgresql+psycopg://user@host/db, "
     "mysql+pymysql://user@host:3306/db or a plain file path"
@@ -123,9 +126,7 @@ class TrackingStore:
         if parsed.get_backend_name() in ("mysql", "mariadb"):
             url, options = mysql_engine_options(self.url)
         try:
-            return create_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, **options
-            )
+            engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, **options)
         except (exc.NoSuchModuleError, ModuleNotFoundError) as err:
             raise StoreUnavailableError(
                 f"no database driver for {self.display_url}: {err}",
@@ -133,6 +134,9 @@ class TrackingStore:
                 "postgresql+psycopg://; for MySQL or MariaDB: pip install "
                 "'trainforge[mysql]' and use mysql+pymysql://",
             ) from err
+        event.listen(engine, "checkin", _mark_idle)
+        event.listen(engine, "checkout", functools.partial(_ping_if_idle, engine.dialect))
+        return engine
 
     # -- transactions ------------------------------------------------------------------
 
@@ -144,7 +148,15 @@ class TrackingStore:
         """Run ``fn(conn)`` in one read transaction (never blocks SQLite writers)."""
         return self._run(fn, read=True)
 
-    def _run(self, fn: Callable[[Connection], T], *, read: bool) -> T:
+    def write_one(self, fn: Callable[[Connection], T]) -> T:
+        """As :meth:`write`, for an ``fn`` that runs one statement on PostgreSQL.
+
+        On PostgreSQL the statement is its own transaction (autocommit: one round trip,
+        no ``BEGIN`` / ``COMMIT``); elsewhere ``fn`` runs in a write transaction.
+        """
+        return self._run(fn, read=False, single=self.dialect == "postgresql")
+
+    def _run(self, fn: Callable[[Connection], T], *, read: bool, single: bool = False) -> T:
         deadline = time.monotonic() + _RETRY_SECONDS
         delay = 0.005
         # raw driver errors come from driver-level code (COPY): the DBAPI's own classes
@@ -154,6 +166,8 @@ class TrackingStore:
                 with self.engine.connect() as conn:
                     if read:
                         conn = conn.execution_options(**{_READ_OPTION: True})
+                    if single:  # the driver commits the statement: nothing to begin
+                        return fn(conn.execution_options(isolation_level="AUTOCOMMIT"))
                     with conn.begin():
                         return fn(conn)
             except (exc.DBAPIError, raw_error) as err:
@@ -260,6 +274,29 @@ class TrackingStore:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+def _mark_idle(_dbapi_conn: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Any, dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """Check a pooled server connection that sat idle before it is used again.
+
+    A connection back in use within ``_PING_AFTER_IDLE_S`` is not pinged: a busy worker
+    then pays no extra round trip per transaction. One that waited longer may have been
+    closed by the server, a proxy or a restart: the ping finds out, and the pool connects
+    again instead of handing it out.
+    """
+    since = record.info.get("idle_since")
+    if since is None or time.monotonic() - since < _PING_AFTER_IDLE_S:
+        return
+    try:
+        alive = dialect.do_ping(dbapi_conn)
+    except Exception as err:
+        raise exc.DisconnectionError(f"pooled connection is gone: {err}") from err
+    if alive is False:
+        raise exc.DisconnectionError("pooled connection is gone")
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:

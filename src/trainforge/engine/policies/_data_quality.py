@@ -11,7 +11,11 @@ registered model keeps it for later trigger checks.
 ``metric_fn``, which both drivers call on each validation batch), accumulates confidence
 bins on the device, and at the end of the validation reports ``val/ece``,
 ``val/top1_confidence`` and ``val/entropy`` over the whole validation set (one host sync);
-an ECE above its threshold raises a ``calibration`` alert.
+an ECE above its threshold raises a ``calibration`` alert. In a data-parallel run each
+rank sees its share of the validation batches: the sums and bins are added up over the
+ranks before the values are computed, so they are the whole set's. Drift needs no
+reduction: rank zero profiles the whole training and validation datasets (not a rank's
+share), so its divergences are those of a single-process run.
 """
 
 from __future__ import annotations
@@ -169,12 +173,23 @@ class ConfidenceMonitor:
         self._hits = torch.zeros(self.bins, device=device)
 
     def take(self) -> dict[str, float]:
-        """The validation's values, then reset; empty when no batch was observed."""
+        """The validation's values, then reset; empty when no batch was observed.
+
+        In a data-parallel run every rank calls this at the end of a validation: the
+        sums and bins of all ranks are added up first (one all-reduce), so the values are
+        those of the whole validation set, as in one process.
+        """
         if self._sums is None or self._conf is None or self._hits is None:
-            return {}
-        ece = (self._conf - self._hits).abs().sum()
-        top1, entropy, count, ece_value = torch.cat([self._sums, ece[None]]).tolist()  # sync
-        self.reset(self._sums.device)
+            if not _distributed():
+                return {}
+            self.reset()  # a rank that saw nothing still takes part in the sum
+        assert self._sums is not None and self._conf is not None and self._hits is not None
+        device = self._sums.device
+        totals = _summed_over_ranks(torch.cat([self._sums, self._conf, self._hits]))
+        sums, conf, hits = totals.split([3, self.bins, self.bins])
+        ece = (conf - hits).abs().sum()
+        top1, entropy, count, ece_value = torch.cat([sums, ece[None]]).tolist()  # sync
+        self.reset(device)
         if count == 0:
             return {}
         return {
@@ -197,3 +212,23 @@ class ConfidenceMonitor:
             step=step,
             epoch=epoch,
         )
+
+
+def _distributed() -> bool:
+    """Whether this process is one rank of several (a process group is up)."""
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _summed_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    """``values`` added up over every rank (itself when the process runs alone)."""
+    if not _distributed():
+        return values
+    dist = torch.distributed
+    device = values.device
+    if dist.get_backend() == "nccl" and device.type != "cuda":  # NCCL reduces GPU tensors
+        values = values.to(torch.device("cuda", torch.cuda.current_device()))
+    else:
+        values = values.clone()
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values.to(device)
