@@ -347,6 +347,7 @@ def _per_parameter_norms(
             grads.append(grad)
     if not grads:
         return names, None
+    norms: Sequence[Tensor]
     with torch.no_grad():
         if any(g.dtype == torch.float64 for g in grads):
             norms = [n.double() for n in torch._foreach_norm(grads, 2)]

@@ -122,8 +122,42 @@ class _ScheduleFactor:
     def __call__(self, step: int) -> float:
         if step < self.warmup:
             return (step + 1) / (self.warmup + 1)
-        fn = SCHEDULES.get(self.schedule)
+        fn = _RESOLVED.get(self.schedule)
+        if fn is None:
+            fn = _RESOLVED[self.schedule] = SCHEDULES.get(self.schedule)
         return fn(step - self.warmup, self.total_steps - self.warmup, **self.kwargs)
+
+
+# name -> schedule function; kept off the factor objects, whose __dict__ is saved
+_RESOLVED: dict[str, Any] = {}
+
+
+class _StepLambdaLR(LambdaLR):
+    """``LambdaLR`` whose per-step ``step()`` does only the arithmetic.
+
+    torch's ``step()`` runs its misuse checks and context managers on every call, which
+    costs about as much as a small model's optimizer step on a CPU. After the first step
+    (where torch's checks run), a step with float learning rates sets the same values the
+    same way: ``base_lr * factor(last_epoch)`` per group; anything else goes to torch.
+    """
+
+    def step(self, epoch: int | None = None) -> None:
+        """Advance one optimizer step (``epoch`` as torch's deprecated argument)."""
+        groups = self.optimizer.param_groups
+        if (
+            epoch is not None
+            or self._step_count < 2
+            or any(not isinstance(g["lr"], float) for g in groups)
+        ):
+            super().step(epoch)
+            return
+        self._step_count += 1
+        self.last_epoch += 1
+        step = self.last_epoch
+        values = [base * fn(step) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
+        for group, lr in zip(groups, values):
+            group["lr"] = lr
+        self._last_lr = values
 
 
 def build_scheduler(
@@ -153,7 +187,7 @@ def build_scheduler(
             "per-step schedule cannot do; use cosine, linear, step, onecycle or none"
         )
     warmup = warmup_steps_for(total_steps, warmup_steps, warmup_ratio)
-    return LambdaLR(optimizer, _ScheduleFactor(name, total_steps, warmup, kwargs))
+    return _StepLambdaLR(optimizer, _ScheduleFactor(name, total_steps, warmup, kwargs))
 
 
 class ScheduleSettings:

@@ -23,6 +23,7 @@ from trainforge.lightning._driver import FitOutcome, fit
 from trainforge.lightning._loggers import LOGGERS, create_logger, logger_dir
 from trainforge.lightning._module import HeatmapModule, TaskModule
 from trainforge.lightning._profiler import build_profiler, top_operators_table
+from trainforge.lightning._progress import RunProgressBar
 from trainforge.lightning._run_callback import RunCallback
 from trainforge.lightning._strategies import build_strategy
 
@@ -37,6 +38,7 @@ __all__ = [
     "HeatmapModule",
     "LightningSaver",
     "RunCallback",
+    "RunProgressBar",
     "TaskModule",
     "TrainingMonitor",
     "UniversalDataModule",

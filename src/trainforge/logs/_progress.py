@@ -1,7 +1,12 @@
 """A Rich progress bar for training: loss, learning rate, throughput and ETA.
 
 Drawn only on an interactive terminal; elsewhere (CI, files, notebooks piping output)
-the same object is silent and the epoch summaries in the log say the same thing.
+the same object is silent and the epoch summaries in the log say the same thing. Both loop
+drivers draw this bar (the Lightning driver through a thin ``ProgressBar`` callback).
+
+A step costs a counter increment: the bar itself is updated at most every
+``update_s`` seconds and redrawn a few times a second, so a fast step loop does not pay
+for the terminal.
 """
 
 from __future__ import annotations
@@ -20,15 +25,29 @@ class TrainingProgress:
         total: Total units of work (samples over all epochs).
         enabled: Draw the bar (it is also skipped when stderr is not a terminal).
         refresh_s: Seconds between loss reads; each read is one host-device sync.
+        update_s: Seconds between updates of the bar's count.
+        console: Draw on this Rich console (default: stderr, if it is a terminal).
     """
 
-    def __init__(self, total: int | None, *, enabled: bool = True, refresh_s: float = 0.5):
-        self.enabled = enabled and sys.stderr.isatty()
+    def __init__(
+        self,
+        total: int | None,
+        *,
+        enabled: bool = True,
+        refresh_s: float = 0.5,
+        update_s: float = 0.1,
+        console: Any = None,
+    ):
+        self.enabled = enabled and (console is not None or sys.stderr.isatty())
         self.total = total
         self.refresh_s = refresh_s
+        self.update_s = update_s
+        self.console = console
         self._progress: Any = None
         self._task: Any = None
         self._last = 0.0
+        self._next_update = 0.0
+        self._pending = 0
         self._lr: float | None = None
 
     def __enter__(self) -> TrainingProgress:
@@ -50,8 +69,9 @@ class TrainingProgress:
                 TextColumn("{task.fields[status]}"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
-                console=Console(stderr=True),
+                console=self.console or Console(stderr=True),
                 transient=True,
+                refresh_per_second=5,
             )
             self._progress.start()
             self._task = self._progress.add_task("train", total=self.total, status="")
@@ -59,6 +79,8 @@ class TrainingProgress:
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
+            self._progress.update(self._task, advance=self._pending)
+            self._pending = 0
             self._progress.stop()
             self._progress = None
 
@@ -70,7 +92,12 @@ class TrainingProgress:
         """Count ``samples`` done; now and then show ``loss`` (reading it syncs)."""
         if self._progress is None:
             return
+        self._pending += samples
         now = time.perf_counter()
+        if now < self._next_update:
+            return
+        self._next_update = now + self.update_s
+        samples, self._pending = self._pending, 0
         if loss is not None and now - self._last >= self.refresh_s:
             self._last = now
             value = float(loss)  # host-device sync, at most every refresh_s seconds
@@ -83,3 +110,10 @@ class TrainingProgress:
             self._progress.update(self._task, advance=samples, status=status)
         else:
             self._progress.update(self._task, advance=samples)
+
+    @property
+    def completed(self) -> float:
+        """Units counted so far (what the bar shows once the pending count is drawn)."""
+        if self._progress is None:
+            return 0.0
+        return float(self._progress.tasks[0].completed) + self._pending

@@ -19,6 +19,7 @@ from trainforge.config import TrainingConfig
 from trainforge.lightning import (
     LightningSaver,
     RunCallback,
+    RunProgressBar,
     TaskModule,
     UniversalDataModule,
     build_profiler,
@@ -151,7 +152,11 @@ def run_lightning(run: RunAssembly) -> DriverOutcome:
         outcome = fit(
             _module(run),
             datamodule,
-            callbacks=[RunCallback(run.policies, saver, every_rank=sharded)],
+            callbacks=[
+                RunCallback(run.policies, saver, every_rank=sharded),
+                # the plain driver's bar (Lightning's own redraws on every batch)
+                *([RunProgressBar()] if config.trainer.enable_progress_bar else []),
+            ],
             profiler=profiler,
             ckpt_path=lambda trainer: _resume_checkpoint(run, trainer),
             default_root_dir=run.run_dir,

@@ -1,0 +1,64 @@
+"""The per-step learning-rate schedules: the values torch's LambdaLR gives, bit for bit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+
+from trainforge.engine import build_optimizer, build_scheduler
+from trainforge.engine._optim import _ScheduleFactor
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    name=st.sampled_from(["none", "cosine", "linear", "step"]),
+    total=st.integers(1, 300),
+    warmup=st.integers(0, 50),
+    steps=st.integers(1, 400),
+    lr=st.floats(1e-6, 1.0),
+)
+def test_fast_steps_equal_torchs_lambdalr(name, total, warmup, steps, lr):
+    ours_opt = build_optimizer("adamw", nn.Linear(3, 3), lr=lr, weight_decay=0.01)
+    torch_opt = build_optimizer("adamw", nn.Linear(3, 3), lr=lr, weight_decay=0.01)
+    ours = build_scheduler(name, ours_opt, total_steps=total, warmup_steps=warmup)
+    reference = LambdaLR(torch_opt, _ScheduleFactor(name, total, warmup, {}))
+    for _ in range(steps):
+        ours_opt.step()
+        torch_opt.step()
+        ours.step()
+        reference.step()
+        assert [g["lr"] for g in ours_opt.param_groups] == [g["lr"] for g in torch_opt.param_groups]
+    assert ours.get_last_lr() == reference.get_last_lr()
+    assert ours.state_dict() == reference.state_dict()
+
+
+def test_a_resumed_schedule_continues_where_it_stopped(tmp_path):
+    optimizer = build_optimizer("sgd", nn.Linear(2, 2), lr=0.1)
+    schedule = build_scheduler("cosine", optimizer, total_steps=50, warmup_steps=5)
+    for _ in range(20):
+        optimizer.step()
+        schedule.step()
+    torch.save(schedule.state_dict(), tmp_path / "s.pt")
+    resumed_opt = build_optimizer("sgd", nn.Linear(2, 2), lr=0.1)
+    resumed = build_scheduler("cosine", resumed_opt, total_steps=50, warmup_steps=5)
+    resumed.load_state_dict(torch.load(tmp_path / "s.pt", weights_only=True))
+    for _ in range(10):
+        optimizer.step()
+        resumed_opt.step()
+        schedule.step()
+        resumed.step()
+    assert resumed.get_last_lr() == schedule.get_last_lr()
+
+
+@pytest.mark.parametrize("name", ["none", "cosine"])
+def test_a_tensor_learning_rate_takes_torchs_path(name):
+    optimizer = torch.optim.AdamW(nn.Linear(2, 2).parameters(), lr=torch.tensor(0.01))
+    schedule = build_scheduler(name, optimizer, total_steps=10)
+    for _ in range(3):
+        optimizer.step()
+        schedule.step()
+    assert isinstance(optimizer.param_groups[0]["lr"], torch.Tensor)
