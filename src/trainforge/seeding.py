@@ -25,6 +25,14 @@ def set_random_seed(seed: int, deterministic: bool = False) -> None:
         deterministic: ``True`` selects reproducible kernels
             (``torch.use_deterministic_algorithms``, cuDNN deterministic, no benchmark);
             ``False`` selects fast mode (``cudnn.benchmark``).
+
+    Examples:
+        >>> import torch
+        >>> set_random_seed(7)
+        >>> first = torch.rand(3)
+        >>> set_random_seed(7)
+        >>> torch.equal(first, torch.rand(3))
+        True
     """
     import numpy as np
     import torch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 from pathlib import Path
 
@@ -60,3 +61,42 @@ def test_the_top_level_names_are_documented():
     text = (REFERENCE / "trainforge.md").read_text(encoding="utf-8")
     missing = [name for name in trainforge.__all__ if f"| `{name}` |" not in text]
     assert not missing, f"docs/reference/trainforge.md does not list {missing}"
+
+
+#: The public APIs the source documents show in use; each docstring carries an executed
+#: ``Examples:`` section (run by test_docstring_examples.py).
+SEEDED_EXAMPLES = [
+    "trainforge.set_random_seed",
+    "trainforge.config.TrainingConfig",
+    "trainforge.config.TrainingConfigBuilder",
+    "trainforge.config.load_config",
+    "trainforge.train.Trainer",
+    "trainforge.checkpoint.CheckpointManager",
+    "trainforge.tracking.ExperimentTracker",
+    "trainforge.tracking.ExperimentDB",
+    "trainforge.tracking.ModelRegistry",
+    "trainforge.engine.MetricsEngine",
+    "trainforge.engine.AlertConfig",
+    "trainforge.engine.GradientAccumulator",
+    "trainforge.engine.GradientMonitor",
+    "trainforge.engine.get_loss_strategy",
+    "trainforge.lightning.CheckpointEngineCallback",
+    "trainforge.lightning.UniversalDataModule",
+    "trainforge.jobs.JobManager",
+    "trainforge.jobs.Worker",
+    "trainforge.jobs.TrainingScheduler",
+    "trainforge.production.create_export_bundle",
+    "trainforge.production.RetrainingTriggerManager",
+    "trainforge.production.Dashboard",
+]
+
+
+@pytest.mark.parametrize("name", SEEDED_EXAMPLES)
+def test_seeded_apis_have_an_examples_section(name: str):
+    module, _, attribute = name.rpartition(".")
+    target = getattr(importlib.import_module(module), attribute)
+    docstring = inspect.getdoc(target) or ""
+    section = docstring.partition("\nExamples:\n")[2]
+    assert ">>> " in section, (
+        f"{name}: its docstring needs an 'Examples:' section (Google style) with '>>>' lines"
+    )

@@ -69,6 +69,19 @@ class CheckpointManager(ShardedCheckpoints, CheckpointConversions):
         tracker: Optional run tracker (``log_artifact(path)``, ``set_tags(mapping)``, as
             ``ExperimentTracker``): each manifest is logged, a new best is tagged.
         policies: Retention policies replacing best-k/last-n (protected always kept).
+
+    Examples:
+        >>> import torch
+        >>> model = torch.nn.Linear(8, 2)
+        >>> manager = CheckpointManager("ckpts", keep_best_k=1, monitor="val/loss")
+        >>> for epoch in range(3):
+        ...     path = manager.save(model=model, epoch=epoch, global_step=10 * (epoch + 1),
+        ...                         metrics={"val/loss": 1.0 / (epoch + 1)})
+        >>> manager.get_best().name
+        'ckpt-000003-epoch0002-step000030'
+        >>> state = manager.load("last")  # every file's SHA256 is checked first
+        >>> state["epoch"], sorted(state["model_state_dict"])
+        (2, ['bias', 'weight'])
     """
 
     def __init__(

@@ -43,11 +43,14 @@ class JobManager:
         clock: Seconds since the epoch (tests inject a fake one).
 
     Examples:
-        >>> manager = JobManager("sqlite:///jobs.db")  # doctest: +SKIP
-        >>> spec = {"files": ["train.yaml"]}
-        >>> job_id = manager.submit_job("train", spec, priority=5)  # doctest: +SKIP
-        >>> job = manager.claim_job("worker-1")  # doctest: +SKIP
-        >>> manager.mark_completed(job.id, worker_id="worker-1")  # doctest: +SKIP
+        >>> manager = JobManager("sqlite:///jobs.db")
+        >>> spec = {"overrides": ["trainer.max_epochs=3"]}  # validated now, run by a worker
+        >>> job_id = manager.submit_job("train", spec, priority=5)
+        >>> job = manager.claim_job("worker-1")
+        >>> job.id == job_id, job.status
+        (True, 'running')
+        >>> manager.mark_completed(job.id, worker_id="worker-1")
+        True
     """
 
     def __init__(

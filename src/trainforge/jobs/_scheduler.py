@@ -118,11 +118,15 @@ class TrainingScheduler:
         clock: Seconds since the epoch (tests inject simulated time).
 
     Examples:
-        >>> scheduler = TrainingScheduler("sqlite:///jobs.db")  # doctest: +SKIP
-        >>> scheduler.create_schedule("nightly", "train", {"files": ["train.yaml"]},
-        ...                           "0 2 * * *", priority=3)  # doctest: +SKIP
-        >>> scheduler.tick()  # doctest: +SKIP
+        >>> t0 = 1_800_000_000.0  # simulated time: 2027-01-15 08:00 UTC
+        >>> scheduler = TrainingScheduler("sqlite:///jobs.db", clock=lambda: t0)
+        >>> schedule = scheduler.create_schedule(
+        ...     "nightly", "train", {"overrides": ["trainer.max_epochs=3"]}, "0 2 * * *", priority=3
+        ... )
+        >>> scheduler.tick(now=t0 + 3600)  # no 02:00 slot has passed yet
         []
+        >>> len(scheduler.tick(now=t0 + 24 * 3600))  # the next day: one train job submitted
+        1
     """
 
     def __init__(self, manager: JobManager | Any = None, *, clock: Callable[[], float] = time.time):

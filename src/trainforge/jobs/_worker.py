@@ -44,8 +44,17 @@ class Worker:
         on_event: Called on every job event (for status lines).
 
     Examples:
-        >>> Worker(JobManager("sqlite:///jobs.db")).run(once=True)  # doctest: +SKIP
-        3
+        >>> from trainforge.jobs import JOB_TYPES, register_job_type
+        >>> @register_job_type("doc-example-greet")
+        ... def greet(config, context):
+        ...     return {"greeting": f"hello {config['name']}"}
+        >>> manager = JobManager("sqlite:///jobs.db")
+        >>> job_id = manager.submit_job("doc-example-greet", {"name": "worker"})
+        >>> Worker(manager).run(once=True)  # the number of jobs it ran
+        1
+        >>> manager.get_job(job_id).result
+        {'greeting': 'hello worker'}
+        >>> JOB_TYPES.unregister("doc-example-greet")
     """
 
     def __init__(

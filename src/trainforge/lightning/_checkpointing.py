@@ -180,14 +180,24 @@ class CheckpointEngineCallback(Callback):
         config: The run's config (a record, a mapping or a TrainingConfig), stored with it.
 
     Examples:
-        >>> from trainforge.checkpoint import CheckpointManager  # doctest: +SKIP
-        >>> manager = CheckpointManager("ckpts", monitor="val/loss")  # doctest: +SKIP
-        >>> trainer = pl.Trainer(callbacks=[CheckpointEngineCallback(manager)],
-        ...                      enable_checkpointing=False)  # doctest: +SKIP
-        >>> trainer.fit(module, datamodule=data)  # doctest: +SKIP
-        >>> checkpoint = manager.load("last", restore_rng=False)  # doctest: +SKIP
-        >>> resume = to_lightning_checkpoint(checkpoint, "resume.ckpt")  # doctest: +SKIP
-        >>> trainer.fit(module, datamodule=data, ckpt_path=resume)  # doctest: +SKIP
+        >>> from trainforge.lightning import TaskModule, UniversalDataModule
+        >>> pairs = torch.utils.data.TensorDataset(torch.randn(16, 4), torch.randint(0, 2, (16,)))
+        >>> data = UniversalDataModule(pairs, pairs, batch_size=8)
+        >>> module = TaskModule(
+        ...     torch.nn.Linear(4, 2),
+        ...     lambda outputs, batch: torch.nn.functional.cross_entropy(outputs, batch["labels"]),
+        ...     optimizer_factory=lambda m: torch.optim.SGD(m.parameters(), lr=0.1))
+        >>> manager = CheckpointManager("ckpts")
+        >>> def trainer(epochs):
+        ...     return pl.Trainer(max_epochs=epochs, callbacks=[CheckpointEngineCallback(manager)],
+        ...                       enable_checkpointing=False, logger=False,
+        ...                       enable_progress_bar=False, enable_model_summary=False)
+        >>> trainer(1).fit(module, datamodule=data)
+        >>> checkpoint = manager.load("last", restore_rng=False)
+        >>> resume = to_lightning_checkpoint(checkpoint, "resume.ckpt")
+        >>> trainer(2).fit(module, datamodule=data, ckpt_path=resume)  # continues with epoch 1
+        >>> manager.load("last", restore_rng=False)["epoch"]
+        1
     """
 
     def __init__(

@@ -201,7 +201,10 @@ def create_logger(kind: str, *, save_dir: str | Path, run_id: str, **options: An
         MissingDependencyError: The logger's package is not installed (names the extra).
 
     Examples:
-        >>> logger = create_logger("csv", save_dir="outputs", run_id="run-1")  # doctest: +SKIP
-        >>> logger.log_metrics({"train/loss": 0.5}, step=1)  # doctest: +SKIP
+        >>> logger = create_logger("csv", save_dir="outputs", run_id="run-1")
+        >>> logger.log_metrics({"train/loss": 0.5}, step=1)
+        >>> logger.save()
+        >>> logger.log_dir
+        'outputs/run-1/csv/'
     """
     return LOGGERS.get(kind)(save_dir=save_dir, run_id=run_id, **options)

@@ -187,12 +187,14 @@ def create_export_bundle(
         BundleExistsError: ``output_dir`` exists and ``overwrite`` is False.
 
     Examples:
-        >>> from trainforge.zoo import MLP  # doctest: +SKIP
-        >>> spec = TaskSpec.classification_tiny()  # doctest: +SKIP
+        >>> import torch
+        >>> from trainforge.zoo import MLP, get_task_spec
+        >>> spec = get_task_spec("digits")
         >>> recipe = {"import_path": "trainforge.zoo._mlp:MLP",
-        ...           "kwargs": {"input_dim": 64, "num_classes": 10}}  # doctest: +SKIP
-        >>> model = MLP(64, 10)  # doctest: +SKIP
-        >>> create_export_bundle(model, recipe, spec, None, "onnx", "out")  # doctest: +SKIP
+        ...           "kwargs": {"input_dim": 64, "num_classes": 10}}
+        >>> model = MLP(64, 10)
+        >>> create_export_bundle(model, recipe, spec, None, "onnx", "out",
+        ...                      sample_inputs=torch.rand(8, 64) * 16)
         PosixPath('out')
     """
     names = check_formats(formats)

@@ -56,10 +56,11 @@ class ExperimentDB:
             for the default (``$TRAINFORGE_DB``, else ``outputs/trainforge.db``).
 
     Examples:
-        >>> db = ExperimentDB("runs.db")  # doctest: +SKIP
-        >>> run_id = db.log_run("baseline", {"optim": {"lr": 3e-4}})  # doctest: +SKIP
-        >>> db.log_metric(run_id, "val/loss", 0.38, epoch=5)  # doctest: +SKIP
-        >>> db.search_runs("metrics.val/loss < 0.4", order_by="metrics.val/loss")  # doctest: +SKIP
+        >>> db = ExperimentDB("runs.db")
+        >>> run_id = db.log_run("baseline", {"optim": {"lr": 3e-4}})
+        >>> db.log_metric(run_id, "val/loss", 0.38, epoch=5)
+        >>> [run["params"] for run in db.search_runs("metrics.val/loss < 0.4")]
+        [{'optim.lr': 0.0003}]
     """
 
     def __init__(self, database: TrackingStore | str | None = None) -> None:

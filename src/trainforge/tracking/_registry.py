@@ -45,10 +45,10 @@ class ModelRegistry:
         database: A :class:`TrackingStore`, a URL, a plain file path, or ``None`` (default).
 
     Examples:
-        >>> reg = ModelRegistry("runs.db")  # doctest: +SKIP
-        >>> mid = reg.register_model("mnist-mlp", checkpoint_path="ckpt/best")  # doctest: +SKIP
-        >>> reg.promote_model(mid, "production")  # doctest: +SKIP
-        >>> reg.get_model(name="mnist-mlp", tag="production")["id"] == mid  # doctest: +SKIP
+        >>> reg = ModelRegistry("runs.db")
+        >>> mid = reg.register_model("mnist-mlp", checkpoint_path="ckpt/best")
+        >>> reg.promote_model(mid, "production")
+        >>> reg.get_model(name="mnist-mlp", tag="production")["id"] == mid
         True
     """
 

@@ -73,7 +73,9 @@ class TrackingStore:
             (``create=False``) does not exist.
 
     Examples:
-        >>> store = TrackingStore("sqlite:///:memory:")  # doctest: +SKIP
+        >>> store = TrackingStore("sqlite:///:memory:")
+        >>> store.url
+        'sqlite:///:memory:'
     """
 
     def __init__(

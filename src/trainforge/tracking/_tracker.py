@@ -71,9 +71,11 @@ class ExperimentTracker:
         job_id: The job (of the job queue) that produced this run, if any.
 
     Examples:
-        >>> tracker = ExperimentTracker("mnist", config={"optim": {"lr": 1e-3}})  # doctest: +SKIP
-        >>> tracker.log_metric("train/loss", 0.71, step=1)  # doctest: +SKIP
-        >>> tracker.finish()  # doctest: +SKIP
+        >>> tracker = ExperimentTracker("mnist", config={"optim": {"lr": 1e-3}})
+        >>> tracker.log_metric("train/loss", 0.71, step=1)
+        >>> tracker.finish()
+        >>> tracker.run_id  # the first run of outputs/trainforge.db
+        1
     """
 
     def __init__(

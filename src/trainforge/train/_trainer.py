@@ -82,9 +82,13 @@ class Trainer:
 
     Examples:
         >>> from trainforge.config import load_config
-        >>> cfg = load_config(cli=["trainer.max_epochs=1"])  # doctest: +SKIP
-        >>> results = Trainer(training_config=cfg).train()  # doctest: +SKIP
-        >>> results["best_metric"]  # doctest: +SKIP
+        >>> cfg = load_config(cli=["trainer.max_epochs=1", "trainer.limit_train_batches=2",
+        ...                        "trainer.enable_progress_bar=false"])
+        >>> results = Trainer(training_config=cfg).train()
+        >>> results.monitor, round(results["best_metric"], 4)
+        ('val/loss', 2.2951)
+        >>> results.run_dir.name
+        'run-000001'
     """
 
     def __init__(

@@ -22,6 +22,15 @@ class AlertConfig:
             (0.2: 20 % above the best).
         accuracy_drop_threshold: Absolute drop of ``val/acc`` below the best so far.
         gradient_explosion_threshold: Global gradient norm above which to alert.
+
+    Examples:
+        >>> from trainforge.engine import MetricsEngine
+        >>> engine = MetricsEngine(alert_config=AlertConfig(val_loss_spike_threshold=0.1))
+        >>> engine.check_epoch_alerts(0, {"val/loss": 0.50})
+        >>> engine.check_epoch_alerts(1, {"val/loss": 0.52})  # 4 % above the best: no alert
+        >>> engine.check_epoch_alerts(2, {"val/loss": 0.60})
+        >>> [alert.type for alert in engine.get_alerts()]
+        ['val_loss_spike']
     """
 
     val_loss_spike_threshold: float = 0.2
