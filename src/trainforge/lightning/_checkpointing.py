@@ -181,6 +181,7 @@ class CheckpointEngineCallback(Callback):
 
     Examples:
         >>> from trainforge.lightning import TaskModule, UniversalDataModule
+        >>> from trainforge.lightning import to_lightning_checkpoint
         >>> pairs = torch.utils.data.TensorDataset(torch.randn(16, 4), torch.randint(0, 2, (16,)))
         >>> data = UniversalDataModule(pairs, pairs, batch_size=8)
         >>> module = TaskModule(
