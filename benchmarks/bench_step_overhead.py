@@ -41,6 +41,7 @@ minutes on an idle 2-core machine; ``--skip-lightning``, ``--skip-startup``,
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing as mp
 import os
 import statistics
@@ -269,22 +270,37 @@ def measure(conns: dict[str, Connection], rounds: int) -> dict[str, dict[str, fl
     }
 
 
-def step_table(drivers: list[str], rounds: int) -> list[tuple[str, bool]]:
-    """Measure and print the per-step table; return the target checks."""
+def step_table(
+    drivers: list[str], rounds: int, before: str | None = None
+) -> list[tuple[str, bool]]:
+    """Measure and print the per-step table; return the target checks.
+
+    With ``before`` (another checkout's ``src``), every trainforge row is also measured
+    on that code, in the same rounds, and printed as a before/after table.
+    """
     variants: dict[str, Callable[[int, Any, Any, Path], None]] = {HAND: hand_written}
     if "lightning" in drivers:
         variants[BARE] = bare_lightning
     for driver in drivers:
         for row, overrides in rows():
             variants[f"{driver}: {row}"] = partial(trainforge_run, driver, overrides)
+            if before:
+                variants[f"before {driver}: {row}"] = partial(trainforge_run, driver, overrides)
     context = mp.get_context("spawn")
     conns: dict[str, Connection] = {}
     workers = []
     for name, variant in variants.items():
         parent, child = context.Pipe()
-        lightning = name == BARE or name.startswith("lightning")
+        lightning = name == BARE or "lightning" in name
+        saved = os.environ.get("PYTHONPATH")
+        if name.startswith("before "):  # the worker imports the other checkout's trainforge
+            os.environ["PYTHONPATH"] = str(before)
         worker = context.Process(target=serve, args=(variant, lightning, child), daemon=True)
         worker.start()
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
         workers.append(worker)
         conns[name] = parent
         parent.recv()  # one warm-up at a time: the start-ups do not overlap the timing
@@ -331,6 +347,21 @@ def step_table(drivers: list[str], rounds: int) -> list[tuple[str, bool]]:
                 target = TARGETS.get((driver, row))
                 if target is not None and clock == "cpu":
                     checks.append((f"{driver} {row} <= {target:.2f}x", value / ref <= target))
+        if before:
+            print(f"-- before / after, {clock} time, us per step (ratio to the reference)")
+            print("| row | plain before | plain after | lightning before | lightning after |")
+            print("|---|---|---|---|---|")
+            print(
+                f"| {HAND} / {BARE} | {values[HAND]:.0f} | | {values.get(BARE, math.nan):.0f} | |"
+            )
+            for row, _ in rows():
+                cells = []
+                for driver in ("plain", "lightning"):
+                    ref = values[HAND if driver == "plain" else BARE] if driver in drivers else 0
+                    for prefix in ("before ", ""):
+                        value = values.get(f"{prefix}{driver}: {row}")
+                        cells.append("" if value is None else f"{value:.0f} ({value / ref:.2f}x)")
+                print(f"| {row} | " + " | ".join(cells) + " |")
     return checks
 
 
@@ -340,8 +371,11 @@ def _time_command(command: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
-def startup(repeats: int) -> list[tuple[str, bool]]:
-    """Time the CLI's start-up against importing torch / Lightning; print and check."""
+def startup(repeats: int, before: str | None = None) -> list[tuple[str, bool]]:
+    """Time the CLI's start-up against importing torch / Lightning; print and check.
+
+    With ``before``, each trainforge command also runs on that checkout's ``src``.
+    """
     python = sys.executable
     cli = [python, "-m", "trainforge.cli"]
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
@@ -366,12 +400,17 @@ def startup(repeats: int) -> list[tuple[str, bool]]:
                 f"run.output_dir={tmp}",
             ],
         }
+        envs = dict.fromkeys(commands, env)
+        if before:
+            for name in list(commands)[2:]:
+                commands[f"before: {name}"] = commands[name]
+                envs[f"before: {name}"] = {**env, "PYTHONPATH": before}
         times: dict[str, list[float]] = {name: [] for name in commands}
-        for command in commands.values():  # warm the page cache once
-            _time_command(command, env)
+        for name, command in commands.items():  # warm the page cache once
+            _time_command(command, envs[name])
         for _ in range(repeats):
             for name, command in commands.items():
-                times[name].append(_time_command(command, env))
+                times[name].append(_time_command(command, envs[name]))
     medians = {name: statistics.median(values) for name, values in times.items()}
     torch_s, lightning_s = medians["import torch"], medians["import lightning.pytorch"]
     print(f"-- start-up, median of {repeats}, wall time")
@@ -405,6 +444,9 @@ def main() -> None:
     parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--skip-steps", action="store_true")
     parser.add_argument(
+        "--before", default=None, help="another checkout's src folder: measure it alongside"
+    )
+    parser.add_argument(
         "--components", action="store_true", help="run step_components.py's measurements instead"
     )
     args = parser.parse_args()
@@ -426,9 +468,9 @@ def main() -> None:
     checks: list[tuple[str, bool]] = []
     if not args.skip_steps:
         drivers = ["plain"] if args.skip_lightning else ["plain", "lightning"]
-        checks += step_table(drivers, args.rounds)
+        checks += step_table(drivers, args.rounds, args.before)
     if not args.skip_startup:
-        checks += startup(args.startup_repeats)
+        checks += startup(args.startup_repeats, args.before)
     for label, ok in checks:
         print(f"target {label}: {'PASS' if ok else 'FAIL'}")
 
