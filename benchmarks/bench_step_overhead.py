@@ -400,6 +400,11 @@ def startup(repeats: int, before: str | None = None) -> list[tuple[str, bool]]:
                 f"run.output_dir={tmp}",
             ],
         }
+        # runs list needs a store: create an empty one first
+        store = (
+            f"from trainforge.tracking import ExperimentDB; ExperimentDB('{env['TRAINFORGE_DB']}')"
+        )
+        subprocess.run([python, "-c", store], env=env, check=True)
         envs = dict.fromkeys(commands, env)
         if before:
             for name in list(commands)[2:]:
