@@ -45,8 +45,9 @@ class RunProgressBar(ProgressBar):
         """Open the bar over every sample the fit will train on."""
         if not self._enabled:
             return
-        self.progress = TrainingProgress(_total_samples(trainer), console=self.console)
-        self.progress.__enter__()
+        progress = TrainingProgress(_total_samples(trainer), console=self.console)
+        if progress.enabled:  # off a terminal: no bar, and no per-batch work either
+            self.progress = progress.__enter__()
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, *_: Any
