@@ -251,7 +251,7 @@ def run_plain(run: RunAssembly) -> DriverOutcome:
         total * (trainer.max_epochs or 1) if total is not None else None,
         enabled=trainer.enable_progress_bar,
     ) as progress:
-        loop.progress = progress
+        loop.progress = progress if progress.enabled else None  # off a terminal: no calls
         while epoch < max_epochs and not reached_max_steps():
             policies.start_epoch(epoch)
             before = state.begin_epoch(epoch)
