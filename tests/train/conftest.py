@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,21 @@ def train_cli():
 def fast_args() -> list[str]:
     """Overrides for a short deterministic digits run."""
     return list(FAST)
+
+
+def kill_at_first_checkpoint(command: list[str], work: Path, env: dict[str, str]) -> None:
+    """Run ``command`` in ``work``; SIGKILL it as soon as its first checkpoint is complete."""
+    child = subprocess.Popen(
+        command, cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline and not list(work.glob("outputs/run-*/checkpoints/last")):
+            time.sleep(0.005)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL, "the run ended before its first checkpoint"
 
 
 def last_checkpoint(output_dir: Path) -> dict:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 
 from trainforge.checkpoint import CheckpointManager
 from trainforge.tracking import ExperimentDB
 
-from .conftest import assert_bitwise_equal, last_checkpoint
+from .conftest import assert_bitwise_equal, kill_at_first_checkpoint, last_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -35,22 +32,8 @@ def test_sigkill_mid_epoch_then_resume_is_bit_exact(tmp_path, train_cli, fast_ar
     work = tmp_path / "killed"
     work.mkdir()
     env = {**os.environ}
-    child = subprocess.Popen(
-        [sys.executable, "-m", "trainforge.cli", "train", *args],
-        cwd=work,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 180
-    try:
-        # kill as soon as the first step checkpoint (step 3 of 23 in epoch 0) is complete
-        while time.monotonic() < deadline and not list(work.glob("outputs/run-*/checkpoints/last")):
-            time.sleep(0.005)
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.wait(timeout=30)
-    assert child.returncode == -signal.SIGKILL
+    # killed as soon as the first step checkpoint (step 3 of 23 in epoch 0) is complete
+    kill_at_first_checkpoint([sys.executable, "-m", "trainforge.cli", "train", *args], work, env)
 
     killed_at = last_checkpoint(work / "outputs")
     assert 0 < killed_at["global_step"] < 23, "the kill was not mid-epoch"

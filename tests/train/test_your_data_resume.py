@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from .conftest import assert_bitwise_equal, last_checkpoint
+from .conftest import assert_bitwise_equal, kill_at_first_checkpoint, last_checkpoint
 
 pytest.importorskip("datasets")
 pytest.importorskip("transformers")
@@ -74,21 +72,7 @@ def test_sigkill_then_resume_last_on_a_datasets_dataset_is_bit_exact(tmp_path, e
     assert done.returncode == 0, done.stderr
 
     work = dirs["killed"]
-    child = subprocess.Popen(
-        _command(engine_arg),
-        cwd=work,
-        env={**os.environ},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 180
-    try:
-        while time.monotonic() < deadline and not list(work.glob("outputs/run-*/checkpoints/last")):
-            time.sleep(0.005)
-        child.send_signal(signal.SIGKILL)
-    finally:
-        child.wait(timeout=30)
-    assert child.returncode == -signal.SIGKILL
+    kill_at_first_checkpoint(_command(engine_arg), work, {**os.environ})
     assert 0 < last_checkpoint(work / "outputs")["global_step"] < STEPS, "the kill was not mid-run"
 
     resumed = subprocess.run(
