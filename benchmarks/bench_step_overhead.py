@@ -19,12 +19,15 @@ for trainforge):
   health (the last row has everything off; checkpoints are still written every epoch).
 
 Per-step cost = (T(6 epochs) - T(2 epochs)) / 2,000 steps, so the start-up of a run
-(run folder, tracker, first checkpoint, Lightning's setup) cancels. T is measured
-inside a worker process that does only that variant (started once and warmed up with
-one run, so imports and allocator state do not count); the variants take turns, in a
-rotating order, ``--rounds`` times, and the figure is the median. Each T is taken on two
-clocks: the worker's CPU time (all its threads, e.g. the tracker's writer; on a shared
-machine it leaves out the time other jobs hold the cores) and wall time.
+(run folder, tracker, first checkpoint, Lightning's setup) cancels. Each sample is a fresh
+worker process that does only one variant: it warms up with a one-epoch run (imports,
+allocator, first run's setup), then takes T(2) and T(6). A fresh process per sample
+because one process's memory layout can make the same loop 20 % faster or slower than
+another's. The variants take turns in a rotating order, ``--rounds`` times; the next
+worker imports while the current one times, but only one loop is timed at a time. The
+figure is the median over rounds, printed with the spread ``[min-max]``. Each T is taken
+on two clocks: the worker's CPU time (all its threads, e.g. the tracker's writer; on a
+shared machine it leaves out the time other jobs hold the cores) and wall time.
 
 Start-up: ``trainforge --help``, ``trainforge runs list`` and ``trainforge train
 --dry-run`` on both drivers, each a fresh process, alternating with the references
@@ -229,7 +232,7 @@ def quiet() -> None:
 def serve(
     variant: Callable[[int, Any, Any, Path], None], uses_lightning: bool, conn: Connection
 ) -> None:
-    """Worker: time ``variant`` for the number of epochs each request names."""
+    """Worker: load, then on "go" warm up with one run and time ``SHORT`` and ``LONG`` epochs."""
     import torch
 
     torch.set_num_threads(1)
@@ -237,37 +240,72 @@ def serve(
         import lightning.pytorch  # noqa: F401
     quiet()
     train, val = build_data()
+    conn.send("loaded")
+    conn.recv()  # "go": the previous worker has finished timing
     with tempfile.TemporaryDirectory(prefix="bench-step-") as tmp:
         variant(1, train, val, Path(tmp))  # warmup: imports, allocator, first run's setup
         quiet()  # after the imports: importing Lightning sets its loggers' levels
-        conn.send("ready")
-        while (epochs := conn.recv()) is not None:
+        times = {}
+        for epochs in (SHORT, LONG):
             workdir = Path(tempfile.mkdtemp(dir=tmp))
             wall, cpu = time.perf_counter(), time.process_time()
             variant(epochs, train, val, workdir)
-            conn.send((time.perf_counter() - wall, time.process_time() - cpu))
+            times[epochs] = (time.perf_counter() - wall, time.process_time() - cpu)
+    conn.send(times)
 
 
-def measure(conns: dict[str, Connection], rounds: int) -> dict[str, dict[str, float]]:
-    """Median per-step microseconds per clock and variant; variants alternate per round."""
-    names = list(conns)
+def _spawn(
+    name: str, variant: Callable[[int, Any, Any, Path], None], before: str | None
+) -> tuple[Any, Connection]:
+    """Start the worker of one variant (``before``: on that checkout's ``src``)."""
+    context = mp.get_context("spawn")
+    parent, child = context.Pipe()
+    uses_lightning = name == BARE or "lightning" in name
+    saved = os.environ.get("PYTHONPATH")
+    if name.startswith("before "):  # the worker imports the other checkout's trainforge
+        os.environ["PYTHONPATH"] = str(before)
+    worker = context.Process(target=serve, args=(variant, uses_lightning, child), daemon=True)
+    worker.start()
+    if saved is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = saved
+    return worker, parent
+
+
+def measure(
+    variants: dict[str, Callable[[int, Any, Any, Path], None]],
+    rounds: int,
+    before: str | None = None,
+) -> dict[str, dict[str, list[float]]]:
+    """Per-step microseconds per clock and variant, one sample per round.
+
+    Each sample is a fresh worker process (one process's memory layout can make the same
+    loop run 20 % faster or slower than another's). The variants take turns in a rotating
+    order; the next worker imports while the current one times, and it warms up and times
+    only once the current one is done, so one loop is timed at a time.
+    """
+    names = list(variants)
     steps = (LONG - SHORT) * STEPS_PER_EPOCH
     samples: dict[str, dict[str, list[float]]] = {c: {n: [] for n in names} for c in CLOCKS}
     for round_index in range(rounds):
         shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            times = {}
-            for epochs in (SHORT, LONG):  # one worker runs at a time; the others wait
-                conns[name].send(epochs)
-                times[epochs] = conns[name].recv()
-            for index, clock in enumerate(CLOCKS):
-                per_step = (times[LONG][index] - times[SHORT][index]) / steps * 1e6
-                samples[clock][name].append(per_step)
+        order = names[shift:] + names[:shift]
+        pending = _spawn(order[0], variants[order[0]], before)
+        for index, name in enumerate(order):
+            worker, conn = pending
+            conn.recv()  # "loaded"
+            conn.send("go")
+            if index + 1 < len(order):
+                following = order[index + 1]
+                pending = _spawn(following, variants[following], before)
+            times = conn.recv()
+            worker.join()
+            for clock_index, clock in enumerate(CLOCKS):
+                seconds = times[LONG][clock_index] - times[SHORT][clock_index]
+                samples[clock][name].append(seconds / steps * 1e6)
         print(f"  round {round_index + 1}/{rounds} done", file=sys.stderr, flush=True)
-    return {
-        clock: {name: statistics.median(values) for name, values in per_variant.items()}
-        for clock, per_variant in samples.items()
-    }
+    return samples
 
 
 def step_table(
@@ -286,39 +324,20 @@ def step_table(
             variants[f"{driver}: {row}"] = partial(trainforge_run, driver, overrides)
             if before:
                 variants[f"before {driver}: {row}"] = partial(trainforge_run, driver, overrides)
-    context = mp.get_context("spawn")
-    conns: dict[str, Connection] = {}
-    workers = []
-    for name, variant in variants.items():
-        parent, child = context.Pipe()
-        lightning = name == BARE or "lightning" in name
-        saved = os.environ.get("PYTHONPATH")
-        if name.startswith("before "):  # the worker imports the other checkout's trainforge
-            os.environ["PYTHONPATH"] = str(before)
-        worker = context.Process(target=serve, args=(variant, lightning, child), daemon=True)
-        worker.start()
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
-        workers.append(worker)
-        conns[name] = parent
-        parent.recv()  # one warm-up at a time: the start-ups do not overlap the timing
-    try:
-        medians = measure(conns, rounds)
-    finally:
-        for conn in conns.values():
-            conn.send(None)
-        for worker in workers:
-            worker.join()
+    samples = measure(variants, rounds, before)
     checks = []
     for clock in CLOCKS:
-        values = medians[clock]
+        values = {name: statistics.median(runs) for name, runs in samples[clock].items()}
+
+        def spread(name: str, clock: str = clock) -> str:
+            runs = samples[clock][name]
+            return f"[{min(runs):.0f}-{max(runs):.0f}]"
+
         print(f"-- per step, {clock} time (MLP 784-64-64-10, batch 64, AdamW, 1 thread)")
-        print(f"{HAND}, {clock}: {values[HAND]:.0f} us/step")
+        print(f"{HAND}, {clock}: {values[HAND]:.0f} us/step {spread(HAND)}")
         if BARE in values:
             print(
-                f"{BARE}, {clock}: {values[BARE]:.0f} us/step "
+                f"{BARE}, {clock}: {values[BARE]:.0f} us/step {spread(BARE)} "
                 f"(reference: {values[HAND]:.0f} us/step {HAND}, "
                 f"ratio: {values[BARE] / values[HAND]:.2f}x)"
             )
@@ -330,6 +349,7 @@ def step_table(
                 value = values[f"{driver}: {row}"]
                 print(
                     f"{driver} driver, {row}, {clock}: {value:.0f} us/step "
+                    f"{spread(f'{driver}: {row}')} "
                     f"(reference: {ref:.0f} us/step {ref_name}, ratio: {value / ref:.2f}x)"
                 )
                 if previous is not None:
@@ -443,7 +463,7 @@ def startup(repeats: int, before: str | None = None) -> list[tuple[str, bool]]:
 def main() -> None:
     """Measure the per-step table and the start-up; print figures and target checks."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="timed (2, 6)-epoch pairs")
+    parser.add_argument("--rounds", type=int, default=5, help="fresh workers per variant (samples)")
     parser.add_argument("--startup-repeats", type=int, default=5)
     parser.add_argument("--skip-lightning", action="store_true", help="plain driver only")
     parser.add_argument("--skip-startup", action="store_true")
