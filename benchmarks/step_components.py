@@ -12,7 +12,7 @@ Four variants train the same model (same initial weights, same data, same seed):
   and ``GradientAccumulator(optimizer, batch_size=64)`` over a loader from
   ``DataLoaderFactory.create`` (tuple batches);
 - plain driver, gradient health every step: the same with
-  ``GradientAccumulator(..., monitor=GradientMonitor())``;
+  ``GradientAccumulator(..., before_step=<GradientMonitor().check_gradients>)``;
 - hand-written loop + per-parameter gradient norms from one ``torch._foreach_norm``
   (what a minimal health check costs; BENCHMARKS.md measured about +11 %);
 - bare Lightning (the reference of the next one): a minimal LightningModule (forward,
@@ -170,9 +170,15 @@ def plain_driver(dataset: TensorDataset, hidden: tuple[int, int], *, monitor: bo
     """trainforge's ``TrainingLoop``, optionally checking gradient health every step."""
     model = build_model(hidden)
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR)
-    accumulator = GradientAccumulator(
-        optimizer, batch_size=BATCH_SIZE, monitor=GradientMonitor() if monitor else None
-    )
+    before_step = None
+    if monitor:
+        health = GradientMonitor()
+
+        def before_step(step: int) -> bool:
+            """The health check of every optimizer step (as the run's policies do it)."""
+            return health.check_gradients(model, step=step).is_healthy
+
+    accumulator = GradientAccumulator(optimizer, batch_size=BATCH_SIZE, before_step=before_step)
     loop = TrainingLoop(model, get_loss_strategy("classification"), accumulator)
     loader = DataLoaderFactory.create(dataset, batch_size=BATCH_SIZE, random_seed=SEED)
     epochs = iter(range(1_000_000))
