@@ -3,8 +3,8 @@
 Per-parameter L2 norms come from a single ``torch._foreach_norm`` over every gradient.
 NaN and infinity show up in those norms (a NaN element makes its norm NaN, an infinite
 one makes it infinite), so the check never scans gradients element-wise a second time.
-The norms, the NaN / inf flags and the global norm are packed into one tensor and copied
-to the host once; everything after that is numpy on a handful of floats.
+The norms are stacked into one tensor and copied to the host once; everything after that
+is arithmetic on a handful of Python floats.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ class GradientMonitor:
         self.consecutive_failures = 0
         self.total_failures = 0
         self._parameters_cache: tuple[nn.Module, list[tuple[str, nn.Parameter]]] | None = None
-        self._last: tuple[list[str], np.ndarray, float] = ([], np.zeros(0), 0.0)
+        self._last: tuple[list[str], list[float], float] = ([], [], 0.0)
 
     def check_gradients(self, model: nn.Module, *, step: int | None = None) -> GradientHealth:
         """Check every gradient of ``model``; raise after too many unhealthy checks in a row.
@@ -157,8 +157,8 @@ class GradientMonitor:
             GradientHealthError: ``max_consecutive_failures`` unhealthy checks in a row;
                 the message lists the affected layers and the remediation steps.
         """
-        names, norms, stats = self._measure(model)
-        health = self._assess(names, norms, stats)
+        names, norms, total = self._measure(model)
+        health = self._assess(names, norms, total)
         if health.is_healthy:
             self.consecutive_failures = 0
             return health
@@ -183,7 +183,7 @@ class GradientMonitor:
     def last_layer_norms(self) -> dict[str, float]:
         """``grad/<layer>/norm`` and ``grad/global_norm`` of the latest check (no new sync)."""
         names, norms, total = self._last
-        values = {f"grad/{name}/norm": float(v) for name, v in zip(names, norms)}
+        values = {f"grad/{name}/norm": v for name, v in zip(names, norms)}
         if names:
             values["grad/global_norm"] = float(total)
         return values
@@ -197,9 +197,9 @@ class GradientMonitor:
 
     def layer_norms(self, model: nn.Module) -> dict[str, float]:
         """``{"grad/<param>/norm": ..., "grad/global_norm": ...}``, SPEC metric names."""
-        names, norms, stats = self._measure(model)
-        metrics = {f"grad/{name}/norm": float(v) for name, v in zip(names, norms)}
-        metrics["grad/global_norm"] = float(stats[2]) if names else 0.0
+        names, norms, total = self._measure(model)
+        metrics = {f"grad/{name}/norm": v for name, v in zip(names, norms)}
+        metrics["grad/global_norm"] = total if names else 0.0
         return metrics
 
     def log_gradient_distribution(self, model: nn.Module, tracker: MetricsSink, step: int) -> None:
@@ -257,21 +257,19 @@ class GradientMonitor:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _measure(self, model: nn.Module) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Per-parameter norms and [has_nan, has_inf, global_norm], after one sync."""
+    def _measure(self, model: nn.Module) -> tuple[list[str], list[float], float]:
+        """Names, per-parameter norms and the global norm (NaN/inf if any norm is), one sync."""
         names, norms = _per_parameter_norms(self._named_parameters(model))
         if norms is None:
-            self._last = ([], np.zeros(0), 0.0)
-            return [], np.zeros(0), np.array([0.0, 0.0, 0.0])
-        # The one host-device sync of a check; the flags are cheaper on the host than as
-        # several tiny device kernels.
-        host = norms.cpu().numpy().astype(np.float64)
-        squares = float(host @ host)
-        self._last = (names, host, math.sqrt(squares) if squares >= 0 else squares)
-        if math.isfinite(squares):  # no NaN or inf anywhere: nothing else to look for
-            return names, host, np.array([0.0, 0.0, math.sqrt(squares)])
-        has_nan, has_inf = bool(np.isnan(host).any()), bool(np.isinf(host).any())
-        return names, host, np.array([has_nan, has_inf, squares], dtype=np.float64)
+            self._last = ([], [], 0.0)
+            return [], [], 0.0
+        # The one host-device sync of a check; a handful of Python floats is cheaper to
+        # look at than numpy arrays or tiny device kernels.
+        values = norms.tolist()
+        squares = sum(v * v for v in values)  # NaN or inf if any norm is
+        total = math.sqrt(squares) if squares >= 0 else squares
+        self._last = (names, values, total)
+        return names, values, total
 
     def _named_parameters(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
         # Walking every submodule costs more than the norms of a small model, so the
@@ -284,12 +282,11 @@ class GradientMonitor:
         self._parameters_cache = (model, named)
         return named
 
-    def _assess(self, names: list[str], norms: np.ndarray, stats: np.ndarray) -> GradientHealth:
+    def _assess(self, names: list[str], norms: list[float], total: float) -> GradientHealth:
         if not names:
             return GradientHealth(False, False, 0.0, 0.0, 0.0)
-        has_nan, has_inf = bool(stats[0]), bool(stats[1])
-        if not (has_nan or has_inf):
-            low, high = float(norms.min()), float(norms.max())
+        if math.isfinite(total):  # no NaN or inf anywhere: nothing else to look for
+            low, high = min(norms), max(norms)
             if low >= self.vanishing_threshold and high <= self.explosion_threshold:
                 # the common, healthy step: no per-layer lists to build
                 return GradientHealth(
@@ -297,26 +294,26 @@ class GradientMonitor:
                     has_inf=False,
                     max_norm=high,
                     min_norm=low,
-                    global_norm=float(stats[2]),
+                    global_norm=total,
                     num_parameters=len(names),
                 )
-        affected: list[str] = []
-        if has_nan or has_inf:
-            affected = [
-                f"{n} ({'NaN' if np.isnan(v) else 'inf'})"
-                for n, v in zip(names, norms)
-                if not np.isfinite(v)
-            ]
-        finite = norms[np.isfinite(norms)]
+        host = np.asarray(norms, dtype=np.float64)
+        has_nan, has_inf = bool(np.isnan(host).any()), bool(np.isinf(host).any())
+        affected = [
+            f"{n} ({'NaN' if math.isnan(v) else 'inf'})"
+            for n, v in zip(names, norms)
+            if not math.isfinite(v)
+        ]
+        finite = host[np.isfinite(host)]
         return GradientHealth(
             has_nan=has_nan,
             has_inf=has_inf,
             max_norm=float(finite.max()) if finite.size else float("nan"),
             min_norm=float(finite.min()) if finite.size else float("nan"),
-            global_norm=float(stats[2]),
+            global_norm=total,
             affected_layers=affected,
-            vanishing_layers=_select(names, norms < self.vanishing_threshold),
-            exploding_layers=_select(names, norms > self.explosion_threshold),
+            vanishing_layers=_select(names, host < self.vanishing_threshold),
+            exploding_layers=_select(names, host > self.explosion_threshold),
             num_parameters=len(names),
         )
 
