@@ -8,6 +8,7 @@ yielded, so a run killed mid-epoch sees exactly the samples an uninterrupted run
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterator, Sized
 from typing import Any
 
@@ -76,8 +77,9 @@ class ResumableSampler(Sampler[int]):
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
-        self.position = 0
+        self._position = 0
         self._start = 0
+        self._live: Iterator[int] | None = None  # the running iteration's indices
 
     def order(self, epoch: int) -> list[int]:
         """This rank's index order in ``epoch`` (the whole order with one replica)."""
@@ -92,14 +94,26 @@ class ResumableSampler(Sampler[int]):
         padded = (order * math.ceil(total / len(order)))[:total] if order else order
         return padded[self.rank : total : self.num_replicas]
 
+    @property
+    def position(self) -> int:
+        """Indices of the current epoch handed out so far."""
+        live = self._live
+        if live is None:
+            return self._position
+        # a list iterator knows how many items it has left: no Python code runs per index
+        return self.num_samples - operator.length_hint(live)
+
+    @position.setter
+    def position(self, value: int) -> None:
+        self._position, self._live = value, None
+
     def __iter__(self) -> Iterator[int]:
         order = self.order(self.epoch)
         # an iteration starts where load_state_dict put it, else at the epoch's beginning
-        self.position, self._start = self._start, 0
-        while self.position < self.num_samples:
-            index = order[self.position]
-            self.position += 1
-            yield index
+        start, self._start = self._start, 0
+        live = iter(order[start : self.num_samples])
+        self._position, self._live = start, live
+        yield from live
         self.epoch += 1
         self.position = 0
 
