@@ -227,7 +227,8 @@ class CheckpointManager(ShardedCheckpoints, CheckpointConversions):
         }
 
     def _after_write(self, path: Path, metrics: dict[str, float]) -> None:
-        self.cache.invalidate()
+        # entries are keyed by name and manifest mtime: only this name can be stale
+        self.cache.invalidate_where(lambda key: key[0] == path.name)
         self.catalog.remember(path, True)  # hashed as it was written
         best = next((c for c in self.list_checkpoints() if c.is_best), None)
         if best is not None and best.path == path:

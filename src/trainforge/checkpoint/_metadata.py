@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -130,6 +130,12 @@ class TTLCache(Generic[K, V]):
                 self._data.clear()
             else:
                 self._data.pop(key, None)
+
+    def invalidate_where(self, stale: Callable[[K], bool]) -> None:
+        """Drop every entry whose key ``stale`` returns True for."""
+        with self._lock:
+            for key in [k for k in self._data if stale(k)]:
+                del self._data[key]
 
     def __len__(self) -> int:
         return len(self._data)

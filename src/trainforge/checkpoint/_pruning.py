@@ -130,7 +130,8 @@ class Pruner:
         for path in trash:
             remove_path(path)
         if not dry_run:
-            self.catalog.cache.invalidate()
+            gone = {meta.name for meta in deleted}
+            self.catalog.cache.invalidate_where(lambda key: key[0] in gone)
             for meta in deleted:
                 self.hooks.fire(HookEvent.ON_CHECKPOINT_DELETED, path=meta.path, epoch=meta.epoch)
             self.hooks.fire(

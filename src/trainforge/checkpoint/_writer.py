@@ -14,6 +14,7 @@ name; the next manager to open the directory renames it back (see ``_pruning``).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import platform
 import shutil
@@ -60,16 +61,27 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip()
 
 
-def environment_info() -> dict[str, Any]:
-    """Git commit + dirty flag of the working directory and library versions."""
+@functools.lru_cache(maxsize=8)
+def _git_state(cwd: str) -> dict[str, Any]:
+    """Commit and dirty flag of the repository at ``cwd``, read once per process.
+
+    The code a process runs is the code it imported: a commit made or a file edited
+    while it trains does not change that, so every checkpoint of the process records
+    the state its first checkpoint found (and saves two ``git`` processes per save).
+    """
     commit = _git("rev-parse", "HEAD")
     dirty = None
     if commit:
         status = _git("status", "--porcelain", "--untracked-files=no")
         dirty = bool(status) if status is not None else None
+    return {"commit": commit, "dirty": dirty}
+
+
+def environment_info() -> dict[str, Any]:
+    """Git commit + dirty flag of the working directory and library versions."""
     torch = sys.modules.get("torch")
     return {
-        "git": {"commit": commit, "dirty": dirty},
+        "git": dict(_git_state(os.getcwd())),
         "versions": {
             "trainforge": __version__,
             "torch": getattr(torch, "__version__", None),
