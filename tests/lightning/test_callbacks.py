@@ -10,13 +10,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from trainforge.checkpoint import CheckpointManager
 from trainforge.engine import GradientMonitor
-from trainforge.engine.policies import EarlyStopping
+from trainforge.engine.policies import BestMetric, EarlyStopping, RunPolicies
 from trainforge.errors import GradientHealthError
 from trainforge.lightning import (
     CheckpointEngineCallback,
     EarlyStoppingCallback,
     ExperimentTrackingCallback,
     GradientHealthCallback,
+    RunCallback,
     TrainingMonitor,
     create_logger,
     logger_dir,
@@ -172,3 +173,23 @@ def test_training_monitor_histograms_reach_tensorboard(tiny, tmp_path):
     events.Reload()
     assert [e.step for e in events.Histograms("grad/distribution")] == [2, 4]
     assert {"grad/distribution/std", "grad/distribution/p99"} <= set(events.Tags()["scalars"])
+
+
+def test_run_callback_per_batch_hooks_it_does_not_use_are_skipped_but_a_subclass_keeps_its_own(
+    tiny,
+):
+    calls = []
+
+    class Counting(RunCallback):
+        def on_after_backward(self, trainer, pl_module):
+            calls.append(trainer.global_step)
+
+    def policies():
+        return RunPolicies(best=BestMetric("val/loss", "min"), print_epochs=False)
+
+    # Lightning skips a hook that is not callable: no dispatch for the unused ones
+    assert RunCallback(policies()).on_after_backward is None
+    assert RunCallback(policies()).on_before_zero_grad is None
+    fit = tiny.trainer(max_steps=3, callbacks=[Counting(policies())])
+    fit.fit(tiny.task_module(), train_dataloaders=tiny.loader())
+    assert calls == [0, 1, 2]

@@ -26,6 +26,18 @@ __all__ = ["RunCallback"]
 
 Saver = Callable[[pl.Trainer, pl.LightningModule, Mapping[str, float]], "Path | None"]
 
+# Lightning calls every hook of every callback on every batch, each through its profiler
+# context (a few microseconds, as much as a small model's optimizer bookkeeping); a hook
+# that is not callable it skips. These per-batch hooks the adapter does not use are None.
+_UNUSED_BATCH_HOOKS = (
+    "on_train_batch_start",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_zero_grad",
+    "on_validation_batch_start",
+    "on_validation_batch_end",
+)
+
 
 class RunCallback(Callback):
     """Forwards a Lightning fit's hooks to :class:`RunPolicies`.
@@ -51,6 +63,9 @@ class RunCallback(Callback):
         self._last_step = 0
         self._val: dict[str, float] = {}
         self._epoch_start = self._batches_end = 0.0
+        for hook in _UNUSED_BATCH_HOOKS:
+            if getattr(type(self), hook) is getattr(Callback, hook):  # not a subclass's own
+                setattr(self, hook, None)
 
     def _saver(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> SaveFn | None:
         save = self.save

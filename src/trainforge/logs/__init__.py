@@ -9,7 +9,7 @@ from trainforge.logs._config import (
     rank_zero_only,
     set_process_label,
 )
-from trainforge.logs._progress import TrainingProgress
+from trainforge.logs._progress import TrainingProgress, progress_drawn
 from trainforge.logs._provenance import (
     PROVENANCE_LEGEND,
     Provenance,
@@ -30,6 +30,7 @@ __all__ = [
     "get_logger",
     "log_config_overview",
     "log_section",
+    "progress_drawn",
     "rank_zero_only",
     "set_process_label",
 ]

@@ -15,7 +15,12 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["TrainingProgress"]
+__all__ = ["TrainingProgress", "progress_drawn"]
+
+
+def progress_drawn(enabled: bool = True) -> bool:
+    """Whether a bar enabled by ``enabled`` is drawn: only when stderr is a terminal."""
+    return enabled and sys.stderr.isatty()
 
 
 class TrainingProgress:
@@ -38,7 +43,7 @@ class TrainingProgress:
         update_s: float = 0.1,
         console: Any = None,
     ):
-        self.enabled = enabled and (console is not None or sys.stderr.isatty())
+        self.enabled = enabled and (console is not None or progress_drawn())
         self.total = total
         self.refresh_s = refresh_s
         self.update_s = update_s

@@ -32,6 +32,7 @@ from trainforge.lightning import (
     to_lightning_checkpoint,
     top_operators_table,
 )
+from trainforge.logs import progress_drawn
 from trainforge.train import _build as build
 from trainforge.train._assembly import RunAssembly
 from trainforge.train._checks import shard_plan
@@ -66,7 +67,9 @@ def trainer_options(config: TrainingConfig, model: nn.Module | None = None) -> d
         "accumulate_grad_batches": trainer.accumulate_grad_batches if automatic else 1,
         "gradient_clip_val": trainer.gradient_clip_val if automatic else None,
         "val_check_interval": trainer.val_check_interval,
-        "enable_progress_bar": trainer.enable_progress_bar,
+        # off a terminal no bar is drawn: no progress-bar callback either (Lightning calls
+        # every hook of every callback on every batch)
+        "enable_progress_bar": progress_drawn(trainer.enable_progress_bar),
         "deterministic": config.run.deterministic,
         # UniversalDataModule gives each data-parallel process its share itself
         "use_distributed_sampler": False,
@@ -165,7 +168,7 @@ def run_lightning(run: RunAssembly) -> DriverOutcome:
             callbacks=[
                 RunCallback(run.policies, saver, every_rank=sharded),
                 # the plain driver's bar (Lightning's own redraws on every batch)
-                *([RunProgressBar()] if config.trainer.enable_progress_bar else []),
+                *([RunProgressBar()] if progress_drawn(config.trainer.enable_progress_bar) else []),
             ],
             profiler=profiler,
             ckpt_path=lambda trainer: _resume_checkpoint(run, trainer),
