@@ -190,10 +190,10 @@ class GradientMonitor:
 
     def compute_gradient_norm(self, model: nn.Module) -> float:
         """Global L2 norm of all gradients (0.0 when there are none); one sync."""
-        _, norms = _per_parameter_norms(self._named_parameters(model))
+        _, norms = _per_parameter_norms(self._named_parameters(model))  # host-device sync
         if norms is None:
             return 0.0
-        return float(torch.linalg.vector_norm(norms))  # host-device sync
+        return math.sqrt(sum(v * v for v in norms))
 
     def layer_norms(self, model: nn.Module) -> dict[str, float]:
         """``{"grad/<param>/norm": ..., "grad/global_norm": ...}``, SPEC metric names."""
@@ -259,13 +259,11 @@ class GradientMonitor:
 
     def _measure(self, model: nn.Module) -> tuple[list[str], list[float], float]:
         """Names, per-parameter norms and the global norm (NaN/inf if any norm is), one sync."""
-        names, norms = _per_parameter_norms(self._named_parameters(model))
-        if norms is None:
+        names, values = _per_parameter_norms(self._named_parameters(model))
+        if values is None:
             self._last = ([], [], 0.0)
             return [], [], 0.0
-        # The one host-device sync of a check; a handful of Python floats is cheaper to
-        # look at than numpy arrays or tiny device kernels.
-        values = norms.tolist()
+        # a handful of Python floats is cheaper to look at than numpy arrays or device kernels
         squares = sum(v * v for v in values)  # NaN or inf if any norm is
         total = math.sqrt(squares) if squares >= 0 else squares
         self._last = (names, values, total)
@@ -333,8 +331,12 @@ def _select(names: Sequence[str], mask: np.ndarray) -> list[str]:
 
 def _per_parameter_norms(
     named: list[tuple[str, nn.Parameter]],
-) -> tuple[list[str], Tensor | None]:
-    """Names and stacked L2 norms of every gradient, from one fused foreach kernel."""
+) -> tuple[list[str], list[float] | None]:
+    """Names and L2 norms of every gradient (on the host), from one foreach kernel.
+
+    The one host-device sync of a check: on a GPU the norms are stacked and copied
+    together; on the CPU each is read where it is (a stack would cost an allocation).
+    """
     names: list[str] = []
     grads: list[Tensor] = []
     for name, param in named:
@@ -346,8 +348,13 @@ def _per_parameter_norms(
         return names, None
     norms: Sequence[Tensor]
     with torch.no_grad():
-        if any(g.dtype == torch.float64 for g in grads):
-            norms = [n.double() for n in torch._foreach_norm(grads, 2)]
+        dtypes = {g.dtype for g in grads}
+        if torch.float64 in dtypes:
+            norms = torch._foreach_norm(grads, 2)
+            if len(dtypes) > 1:
+                norms = [n.double() for n in norms]
+        elif dtypes == {torch.float32}:
+            norms = torch._foreach_norm(grads, 2)
         else:  # dtype=float32: fp16/bf16 norms would overflow or lose precision
             norms = torch._foreach_norm(grads, 2, dtype=torch.float32)
         if any(type(n) is not Tensor for n in norms):
@@ -355,4 +362,6 @@ def _per_parameter_norms(
             # all-reduces it (a collective: every rank checks), so every rank sees the
             # whole gradient's norm
             norms = [full_value(n) for n in norms]
-        return names, torch.stack(norms)
+        if norms[0].device.type == "cpu":
+            return names, [n.item() for n in norms]
+        return names, torch.stack(norms).tolist()
