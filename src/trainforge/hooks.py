@@ -230,7 +230,8 @@ class HookManager:
 
     def has_hooks(self, event: HookEvent | str) -> bool:
         """True when at least one hook listens to ``event`` (lets callers skip work)."""
-        return bool(self._hooks.get(HookEvent(event)))
+        key = event if event.__class__ is HookEvent else HookEvent(event)  # asked every step
+        return bool(self._hooks.get(key))
 
     def fire(self, event: HookEvent | str, **data: Any) -> HookResult:
         """Run every hook of ``event`` with ``data`` as payload; await coroutine hooks."""

@@ -154,11 +154,15 @@ def _mismatch(model: Any, batch: Mapping[str, Any], detail: str) -> TrainingErro
     )
 
 
+_BY_NAME = ForwardInputs()
+"""The default: an ``inputs`` entry, else the batch keys named like forward()'s parameters."""
+
+
 def model_arguments(
     model: Any, batch: Mapping[str, Any], inputs: ForwardInputs | None = None
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The positional and keyword arguments ``model`` is called with for ``batch``."""
-    inputs = inputs or ForwardInputs()
+    inputs = inputs or _BY_NAME
     if inputs.input_keys:
         missing = [key for key in inputs.input_keys.values() if key not in batch]
         if missing:
