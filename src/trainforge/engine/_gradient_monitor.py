@@ -3,8 +3,8 @@
 Per-parameter L2 norms come from a single ``torch._foreach_norm`` over every gradient.
 NaN and infinity show up in those norms (a NaN element makes its norm NaN, an infinite
 one makes it infinite), so the check never scans gradients element-wise a second time.
-The norms are stacked into one tensor and copied to the host once; everything after that
-is arithmetic on a handful of Python floats.
+The norms reach the host in one sync (stacked and copied together on a GPU, read where
+they are on the CPU); everything after that is arithmetic on a handful of Python floats.
 """
 
 from __future__ import annotations

@@ -161,6 +161,9 @@ def run_lightning(run: RunAssembly) -> DriverOutcome:
             os.environ[RESUME_VARIABLE] = str(run.resume.path)
     # build_datamodule made Lightning's subclass for this driver
     datamodule = cast(UniversalDataModule, run.datamodule)
+    options = trainer_options(config, run.model)
+    if not run.has_validation:
+        options = _without_validation(options)
     try:
         outcome = fit(
             _module(run),
@@ -168,16 +171,12 @@ def run_lightning(run: RunAssembly) -> DriverOutcome:
             callbacks=[
                 RunCallback(run.policies, saver, every_rank=sharded),
                 # the plain driver's bar (Lightning's own redraws on every batch)
-                *([RunProgressBar()] if progress_drawn(config.trainer.enable_progress_bar) else []),
+                *([RunProgressBar()] if options["enable_progress_bar"] else []),
             ],
             profiler=profiler,
             ckpt_path=lambda trainer: _resume_checkpoint(run, trainer),
             default_root_dir=run.run_dir,
-            **(
-                trainer_options(config, run.model)
-                if run.has_validation
-                else _without_validation(trainer_options(config, run.model))
-            ),
+            **options,
         )
     finally:
         if run.rank == 0:
