@@ -11,6 +11,10 @@ for trainforge):
 - hand-written loop (the reference of the plain driver): ``DataLoader(shuffle=True)``,
   ``zero_grad``, forward, ``cross_entropy``, ``backward``, ``step``, and a ``no_grad``
   pass over the validation set per epoch;
+- hand-written loop, batch indexing (context, not a target's reference): the same loop
+  reading each batch with one ``index_select`` per tensor of a ``randperm`` order, as
+  trainforge's loader reads a ``TensorDataset``; the plain rows print their difference
+  to it, which is the loop's own overhead without the data-loading gain;
 - bare Lightning (the reference of the Lightning driver): a minimal LightningModule
   (``training_step``, ``validation_step``, AdamW) and ``lightning.Trainer`` with no
   logger, no checkpointing, no progress bar and no model summary;
@@ -86,6 +90,7 @@ FEATURES = [
     ("gradient health", ["callbacks.gradient_health.enabled=false"]),
 ]
 HAND, BARE = "hand-written loop", "bare Lightning"
+INDEXED = "hand-written loop, batch indexing"
 TARGETS = {  # (driver, row) -> ratio to the driver's reference (BENCHMARKS.md)
     ("plain", "defaults"): 1.10,
     ("plain", "everything off"): 1.03,
@@ -155,6 +160,31 @@ def hand_written(epochs: int, train: Any, val: Any, _: Path) -> None:
         model.eval()
         with torch.no_grad():
             for x, y in val_loader:
+                F.cross_entropy(model(x), y)
+
+
+def hand_indexed(epochs: int, train: Any, val: Any, _: Path) -> None:
+    """The reference loop reading each batch with one ``index_select`` per tensor (context)."""
+    import torch
+    import torch.nn.functional as F
+
+    model = build_model()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LR)
+    generator = torch.Generator().manual_seed(SEED)
+    inputs, labels = train.tensors
+    val_inputs, val_labels = val.tensors
+    for _epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(inputs), generator=generator)
+        for index in order.split(BATCH_SIZE):
+            x, y = inputs.index_select(0, index), labels.index_select(0, index)
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            for x, y in zip(val_inputs.split(BATCH_SIZE), val_labels.split(BATCH_SIZE)):
                 F.cross_entropy(model(x), y)
 
 
@@ -316,7 +346,10 @@ def step_table(
     With ``before`` (another checkout's ``src``), every trainforge row is also measured
     on that code, in the same rounds, and printed as a before/after table.
     """
-    variants: dict[str, Callable[[int, Any, Any, Path], None]] = {HAND: hand_written}
+    variants: dict[str, Callable[[int, Any, Any, Path], None]] = {
+        HAND: hand_written,
+        INDEXED: hand_indexed,
+    }
     if "lightning" in drivers:
         variants[BARE] = bare_lightning
     for driver in drivers:
@@ -335,6 +368,11 @@ def step_table(
 
         print(f"-- per step, {clock} time (MLP 784-64-64-10, batch 64, AdamW, 1 thread)")
         print(f"{HAND}, {clock}: {values[HAND]:.0f} us/step {spread(HAND)}")
+        print(
+            f"{INDEXED} (context), {clock}: {values[INDEXED]:.0f} us/step {spread(INDEXED)} "
+            f"(reference: {values[HAND]:.0f} us/step {HAND}, "
+            f"ratio: {values[INDEXED] / values[HAND]:.2f}x)"
+        )
         if BARE in values:
             print(
                 f"{BARE}, {clock}: {values[BARE]:.0f} us/step {spread(BARE)} "
@@ -352,6 +390,12 @@ def step_table(
                     f"{spread(f'{driver}: {row}')} "
                     f"(reference: {ref:.0f} us/step {ref_name}, ratio: {value / ref:.2f}x)"
                 )
+                if driver == "plain":
+                    indexed = values[INDEXED]
+                    print(
+                        f"  against {INDEXED}: {value - indexed:+.0f} us/step "
+                        f"({value / indexed:.2f}x)"
+                    )
                 if previous is not None:
                     feature = FEATURES[len(previous) - 1][0]
                     cost = previous[-1] - value

@@ -6,7 +6,9 @@ import random
 
 import pytest
 import torch
-from torch.utils.data import TensorDataset
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from trainforge.engine import (
     CollatorRegistry,
@@ -17,6 +19,7 @@ from trainforge.engine import (
     VisionCollator,
     as_batch_dict,
 )
+from trainforge.engine.data._batched import TensorRows
 from trainforge.errors import ConfigError, RegistryError
 
 
@@ -197,3 +200,65 @@ def test_a_mid_epoch_position_needs_the_same_number_of_processes():
         ResumableSampler(10, seed=0).load_state_dict(state)
     # an epoch boundary is the same for any number of processes
     ResumableSampler(10, seed=0).load_state_dict({**state, "position": 0})
+
+
+_DTYPES = [torch.float32, torch.float64, torch.int64, torch.bool, torch.uint8]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 40),
+    batch_size=st.integers(1, 9),
+    shapes=st.lists(st.lists(st.integers(1, 3), max_size=2), min_size=1, max_size=3),
+    dtypes=st.lists(st.sampled_from(_DTYPES), min_size=3, max_size=3),
+    subset=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_tensor_datasets_load_the_same_batches_gathered_whole(
+    rows, batch_size, shapes, dtypes, subset, seed
+):
+    """A TensorDataset (or a Subset of one) is read a batch at a time, with equal batches."""
+    generator = torch.Generator().manual_seed(seed)
+    tensors = [
+        (torch.randn(rows, *shape, generator=generator) * 10).to(dtype)
+        for shape, dtype in zip(shapes, dtypes)
+    ]
+    data: Dataset = TensorDataset(*tensors)
+    if subset:
+        picked = torch.randperm(rows, generator=generator)[: max(rows // 2, 1)].tolist()
+        data = Subset(data, [i - rows if i % 3 == 0 else i for i in picked])  # negatives too
+    loader = DataLoaderFactory.create(data, batch_size=batch_size, random_seed=seed)
+    assert isinstance(loader.dataset, TensorRows)
+    reference = DataLoader(
+        data, batch_size=batch_size, sampler=list(ResumableSampler(len(data), seed=seed))
+    )
+    got, expected = list(loader), list(reference)
+    assert len(got) == len(expected)
+    for batch, want in zip(got, expected):
+        assert isinstance(batch, list)
+        assert len(batch) == len(want)
+        for column, column_want in zip(batch, want):
+            assert column.dtype == column_want.dtype
+            assert column.shape == column_want.shape
+            assert torch.equal(column, column_want)
+
+
+def test_datasets_with_their_own_reads_are_read_sample_by_sample():
+    """A subclass's __getitem__, a custom collator or out-of-range indices keep the old path."""
+
+    class Doubled(TensorDataset):
+        def __getitem__(self, index):
+            x, y = super().__getitem__(index)
+            return x * 2, y
+
+    doubled = DataLoaderFactory.create(Doubled(*_dataset(6).tensors), batch_size=3, shuffle=False)
+    assert not isinstance(doubled.dataset, TensorRows)
+    assert next(iter(doubled))[0].tolist() == [0.0, 2.0, 4.0]
+    text = DataLoaderFactory.create(_dataset(6), batch_size=3, collator_name="vision")
+    assert not isinstance(text.dataset, TensorRows)
+    broken = DataLoaderFactory.create(Subset(_dataset(6), [0, 9]), batch_size=2)
+    assert not isinstance(broken.dataset, TensorRows)
+    with pytest.raises(IndexError):
+        list(broken)
+    workers = DataLoaderFactory.create(_dataset(6), batch_size=3, num_workers=1)
+    assert not isinstance(workers.dataset, TensorRows)

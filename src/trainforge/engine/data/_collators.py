@@ -16,6 +16,7 @@ from torch.utils.data import default_collate
 
 from trainforge.engine._batch import as_batch_dict
 from trainforge.engine._task import TaskSpec
+from trainforge.engine.data._batched import CollatedColumns
 from trainforge.registry import Registry
 
 __all__ = [
@@ -264,6 +265,8 @@ def collate_columns(samples: list[Any]) -> Any:
         >>> collate_columns([{"x": [1, 2], "y": 0}, {"x": [3, 4], "y": 1}])["x"].tolist()
         [[1, 2], [3, 4]]
     """
+    if type(samples) is CollatedColumns:  # a batch gathered whole (TensorRows)
+        return list(samples)
     if samples and isinstance(samples[0], dict):
         samples = [
             {k: torch.as_tensor(v) if isinstance(v, list) else v for k, v in s.items()}

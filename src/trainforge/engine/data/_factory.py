@@ -17,7 +17,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
 from trainforge.engine._task import TaskSpec
-from trainforge.engine.data._collators import CollatorRegistry
+from trainforge.engine.data._batched import batched_view
+from trainforge.engine.data._collators import CollatorRegistry, collate_columns
 from trainforge.engine.data._sampler import ResumableSampler
 from trainforge.engine.data._stream import StreamLoader
 from trainforge.errors import ConfigError
@@ -156,6 +157,9 @@ class DataLoaderFactory:
         if sampler_state is not None:
             sampler.load_state_dict(sampler_state)
         collate_fn = cls.collator(task_spec, collator_name, collator_kwargs)
+        if collate_fn is collate_columns and num_workers == 0:
+            # in-memory tensors: one gather per column and batch instead of per sample
+            dataset = batched_view(dataset)
         kwargs: dict[str, Any] = {}
         if num_workers > 0:
             # DataLoader rejects prefetch_factor without workers, hence only here
