@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from trainforge.engine import GradientHealth, GradientMonitor
@@ -136,3 +139,55 @@ def test_log_gradient_distribution_to_a_tracker():
     assert "grad/global_norm" in metrics and "grad/0.weight/norm" in metrics
     assert "grad/distribution/std" in metrics
     assert all(isinstance(v, float) for v in metrics.values())
+
+
+def _fields(health: GradientHealth) -> dict:
+    """The report's fields, NaN written as a string so that equal reports compare equal."""
+    return {
+        k: "nan" if isinstance(v, float) and math.isnan(v) else v
+        for k, v in dataclasses.asdict(health).items()
+    }
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    values=st.lists(
+        st.sampled_from([0.0, 1e-12, 1.0, 5e2, 2e3, float("nan"), float("inf"), -float("inf")]),
+        min_size=4,
+        max_size=4,
+    ),
+    frozen=st.lists(st.booleans(), min_size=4, max_size=4),
+    dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16]),
+)
+def test_the_boolean_check_agrees_with_the_full_report(values, frozen, dtype):
+    """step_is_healthy decides as check_gradients does, on every kind of gradient."""
+    model = _model_with_grads().to(dtype)
+    params = list(model.parameters())
+    for param, value, drop in zip(params, values, frozen):
+        param.grad = None if drop else torch.full_like(param, 1e-3).to(dtype)
+        if param.grad is not None:
+            param.grad.view(-1)[0] = value
+    full, fast = (
+        GradientMonitor(max_consecutive_failures=99),
+        GradientMonitor(max_consecutive_failures=99),
+    )
+    for _ in range(2):  # the second check takes the cached fast path where it applies
+        report = full.check_gradients(model)
+        assert fast.step_is_healthy(model) == report.is_healthy
+        assert fast.consecutive_failures == full.consecutive_failures
+        assert _fields(fast.last_health()) == _fields(report)
+
+
+def test_a_layer_frozen_later_leaves_the_fast_path():
+    """Once gradients stop being plain float32 on every parameter, the general read runs."""
+    model = _model_with_grads()
+    monitor = GradientMonitor()
+    assert monitor.step_is_healthy(model)
+    assert monitor.step_is_healthy(model)  # cached: plain float32 gradients everywhere
+    first = dict(model.named_parameters())["0.weight"]
+    first.grad = None
+    dict(model.named_parameters())["2.weight"].grad.view(-1)[0] = float("nan")
+    assert not monitor.step_is_healthy(model)
+    health = monitor.last_health()
+    assert health.num_parameters == 3
+    assert health.affected_layers == ["2.weight (NaN)"]

@@ -140,7 +140,7 @@ class GradientMonitor:
         self.hooks = hooks
         self.consecutive_failures = 0
         self.total_failures = 0
-        self._parameters_cache: tuple[nn.Module, list[tuple[str, nn.Parameter]]] | None = None
+        self._plan: _NormPlan | None = None
         self._last: tuple[list[str], list[float], float] = ([], [], 0.0)
 
     def check_gradients(self, model: nn.Module, *, step: int | None = None) -> GradientHealth:
@@ -162,6 +162,32 @@ class GradientMonitor:
         if health.is_healthy:
             self.consecutive_failures = 0
             return health
+        self._record_failure(health, step)
+        return health
+
+    def step_is_healthy(self, model: nn.Module, *, step: int | None = None) -> bool:
+        """:meth:`check_gradients` as one bool: no report is built for a healthy step.
+
+        Raises:
+            GradientHealthError: As :meth:`check_gradients`.
+        """
+        names, norms, total = self._measure(model)
+        # every layer's norm is at most the global norm: below the threshold, none explodes
+        if names and total <= self.explosion_threshold:  # False for NaN
+            self.consecutive_failures = 0
+            return True
+        health = self._assess(names, norms, total)
+        if health.is_healthy:
+            self.consecutive_failures = 0
+            return True
+        self._record_failure(health, step)
+        return False
+
+    def last_health(self) -> GradientHealth:
+        """The :class:`GradientHealth` of the latest check (built now; no new sync)."""
+        return self._assess(*self._last)
+
+    def _record_failure(self, health: GradientHealth, step: int | None) -> None:
         self.consecutive_failures += 1
         self.total_failures += 1
         logger.warning("gradient anomaly (step %s):\n%s", step, health)
@@ -178,7 +204,6 @@ class GradientMonitor:
                 f"gradient checks (limit callbacks.gradient_health.max_consecutive_failures="
                 f"{self.max_consecutive_failures})\n{health}\n{_REMEDIATION}"
             )
-        return health
 
     def last_layer_norms(self) -> dict[str, float]:
         """``grad/<layer>/norm`` and ``grad/global_norm`` of the latest check (no new sync)."""
@@ -259,26 +284,23 @@ class GradientMonitor:
 
     def _measure(self, model: nn.Module) -> tuple[list[str], list[float], float]:
         """Names, per-parameter norms and the global norm (NaN/inf if any norm is), one sync."""
-        names, values = _per_parameter_norms(self._named_parameters(model))
+        plan = self._plan
+        if plan is None or plan.model is not model:
+            plan = self._plan = _NormPlan(model)
+        names, values = plan.norms()
         if values is None:
             self._last = ([], [], 0.0)
             return [], [], 0.0
         # a handful of Python floats is cheaper to look at than numpy arrays or device kernels
-        squares = sum(v * v for v in values)  # NaN or inf if any norm is
-        total = math.sqrt(squares) if squares >= 0 else squares
+        total = math.hypot(*values)  # inf if any norm is, else NaN if any norm is
         self._last = (names, values, total)
         return names, values, total
 
     def _named_parameters(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-        # Walking every submodule costs more than the norms of a small model, so the
-        # parameters are listed once per model object. Parameters whose gradient is None
-        # (frozen layers) are skipped at each check.
-        cached = self._parameters_cache
-        if cached is not None and cached[0] is model:
-            return cached[1]
-        named = list(model.named_parameters())
-        self._parameters_cache = (model, named)
-        return named
+        plan = self._plan
+        if plan is None or plan.model is not model:
+            plan = self._plan = _NormPlan(model)
+        return plan.named
 
     def _assess(self, names: list[str], norms: list[float], total: float) -> GradientHealth:
         if not names:
@@ -323,6 +345,43 @@ class GradientMonitor:
         # a fixed stride, not a random draw: sampling must not consume the global RNG
         stride = max(1, flat.numel() // self.max_histogram_samples)
         return flat[::stride][: self.max_histogram_samples]
+
+
+class _NormPlan:
+    """How one model's gradient norms are read, worked out once per model object.
+
+    Walking every submodule costs more than the norms of a small model, so the
+    parameters are listed once. While every parameter has a float32 gradient on the CPU
+    (the common case, checked cheaply each step), the norms are one ``_foreach_norm``
+    and one read per norm; anything else (frozen layers, half precision, sharded or GPU
+    gradients) takes :func:`_per_parameter_norms`.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.named = list(model.named_parameters())
+        self.names = [name for name, _ in self.named]
+        self.params = [param for _, param in self.named]
+        self.plain = False  # set once a general read found plain CPU float32 gradients
+
+    def norms(self) -> tuple[list[str], list[float] | None]:
+        """Names and norms of the gradients present now (None when there are none)."""
+        if self.plain:
+            grads = [p.grad for p in self.params]
+            for grad in grads:  # identity tests: `None in grads` would compare tensors
+                if grad is None or grad.dtype is not torch.float32:
+                    break
+            else:
+                return self.names, [n.item() for n in torch._foreach_norm(grads, 2)]  # type: ignore[arg-type]
+        names, values = _per_parameter_norms(self.named)
+        self.plain = len(names) == len(self.params) and all(
+            type(p.grad) is Tensor
+            and p.grad.dtype is torch.float32
+            and p.grad.device.type == "cpu"
+            and not p.grad.is_sparse
+            for p in self.params
+        )
+        return names, values
 
 
 def _select(names: Sequence[str], mask: np.ndarray) -> list[str]:

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 __all__ = ["CollatedColumns", "TensorRows", "batched_view"]
 
 
-class CollatedColumns(list):  # type: ignore[type-arg]
+class CollatedColumns(list):
     """A batch already collated by :class:`TensorRows` (the default collator passes it on)."""
 
 

@@ -57,7 +57,12 @@ class HealthPolicy:
         self.monitor = monitor
         self.policy: PolicyName = policy
         self.skipped_steps = 0
-        self.last: GradientHealth | None = None
+        self._checked = False
+
+    @property
+    def last(self) -> GradientHealth | None:
+        """The report of the latest check (None before the first)."""
+        return self.monitor.last_health() if self._checked else None
 
     @property
     def healthy(self) -> bool:
@@ -74,10 +79,10 @@ class HealthPolicy:
             GradientHealthError: ``stop`` policy, ``max_consecutive_failures`` unhealthy
                 steps in a row (the message lists the layers and remediation steps).
         """
-        health = self.monitor.check_gradients(model, step=step)
-        self.last = health
-        if health.is_healthy:
+        self._checked = True
+        if self.monitor.step_is_healthy(model, step=step):
             return True
+        health = self.monitor.last_health()
         take = self.policy == "warn" and not (health.has_nan or health.has_inf)
         if not take:
             self.skipped_steps += 1
