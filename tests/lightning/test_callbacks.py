@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from trainforge.checkpoint import CheckpointManager
 from trainforge.engine import GradientMonitor
-from trainforge.engine.policies import BestMetric, EarlyStopping, RunPolicies
+from trainforge.engine.policies import BestMetric, EarlyStopping, HealthPolicy, RunPolicies
 from trainforge.errors import GradientHealthError
 from trainforge.lightning import (
     CheckpointEngineCallback,
@@ -193,3 +193,16 @@ def test_run_callback_per_batch_hooks_it_does_not_use_are_skipped_but_a_subclass
     fit = tiny.trainer(max_steps=3, callbacks=[Counting(policies())])
     fit.fit(tiny.task_module(), train_dataloaders=tiny.loader())
     assert calls == [0, 1, 2]
+
+
+def test_run_callback_skips_the_pre_step_hook_only_when_no_policy_acts_there(tiny):
+    """Without health, lr or layer statistics there is no per-step pre-step call at all."""
+    best = BestMetric("val/loss", "min")
+    idle = RunCallback(RunPolicies(best=best, print_epochs=False))
+    assert idle.on_before_optimizer_step is None
+    health = HealthPolicy(GradientMonitor(), "skip")
+    checking = RunCallback(RunPolicies(best=best, health=health, print_epochs=False))
+    assert callable(checking.on_before_optimizer_step)
+    fit = tiny.trainer(max_steps=3, callbacks=[checking])
+    fit.fit(tiny.task_module(), train_dataloaders=tiny.loader())
+    assert health.last is not None and health.last.num_parameters > 0

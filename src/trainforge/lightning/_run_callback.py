@@ -63,15 +63,30 @@ class RunCallback(Callback):
         self._last_step = 0
         self._val: dict[str, float] = {}
         self._epoch_start = self._batches_end = 0.0
-        for hook in _UNUSED_BATCH_HOOKS:
-            if getattr(type(self), hook) is getattr(Callback, hook):  # not a subclass's own
-                setattr(self, hook, None)
+        self._save_for: tuple[Any, Any, SaveFn | None] = (None, None, None)
+        unused = list(_UNUSED_BATCH_HOOKS)
+        if not policies.acts_before_step and (
+            type(self).on_before_optimizer_step is RunCallback.on_before_optimizer_step
+        ):
+            unused.append("on_before_optimizer_step")
+        for hook in unused:
+            if getattr(type(self), hook) in (getattr(Callback, hook), getattr(RunCallback, hook)):
+                setattr(self, hook, None)  # not a subclass's own
 
     def _saver(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> SaveFn | None:
+        cached_trainer, cached_module, saver = self._save_for
+        if cached_trainer is trainer and cached_module is pl_module:
+            return saver  # built once per fit, not per step
         save = self.save
         if save is None or not (trainer.is_global_zero or self.every_rank):
-            return None
-        return lambda metrics, epoch_done: save(trainer, pl_module, metrics)
+            saver = None
+        else:
+
+            def saver(metrics: Mapping[str, float], epoch_done: bool) -> Path | None:
+                return save(trainer, pl_module, metrics)
+
+        self._save_for = (trainer, pl_module, saver)
+        return saver
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Remember the step a resumed fit starts at; a resumed epoch starts here."""
@@ -104,7 +119,7 @@ class RunCallback(Callback):
             return
         self._last_step = step
         loss = cast(Tensor, pl_module.last_train_loss)
-        if trainer.world_size > 1 and step % self.policies.log_every_n_steps == 0:
+        if step % self.policies.log_every_n_steps == 0 and trainer.world_size > 1:
             # the mean over the ranks, on logging steps only (a collective: all ranks)
             loss = trainer.strategy.reduce(loss, reduce_op="mean")
         self.policies.after_optimizer_step(

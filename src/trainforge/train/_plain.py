@@ -63,7 +63,10 @@ class _Run:
             else cast(ResumableSampler, self.loader.sampler)
         )
         self.accumulator = build.build_accumulator(
-            config, self.optimizer, self.device, before_step=self._before_step
+            config,
+            self.optimizer,
+            self.device,
+            before_step=self._before_step if run.policies.acts_before_step else None,
         )
         self.position = RunPosition()
         self._pending_sampler: dict[str, Any] | None = None

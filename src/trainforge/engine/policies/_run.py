@@ -113,6 +113,11 @@ class RunPolicies:
 
     # -- steps ----------------------------------------------------------------------------
 
+    @property
+    def acts_before_step(self) -> bool:
+        """False when :meth:`before_optimizer_step` has nothing to do (a driver may skip it)."""
+        return self.health is not None or self.lr is not None or self.layer_stats is not None
+
     def before_optimizer_step(self, step: int, model: nn.Module, optimizer: Any) -> bool:
         """Before optimizer step ``step`` (1-based), gradients complete: take it?
 
