@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from trainforge.engine._sharding import full_value
+from trainforge.engine._grad_norms import NormPlan, per_parameter_norms
 from trainforge.errors import GradientHealthError
 from trainforge.hooks import HookEvent, HookManager
 
@@ -140,7 +140,7 @@ class GradientMonitor:
         self.hooks = hooks
         self.consecutive_failures = 0
         self.total_failures = 0
-        self._plan: _NormPlan | None = None
+        self._plan: NormPlan | None = None
         self._last: tuple[list[str], list[float], float] = ([], [], 0.0)
 
     def check_gradients(self, model: nn.Module, *, step: int | None = None) -> GradientHealth:
@@ -215,7 +215,7 @@ class GradientMonitor:
 
     def compute_gradient_norm(self, model: nn.Module) -> float:
         """Global L2 norm of all gradients (0.0 when there are none); one sync."""
-        _, norms = _per_parameter_norms(self._named_parameters(model))  # host-device sync
+        _, norms = per_parameter_norms(self._named_parameters(model))  # host-device sync
         if norms is None:
             return 0.0
         return math.sqrt(sum(v * v for v in norms))
@@ -286,7 +286,7 @@ class GradientMonitor:
         """Names, per-parameter norms and the global norm (NaN/inf if any norm is), one sync."""
         plan = self._plan
         if plan is None or plan.model is not model:
-            plan = self._plan = _NormPlan(model)
+            plan = self._plan = NormPlan(model)
         names, values = plan.norms()
         if values is None:
             self._last = ([], [], 0.0)
@@ -299,7 +299,7 @@ class GradientMonitor:
     def _named_parameters(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
         plan = self._plan
         if plan is None or plan.model is not model:
-            plan = self._plan = _NormPlan(model)
+            plan = self._plan = NormPlan(model)
         return plan.named
 
     def _assess(self, names: list[str], norms: list[float], total: float) -> GradientHealth:
@@ -347,80 +347,5 @@ class GradientMonitor:
         return flat[::stride][: self.max_histogram_samples]
 
 
-class _NormPlan:
-    """How one model's gradient norms are read, worked out once per model object.
-
-    Walking every submodule costs more than the norms of a small model, so the
-    parameters are listed once. While every parameter has a float32 gradient on the CPU
-    (the common case, checked cheaply each step), the norms are one ``_foreach_norm``
-    and one read per norm; anything else (frozen layers, half precision, sharded or GPU
-    gradients) takes :func:`_per_parameter_norms`.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.named = list(model.named_parameters())
-        self.names = [name for name, _ in self.named]
-        self.params = [param for _, param in self.named]
-        self.plain = False  # set once a general read found plain CPU float32 gradients
-
-    def norms(self) -> tuple[list[str], list[float] | None]:
-        """Names and norms of the gradients present now (None when there are none)."""
-        if self.plain:
-            grads = [p.grad for p in self.params]
-            for grad in grads:  # identity tests: `None in grads` would compare tensors
-                if grad is None or grad.dtype is not torch.float32:
-                    break
-            else:
-                return self.names, [n.item() for n in torch._foreach_norm(grads, 2)]  # type: ignore[arg-type]
-        names, values = _per_parameter_norms(self.named)
-        self.plain = len(names) == len(self.params) and all(
-            type(p.grad) is Tensor
-            and p.grad.dtype is torch.float32
-            and p.grad.device.type == "cpu"
-            and not p.grad.is_sparse
-            for p in self.params
-        )
-        return names, values
-
-
 def _select(names: Sequence[str], mask: np.ndarray) -> list[str]:
     return [names[int(i)] for i in np.flatnonzero(mask)]
-
-
-def _per_parameter_norms(
-    named: list[tuple[str, nn.Parameter]],
-) -> tuple[list[str], list[float] | None]:
-    """Names and L2 norms of every gradient (on the host), from one foreach kernel.
-
-    The one host-device sync of a check: on a GPU the norms are stacked and copied
-    together; on the CPU each is read where it is (a stack would cost an allocation).
-    """
-    names: list[str] = []
-    grads: list[Tensor] = []
-    for name, param in named:
-        grad = param.grad
-        if grad is not None:
-            names.append(name)
-            grads.append(grad)
-    if not grads:
-        return names, None
-    norms: Sequence[Tensor]
-    with torch.no_grad():
-        dtypes = {g.dtype for g in grads}
-        if torch.float64 in dtypes:
-            norms = torch._foreach_norm(grads, 2)
-            if len(dtypes) > 1:
-                norms = [n.double() for n in norms]
-        elif dtypes == {torch.float32}:
-            norms = torch._foreach_norm(grads, 2)
-        else:  # dtype=float32: fp16/bf16 norms would overflow or lose precision
-            norms = torch._foreach_norm(grads, 2, dtype=torch.float32)
-        if any(type(n) is not Tensor for n in norms):
-            # a sharded parameter's norm is a partial sum per rank: full_tensor()
-            # all-reduces it (a collective: every rank checks), so every rank sees the
-            # whole gradient's norm
-            norms = [full_value(n) for n in norms]
-        if norms[0].device.type == "cpu":
-            return names, [n.item() for n in norms]
-        return names, torch.stack(norms).tolist()

@@ -1,0 +1,92 @@
+"""How a model's gradient norms reach the host: one ``_foreach_norm`` and one sync.
+
+:class:`NormPlan` lists a model's parameters once and, while every gradient is a plain
+float32 tensor on the CPU, reads the norms on the shortest path; anything else (frozen
+layers, half precision, sharded or GPU gradients) goes through :func:`per_parameter_norms`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from trainforge.engine._sharding import full_value
+
+__all__ = ["NormPlan", "per_parameter_norms"]
+
+
+class NormPlan:
+    """How one model's gradient norms are read, worked out once per model object.
+
+    Walking every submodule costs more than the norms of a small model, so the
+    parameters are listed once. While every parameter has a float32 gradient on the CPU
+    (the common case, checked cheaply each step), the norms are one ``_foreach_norm``
+    and one read per norm; anything else (frozen layers, half precision, sharded or GPU
+    gradients) takes :func:`per_parameter_norms`.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.named = list(model.named_parameters())
+        self.names = [name for name, _ in self.named]
+        self.params = [param for _, param in self.named]
+        self.plain = False  # set once a general read found plain CPU float32 gradients
+
+    def norms(self) -> tuple[list[str], list[float] | None]:
+        """Names and norms of the gradients present now (None when there are none)."""
+        if self.plain:
+            grads = [p.grad for p in self.params]
+            for grad in grads:  # identity tests: `None in grads` would compare tensors
+                if grad is None or grad.dtype is not torch.float32:
+                    break
+            else:
+                return self.names, [n.item() for n in torch._foreach_norm(grads, 2)]  # type: ignore[arg-type]
+        names, values = per_parameter_norms(self.named)
+        self.plain = len(names) == len(self.params) and all(
+            type(p.grad) is Tensor
+            and p.grad.dtype is torch.float32
+            and p.grad.device.type == "cpu"
+            and not p.grad.is_sparse
+            for p in self.params
+        )
+        return names, values
+
+
+def per_parameter_norms(
+    named: list[tuple[str, nn.Parameter]],
+) -> tuple[list[str], list[float] | None]:
+    """Names and L2 norms of every gradient (on the host), from one foreach kernel.
+
+    The one host-device sync of a check: on a GPU the norms are stacked and copied
+    together; on the CPU each is read where it is (a stack would cost an allocation).
+    """
+    names: list[str] = []
+    grads: list[Tensor] = []
+    for name, param in named:
+        grad = param.grad
+        if grad is not None:
+            names.append(name)
+            grads.append(grad)
+    if not grads:
+        return names, None
+    norms: Sequence[Tensor]
+    with torch.no_grad():
+        dtypes = {g.dtype for g in grads}
+        if torch.float64 in dtypes:
+            norms = torch._foreach_norm(grads, 2)
+            if len(dtypes) > 1:
+                norms = [n.double() for n in norms]
+        elif dtypes == {torch.float32}:
+            norms = torch._foreach_norm(grads, 2)
+        else:  # dtype=float32: fp16/bf16 norms would overflow or lose precision
+            norms = torch._foreach_norm(grads, 2, dtype=torch.float32)
+        if any(type(n) is not Tensor for n in norms):
+            # a sharded parameter's norm is a partial sum per rank: full_tensor()
+            # all-reduces it (a collective: every rank checks), so every rank sees the
+            # whole gradient's norm
+            norms = [full_value(n) for n in norms]
+        if norms[0].device.type == "cpu":
+            return names, [n.item() for n in norms]
+        return names, torch.stack(norms).tolist()
