@@ -260,9 +260,19 @@ def quiet() -> None:
 
 
 def serve(
-    variant: Callable[[int, Any, Any, Path], None], uses_lightning: bool, conn: Connection
+    variant: Callable[[int, Any, Any, Path], None],
+    uses_lightning: bool,
+    conn: Connection,
+    src: str | None = None,
 ) -> None:
-    """Worker: load, then on "go" warm up with one run and time ``SHORT`` and ``LONG`` epochs."""
+    """Worker: load, then on "go" warm up with one run and time ``SHORT`` and ``LONG`` epochs.
+
+    ``src``: import trainforge from that checkout's ``src`` folder. A spawned worker
+    starts with its parent's ``sys.path`` (where an editable install puts this checkout),
+    so ``PYTHONPATH`` alone would not reach it: the folder goes first on ``sys.path``.
+    """
+    if src is not None:
+        sys.path.insert(0, src)
     import torch
 
     torch.set_num_threads(1)
@@ -274,6 +284,11 @@ def serve(
     conn.recv()  # "go": the previous worker has finished timing
     with tempfile.TemporaryDirectory(prefix="bench-step-") as tmp:
         variant(1, train, val, Path(tmp))  # warmup: imports, allocator, first run's setup
+        imported = sys.modules.get("trainforge")
+        if src is not None and imported is not None:
+            origin = Path(imported.__file__ or "").resolve()
+            if not origin.is_relative_to(Path(src).resolve()):
+                raise RuntimeError(f"the worker for {src} imported trainforge from {origin}")
         quiet()  # after the imports: importing Lightning sets its loggers' levels
         times = {}
         for epochs in (SHORT, LONG):
@@ -291,15 +306,9 @@ def _spawn(
     context = mp.get_context("spawn")
     parent, child = context.Pipe()
     uses_lightning = name == BARE or "lightning" in name
-    saved = os.environ.get("PYTHONPATH")
-    if name.startswith("before "):  # the worker imports the other checkout's trainforge
-        os.environ["PYTHONPATH"] = str(before)
-    worker = context.Process(target=serve, args=(variant, uses_lightning, child), daemon=True)
+    src = str(before) if name.startswith("before ") else None  # the other checkout's code
+    worker = context.Process(target=serve, args=(variant, uses_lightning, child, src), daemon=True)
     worker.start()
-    if saved is None:
-        os.environ.pop("PYTHONPATH", None)
-    else:
-        os.environ["PYTHONPATH"] = saved
     return worker, parent
 
 
