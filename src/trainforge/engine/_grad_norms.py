@@ -1,8 +1,9 @@
-"""How a model's gradient norms reach the host: one ``_foreach_norm`` and one sync.
+"""How a model's gradient norms reach the host, with one host-device sync.
 
 :class:`NormPlan` lists a model's parameters once and, while every gradient is a plain
-float32 tensor on the CPU, reads the norms on the shortest path; anything else (frozen
-layers, half precision, sharded or GPU gradients) goes through :func:`per_parameter_norms`.
+float32 tensor on the CPU, writes the norms into one buffer and reads it once; anything
+else (frozen layers, half precision, sharded or GPU gradients) goes through
+:func:`per_parameter_norms` (one ``_foreach_norm``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ class NormPlan:
 
     Walking every submodule costs more than the norms of a small model, so the
     parameters are listed once. While every parameter has a float32 gradient on the CPU
-    (the common case, checked cheaply each step), the norms are one ``_foreach_norm``
-    and one read per norm; anything else (frozen layers, half precision, sharded or GPU
-    gradients) takes :func:`per_parameter_norms`.
+    (the common case, checked cheaply each step), each norm is written into one buffer
+    (no allocation) and the buffer is read once; anything else (frozen layers, half
+    precision, sharded or GPU gradients) takes :func:`per_parameter_norms`.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -32,23 +33,28 @@ class NormPlan:
         self.named = list(model.named_parameters())
         self.names = [name for name, _ in self.named]
         self.params = [param for _, param in self.named]
+        # the norms of the plain path land in one buffer, read back with one tolist()
+        self._buffer = torch.empty(len(self.params), dtype=torch.float32)
+        self._slots = list(zip(self.params, self._buffer.unbind()))
         self.plain = False  # set once a general read found plain CPU float32 gradients
 
     def norms(self) -> tuple[list[str], list[float] | None]:
         """Names and norms of the gradients present now (None when there are none)."""
         if self.plain:
-            grads = [p.grad for p in self.params]
-            for grad in grads:  # identity tests: `None in grads` would compare tensors
-                if grad is None or grad.dtype is not torch.float32:
+            vector_norm = torch.linalg.vector_norm
+            for param, slot in self._slots:
+                grad = param.grad
+                if grad is None or grad.dtype is not torch.float32 or grad.requires_grad:
                     break
+                vector_norm(grad, out=slot)
             else:
-                return self.names, [n.item() for n in torch._foreach_norm(grads, 2)]  # type: ignore[arg-type]
+                return self.names, self._buffer.tolist()
         names, values = per_parameter_norms(self.named)
         self.plain = len(names) == len(self.params) and all(
             type(p.grad) is Tensor
             and p.grad.dtype is torch.float32
             and p.grad.device.type == "cpu"
-            and not p.grad.is_sparse
+            and p.grad.layout is torch.strided
             for p in self.params
         )
         return names, values
