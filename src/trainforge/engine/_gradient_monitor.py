@@ -157,13 +157,7 @@ class GradientMonitor:
             GradientHealthError: ``max_consecutive_failures`` unhealthy checks in a row;
                 the message lists the affected layers and the remediation steps.
         """
-        names, norms, total = self._measure(model)
-        health = self._assess(names, norms, total)
-        if health.is_healthy:
-            self.consecutive_failures = 0
-            return health
-        self._record_failure(health, step)
-        return health
+        return self._judge(*self._measure(model), step)
 
     def step_is_healthy(self, model: nn.Module, *, step: int | None = None) -> bool:
         """:meth:`check_gradients` as one bool: no report is built for a healthy step.
@@ -176,16 +170,22 @@ class GradientMonitor:
         if names and total <= self.explosion_threshold:  # False for NaN
             self.consecutive_failures = 0
             return True
-        health = self._assess(names, norms, total)
-        if health.is_healthy:
-            self.consecutive_failures = 0
-            return True
-        self._record_failure(health, step)
-        return False
+        return self._judge(names, norms, total, step).is_healthy
 
     def last_health(self) -> GradientHealth:
         """The :class:`GradientHealth` of the latest check (built now; no new sync)."""
         return self._assess(*self._last)
+
+    def _judge(
+        self, names: list[str], norms: list[float], total: float, step: int | None
+    ) -> GradientHealth:
+        """The report of one measurement; counts (and reports) an unhealthy one."""
+        health = self._assess(names, norms, total)
+        if health.is_healthy:
+            self.consecutive_failures = 0
+        else:
+            self._record_failure(health, step)
+        return health
 
     def _record_failure(self, health: GradientHealth, step: int | None) -> None:
         self.consecutive_failures += 1
