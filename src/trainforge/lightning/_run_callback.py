@@ -17,7 +17,7 @@ from typing import Any, cast
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch import Tensor
+from torch import Tensor, nn
 
 from trainforge.engine.policies import RunPolicies, SaveFn
 from trainforge.lightning._callbacks import epoch_batches, network_of, scalar_metrics
@@ -64,6 +64,7 @@ class RunCallback(Callback):
         self._val: dict[str, float] = {}
         self._epoch_start = self._batches_end = 0.0
         self._save_for: tuple[Any, Any, SaveFn | None] = (None, None, None)
+        self._network_for: tuple[Any, nn.Module | None] = (None, None)
         unused = list(_UNUSED_BATCH_HOOKS)
         if not policies.acts_before_step and (
             type(self).on_before_optimizer_step is RunCallback.on_before_optimizer_step
@@ -72,6 +73,15 @@ class RunCallback(Callback):
         for hook in unused:
             if getattr(type(self), hook) in (getattr(Callback, hook), getattr(RunCallback, hook)):
                 setattr(self, hook, None)  # not a subclass's own
+
+    def _network(self, pl_module: pl.LightningModule) -> nn.Module:
+        """``network_of(pl_module)``, looked up once per module (it is read every step)."""
+        module, cached = self._network_for
+        if module is pl_module and cached is not None:
+            return cached
+        network = network_of(pl_module)
+        self._network_for = (pl_module, network)
+        return network
 
     def _saver(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> SaveFn | None:
         cached_trainer, cached_module, saver = self._save_for
@@ -105,7 +115,7 @@ class RunCallback(Callback):
     ) -> None:
         """Health, lr and weight snapshot; a refused step has its gradients dropped."""
         step = trainer.global_step + 1
-        if not self.policies.before_optimizer_step(step, network_of(pl_module), optimizer):
+        if not self.policies.before_optimizer_step(step, self._network(pl_module), optimizer):
             # grad=None: the optimizer skips every parameter, moments and decay included
             optimizer.zero_grad(set_to_none=True)
 
@@ -125,7 +135,7 @@ class RunCallback(Callback):
         self.policies.after_optimizer_step(
             step,
             trainer.current_epoch,
-            network_of(pl_module),
+            self._network(pl_module),
             loss,
             save=self._saver(trainer, pl_module),
         )
