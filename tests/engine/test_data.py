@@ -254,8 +254,8 @@ def test_datasets_with_their_own_reads_are_read_sample_by_sample():
     doubled = DataLoaderFactory.create(Doubled(*_dataset(6).tensors), batch_size=3, shuffle=False)
     assert not isinstance(doubled.dataset, TensorRows)
     assert next(iter(doubled))[0].tolist() == [0.0, 2.0, 4.0]
-    text = DataLoaderFactory.create(_dataset(6), batch_size=3, collator_name="vision")
-    assert not isinstance(text.dataset, TensorRows)
+    named = DataLoaderFactory.create(_dataset(6), batch_size=3, collator_name="vision")
+    assert not isinstance(named.dataset, TensorRows)
     broken = DataLoaderFactory.create(Subset(_dataset(6), [0, 9]), batch_size=2)
     assert not isinstance(broken.dataset, TensorRows)
     with pytest.raises(IndexError):

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from trainforge.engine import GradientHealth, GradientMonitor
+from trainforge.engine._grad_norms import per_parameter_norms
 from trainforge.errors import GradientHealthError
 from trainforge.hooks import HookEvent, HookManager
 
@@ -141,12 +142,14 @@ def test_log_gradient_distribution_to_a_tracker():
     assert all(isinstance(v, float) for v in metrics.values())
 
 
+def _nan_as_text(values: dict) -> dict:
+    """``values`` with NaN written as a string, so that equal values compare equal."""
+    return {k: "nan" if isinstance(v, float) and math.isnan(v) else v for k, v in values.items()}
+
+
 def _fields(health: GradientHealth) -> dict:
-    """The report's fields, NaN written as a string so that equal reports compare equal."""
-    return {
-        k: "nan" if isinstance(v, float) and math.isnan(v) else v
-        for k, v in dataclasses.asdict(health).items()
-    }
+    """The report's fields, NaN written as text."""
+    return _nan_as_text(dataclasses.asdict(health))
 
 
 @settings(max_examples=80, deadline=None)
@@ -171,11 +174,18 @@ def test_the_boolean_check_agrees_with_the_full_report(values, frozen, dtype):
         GradientMonitor(max_consecutive_failures=99),
         GradientMonitor(max_consecutive_failures=99),
     )
+    named = list(model.named_parameters())
+    reference_names, reference = per_parameter_norms(named)  # the general read, always
     for _ in range(2):  # the second check takes the cached fast path where it applies
         report = full.check_gradients(model)
         assert fast.step_is_healthy(model) == report.is_healthy
         assert fast.consecutive_failures == full.consecutive_failures
         assert _fields(fast.last_health()) == _fields(report)
+        read = fast.last_layer_norms()
+        expected = {f"grad/{n}/norm": v for n, v in zip(reference_names, reference or [])}
+        assert _nan_as_text({k: v for k, v in read.items() if k != "grad/global_norm"}) == (
+            _nan_as_text(expected)
+        )
 
 
 def test_a_layer_frozen_later_leaves_the_fast_path():
@@ -191,3 +201,20 @@ def test_a_layer_frozen_later_leaves_the_fast_path():
     health = monitor.last_health()
     assert health.num_parameters == 3
     assert health.affected_layers == ["2.weight (NaN)"]
+
+
+def test_gradients_that_leave_the_plain_path_are_read_by_the_general_one():
+    """Gradients inside autograd (create_graph) or of another dtype after a fast read."""
+    model = _model_with_grads()
+    monitor = GradientMonitor()
+    assert monitor.step_is_healthy(model) and monitor.step_is_healthy(model)
+    for param in model.parameters():
+        param.grad = param.grad.detach().clone().requires_grad_(True)
+    assert monitor.step_is_healthy(model)
+    expected = [v for _, v in zip(*per_parameter_norms(list(model.named_parameters())))]
+    assert [v for k, v in monitor.last_layer_norms().items() if k != "grad/global_norm"] == (
+        expected
+    )
+    model.double()
+    assert monitor.step_is_healthy(model)
+    assert monitor.last_health().num_parameters == 4

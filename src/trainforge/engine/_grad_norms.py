@@ -44,20 +44,27 @@ class NormPlan:
             vector_norm = torch.linalg.vector_norm
             for param, slot in self._slots:
                 grad = param.grad
-                if grad is None or grad.dtype is not torch.float32 or grad.requires_grad:
+                if grad is None or not _plain(grad):
                     break
                 vector_norm(grad, out=slot)
             else:
                 return self.names, self._buffer.tolist()
         names, values = per_parameter_norms(self.named)
         self.plain = len(names) == len(self.params) and all(
-            type(p.grad) is Tensor
-            and p.grad.dtype is torch.float32
-            and p.grad.device.type == "cpu"
-            and p.grad.layout is torch.strided
-            for p in self.params
+            _plain(p.grad) for p in self.params if p.grad is not None
         )
         return names, values
+
+
+def _plain(grad: Tensor) -> bool:
+    """A gradient the buffer path can read: a dense float32 CPU tensor outside autograd."""
+    return (
+        type(grad) is Tensor
+        and grad.dtype is torch.float32
+        and grad.is_cpu
+        and grad.layout is torch.strided
+        and not grad.requires_grad
+    )
 
 
 def per_parameter_norms(

@@ -1,10 +1,9 @@
-"""Gradient health checks that cost one fused kernel and one host-device sync per step.
+"""Gradient health checks that cost one norm per gradient and one host-device sync per step.
 
-Per-parameter L2 norms come from a single ``torch._foreach_norm`` over every gradient.
-NaN and infinity show up in those norms (a NaN element makes its norm NaN, an infinite
-one makes it infinite), so the check never scans gradients element-wise a second time.
-The norms reach the host in one sync (stacked and copied together on a GPU, read where
-they are on the CPU); everything after that is arithmetic on a handful of Python floats.
+The per-parameter L2 norms (see :mod:`trainforge.engine._grad_norms`) reach the host in
+one sync. NaN and infinity show up in those norms (a NaN element makes its norm NaN, an
+infinite one makes it infinite), so the check never scans gradients element-wise a second
+time; everything after the sync is arithmetic on a handful of Python floats.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from trainforge.engine._grad_norms import NormPlan, per_parameter_norms
+from trainforge.engine._grad_norms import NormPlan
 from trainforge.errors import GradientHealthError
 from trainforge.hooks import HookEvent, HookManager
 
@@ -215,10 +214,10 @@ class GradientMonitor:
 
     def compute_gradient_norm(self, model: nn.Module) -> float:
         """Global L2 norm of all gradients (0.0 when there are none); one sync."""
-        _, norms = per_parameter_norms(self._named_parameters(model))  # host-device sync
+        _, norms = self._norm_plan(model).norms()  # host-device sync
         if norms is None:
             return 0.0
-        return math.sqrt(sum(v * v for v in norms))
+        return math.hypot(*norms)
 
     def layer_norms(self, model: nn.Module) -> dict[str, float]:
         """``{"grad/<param>/norm": ..., "grad/global_norm": ...}``, SPEC metric names."""
@@ -284,10 +283,7 @@ class GradientMonitor:
 
     def _measure(self, model: nn.Module) -> tuple[list[str], list[float], float]:
         """Names, per-parameter norms and the global norm (NaN/inf if any norm is), one sync."""
-        plan = self._plan
-        if plan is None or plan.model is not model:
-            plan = self._plan = NormPlan(model)
-        names, values = plan.norms()
+        names, values = self._norm_plan(model).norms()
         if values is None:
             self._last = ([], [], 0.0)
             return [], [], 0.0
@@ -296,11 +292,12 @@ class GradientMonitor:
         self._last = (names, values, total)
         return names, values, total
 
-    def _named_parameters(self, model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    def _norm_plan(self, model: nn.Module) -> NormPlan:
+        """How ``model``'s norms are read (worked out once per model object)."""
         plan = self._plan
         if plan is None or plan.model is not model:
             plan = self._plan = NormPlan(model)
-        return plan.named
+        return plan
 
     def _assess(self, names: list[str], norms: list[float], total: float) -> GradientHealth:
         if not names:

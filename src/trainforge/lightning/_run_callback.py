@@ -66,9 +66,7 @@ class RunCallback(Callback):
         self._save_for: tuple[Any, Any, SaveFn | None] = (None, None, None)
         self._network_for: tuple[Any, nn.Module | None] = (None, None)
         unused = list(_UNUSED_BATCH_HOOKS)
-        if not policies.acts_before_step and (
-            type(self).on_before_optimizer_step is RunCallback.on_before_optimizer_step
-        ):
+        if not policies.acts_before_step:
             unused.append("on_before_optimizer_step")
         for hook in unused:
             if getattr(type(self), hook) in (getattr(Callback, hook), getattr(RunCallback, hook)):

@@ -46,6 +46,7 @@ class TensorRows(Dataset[tuple[Tensor, ...]]):
         self.source = source
         self.tensors = tuple(tensors)
         self.rows = rows
+        self._on_cpu = all(t.device.type == "cpu" for t in self.tensors)
 
     def __len__(self) -> int:
         """The source's length."""
@@ -60,10 +61,9 @@ class TensorRows(Dataset[tuple[Tensor, ...]]):
         index = torch.as_tensor(indices, dtype=torch.long)
         if self.rows is not None:
             index = self.rows.index_select(0, index)
-        return CollatedColumns(
-            t.index_select(0, index if t.device.type == "cpu" else index.to(t.device))
-            for t in self.tensors
-        )
+        if self._on_cpu:
+            return CollatedColumns(t.index_select(0, index) for t in self.tensors)
+        return CollatedColumns(t.index_select(0, index.to(t.device)) for t in self.tensors)
 
 
 def _plain_tensor_dataset(dataset: Any) -> bool:
