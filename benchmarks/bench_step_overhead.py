@@ -139,53 +139,57 @@ def build_data() -> tuple[Any, Any]:
     return dataset(BATCH_SIZE * STEPS_PER_EPOCH), dataset(VAL_SAMPLES)
 
 
-def hand_written(epochs: int, train: Any, val: Any, _: Path) -> None:
-    """The reference loop: ``epochs`` epochs, validation after each."""
+def _hand_loop(
+    epochs: int, train_batches: Callable[[], Any], val_batches: Callable[[], Any]
+) -> None:
+    """The hand-written loop of both references; only where the batches come from differs."""
     import torch
     import torch.nn.functional as F
-    from torch.utils.data import DataLoader
 
     model = build_model()
     optimizer = torch.optim.AdamW(model.parameters(), lr=LR)
-    generator = torch.Generator().manual_seed(SEED)
-    loader = DataLoader(train, batch_size=BATCH_SIZE, shuffle=True, generator=generator)
-    val_loader = DataLoader(val, batch_size=BATCH_SIZE)
     for _epoch in range(epochs):
         model.train()
-        for x, y in loader:
+        for x, y in train_batches():
             optimizer.zero_grad()
             loss = F.cross_entropy(model(x), y)
             loss.backward()
             optimizer.step()
         model.eval()
         with torch.no_grad():
-            for x, y in val_loader:
+            for x, y in val_batches():
                 F.cross_entropy(model(x), y)
+
+
+def hand_written(epochs: int, train: Any, val: Any, _: Path) -> None:
+    """The reference loop: ``epochs`` epochs over ``DataLoader``s, validation after each."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    generator = torch.Generator().manual_seed(SEED)
+    loader = DataLoader(train, batch_size=BATCH_SIZE, shuffle=True, generator=generator)
+    val_loader = DataLoader(val, batch_size=BATCH_SIZE)
+    _hand_loop(epochs, lambda: loader, lambda: val_loader)
 
 
 def hand_indexed(epochs: int, train: Any, val: Any, _: Path) -> None:
     """The reference loop reading each batch with one ``index_select`` per tensor (context)."""
     import torch
-    import torch.nn.functional as F
 
-    model = build_model()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LR)
     generator = torch.Generator().manual_seed(SEED)
     inputs, labels = train.tensors
     val_inputs, val_labels = val.tensors
-    for _epoch in range(epochs):
-        model.train()
+
+    def batches() -> Any:
         order = torch.randperm(len(inputs), generator=generator)
         for index in order.split(BATCH_SIZE):
-            x, y = inputs.index_select(0, index), labels.index_select(0, index)
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            for x, y in zip(val_inputs.split(BATCH_SIZE), val_labels.split(BATCH_SIZE)):
-                F.cross_entropy(model(x), y)
+            yield inputs.index_select(0, index), labels.index_select(0, index)
+
+    _hand_loop(
+        epochs,
+        batches,
+        lambda: zip(val_inputs.split(BATCH_SIZE), val_labels.split(BATCH_SIZE)),
+    )
 
 
 def bare_lightning(epochs: int, train: Any, val: Any, workdir: Path) -> None:
