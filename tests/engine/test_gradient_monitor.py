@@ -203,18 +203,49 @@ def test_a_layer_frozen_later_leaves_the_fast_path():
     assert health.affected_layers == ["2.weight (NaN)"]
 
 
-def test_gradients_that_leave_the_plain_path_are_read_by_the_general_one():
-    """Gradients inside autograd (create_graph) or of another dtype after a fast read."""
+def _into_autograd(model: nn.Module) -> None:
+    for param in model.parameters():
+        param.grad = param.grad.detach().clone().requires_grad_(True)
+
+
+def _sparse(model: nn.Module) -> None:
+    for param in model.parameters():
+        param.grad = param.grad.to_sparse()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(_into_autograd, id="requires-grad"),
+        pytest.param(nn.Module.double, id="float64"),
+        pytest.param(nn.Module.bfloat16, id="bfloat16"),
+        pytest.param(nn.Module.half, id="float16"),
+        pytest.param(_sparse, id="sparse"),
+    ],
+)
+def test_gradients_that_leave_the_plain_path_are_read_by_the_general_one(change):
+    """Gradients that stop being dense float32 outside autograd after fast reads."""
     model = _model_with_grads()
     monitor = GradientMonitor()
     assert monitor.step_is_healthy(model) and monitor.step_is_healthy(model)
-    for param in model.parameters():
-        param.grad = param.grad.detach().clone().requires_grad_(True)
+    change(model)
     assert monitor.step_is_healthy(model)
     expected = [v for _, v in zip(*per_parameter_norms(list(model.named_parameters())))]
     assert [v for k, v in monitor.last_layer_norms().items() if k != "grad/global_norm"] == (
         expected
     )
-    model.double()
-    assert monitor.step_is_healthy(model)
     assert monitor.last_health().num_parameters == 4
+
+
+def test_sparse_embedding_gradients_are_measured():
+    """``nn.Embedding(sparse=True)``: repeated indices add up, as in the dense gradient."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(10, 4, sparse=True), nn.Linear(4, 1))
+    model(torch.tensor([1, 1, 3])).sum().backward()
+    grad = model[0].weight.grad
+    assert grad.is_sparse and not grad.is_coalesced()
+    monitor = GradientMonitor()
+    assert monitor.check_gradients(model).is_healthy
+    norms = monitor.layer_norms(model)
+    assert norms["grad/0.weight/norm"] == pytest.approx(grad.to_dense().norm().item())
+    assert monitor.check_gradients(model).num_parameters == 3

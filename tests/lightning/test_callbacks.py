@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import lightning.pytorch as pl
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -206,3 +207,47 @@ def test_run_callback_skips_the_pre_step_hook_only_when_no_policy_acts_there(tin
     fit = tiny.trainer(max_steps=3, callbacks=[checking])
     fit.fit(tiny.task_module(), train_dataloaders=tiny.loader())
     assert health.last is not None and health.last.num_parameters > 0
+
+
+def test_a_task_module_runs_the_pre_step_policies_from_its_own_hook(tiny):
+    """During a fit the module's hook checks (no callback dispatch); after it, even a failed
+    one, the module runs nothing and the callback has its own hook back."""
+    health = HealthPolicy(GradientMonitor(max_consecutive_failures=2), "stop")
+    callback = RunCallback(
+        RunPolicies(best=BestMetric("val/loss", "min"), health=health, print_epochs=False)
+    )
+    seen = []
+
+    class Watching(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, *args):
+            seen.append((callback.on_before_optimizer_step, pl_module.step_policies))
+
+    module = tiny.task_module()
+    fit = tiny.trainer(max_steps=3, callbacks=[callback, Watching()])
+    fit.fit(module, train_dataloaders=tiny.loader())
+    assert len(seen) == 3 and all(hook is None and lent is not None for hook, lent in seen)
+    assert health.last is not None and health.last.num_parameters == 4
+    assert module.step_policies is None and callable(callback.on_before_optimizer_step)
+    module.loss_fn = _nan_after(0)
+    with pytest.raises(GradientHealthError, match="2 consecutive unhealthy"):
+        tiny.trainer(max_steps=10, callbacks=[callback]).fit(
+            module, train_dataloaders=tiny.loader()
+        )
+    assert health.skipped_steps == 1  # the first unhealthy step was refused, then the stop
+    assert module.step_policies is None and callable(callback.on_before_optimizer_step)
+
+
+def test_a_run_callback_subclass_keeps_its_own_pre_step_hook(tiny):
+    steps = []
+
+    class Own(RunCallback):
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            steps.append(trainer.global_step)
+            super().on_before_optimizer_step(trainer, pl_module, optimizer)
+
+    health = HealthPolicy(GradientMonitor(), "skip")
+    module = tiny.task_module()
+    callback = Own(RunPolicies(best=BestMetric("val/loss", "min"), health=health))
+    tiny.trainer(max_steps=3, callbacks=[callback]).fit(module, train_dataloaders=tiny.loader())
+    assert steps == [0, 1, 2] and module.step_policies is None
+    assert health.last is not None

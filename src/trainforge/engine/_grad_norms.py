@@ -23,9 +23,11 @@ class NormPlan:
 
     Walking every submodule costs more than the norms of a small model, so the
     parameters are listed once. While every parameter has a float32 gradient on the CPU
-    (the common case, checked cheaply each step), each norm is written into one buffer
-    (no allocation) and the buffer is read once; anything else (frozen layers, half
-    precision, sharded or GPU gradients) takes :func:`per_parameter_norms`.
+    (the common case), each norm is written into one buffer (no allocation) and the
+    buffer is read once; a gradient that leaves that path makes the norm kernel refuse
+    the buffer (checking each gradient's attributes every step would cost more), and
+    it and anything else (frozen layers, half precision, sharded or GPU gradients)
+    takes :func:`per_parameter_norms`.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -42,11 +44,11 @@ class NormPlan:
         """Names and norms of the gradients present now (None when there are none)."""
         if self.plain:
             vector_norm = torch.linalg.vector_norm
-            for param, slot in self._slots:
-                grad = param.grad
-                if grad is None or not _plain(grad):
-                    break
-                vector_norm(grad, out=slot)
+            try:
+                for param, slot in self._slots:
+                    vector_norm(param.grad, out=slot)
+            except _LEFT_PLAIN_PATH:
+                pass  # a gradient is gone or no longer plain: the general read below
             else:
                 return self.names, self._buffer.tolist()
         names, values = per_parameter_norms(self.named)
@@ -54,6 +56,14 @@ class NormPlan:
             _plain(p.grad) for p in self.params if p.grad is not None
         )
         return names, values
+
+
+# What ``vector_norm(grad, out=slot)`` raises for a gradient that is not a dense float32
+# CPU tensor outside autograd: None (TypeError), another dtype or device (RuntimeError:
+# "Expected out tensor to have dtype/device ..."), requires_grad (RuntimeError: out=
+# does not support autograd), sparse (NotImplementedError). Checking each gradient's
+# attributes instead costs more than the norms of a small model's biases.
+_LEFT_PLAIN_PATH = (TypeError, RuntimeError, NotImplementedError)
 
 
 def _plain(grad: Tensor) -> bool:
@@ -81,7 +91,7 @@ def per_parameter_norms(
         grad = param.grad
         if grad is not None:
             names.append(name)
-            grads.append(grad)
+            grads.append(grad if grad.layout is torch.strided else _dense_values(grad))
     if not grads:
         return names, None
     norms: Sequence[Tensor]
@@ -103,3 +113,14 @@ def per_parameter_norms(
         if norms[0].device.type == "cpu":
             return names, [n.item() for n in norms]
         return names, torch.stack(norms).tolist()
+
+
+def _dense_values(grad: Tensor) -> Tensor:
+    """The values of a sparse gradient (``nn.Embedding(sparse=True)``) with its norm.
+
+    Norm kernels take dense tensors only; an uncoalesced COO gradient repeats indices
+    whose values add up, so it is coalesced first.
+    """
+    if grad.layout is torch.sparse_coo:
+        return grad.coalesce().values()
+    return grad.to_dense()

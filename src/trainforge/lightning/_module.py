@@ -187,6 +187,9 @@ class TaskModule(pl.LightningModule):
         self.max_grad_norm = max_grad_norm
         self.sharding = sharding
         self.accumulator: GradientAccumulator | None = None
+        #: ``f(optimizer)`` run before each optimizer step, gradients complete; a
+        #: :class:`~trainforge.lightning.RunCallback` sets it for its fit (None: nothing)
+        self.step_policies: Callable[[Any], None] | None = None
         self._epoch_loss: dict[str, Any] = {"total": None, "samples": 0, "last": None}
 
     def configure_model(self) -> None:
@@ -240,6 +243,16 @@ class TaskModule(pl.LightningModule):
         if self.trainer.ckpt_path and settings is not None and scheduler is not None:
             settings.apply(scheduler, scheduler.optimizer)
         self._fresh_schedule = None
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        """``step_policies(optimizer)``, if set.
+
+        Lightning calls this hook before every optimizer step in any case; a callback's
+        hook of the same name costs one more dispatch a step.
+        """
+        policies = self.step_policies
+        if policies is not None:
+            policies(optimizer)
 
     def _scheduler(self) -> Any:
         configs = self.trainer.lr_scheduler_configs

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,6 +22,7 @@ from torch import Tensor, nn
 
 from trainforge.engine.policies import RunPolicies, SaveFn
 from trainforge.lightning._callbacks import epoch_batches, network_of, scalar_metrics
+from trainforge.lightning._module import TaskModule
 
 __all__ = ["RunCallback"]
 
@@ -65,6 +67,7 @@ class RunCallback(Callback):
         self._epoch_start = self._batches_end = 0.0
         self._save_for: tuple[Any, Any, SaveFn | None] = (None, None, None)
         self._network_for: tuple[Any, nn.Module | None] = (None, None)
+        self._lent_to: TaskModule | None = None  # running the pre-step policies for a fit
         unused = list(_UNUSED_BATCH_HOOKS)
         if not policies.acts_before_step:
             unused.append("on_before_optimizer_step")
@@ -95,6 +98,42 @@ class RunCallback(Callback):
 
         self._save_for = (trainer, pl_module, saver)
         return saver
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """A :class:`TaskModule` runs the pre-step policies from its own hook.
+
+        Lightning calls the module's ``on_before_optimizer_step`` before every step
+        anyway; the callback's hook would add one dispatch a step. A subclass's own hook,
+        and any other module, keep the callback's.
+        """
+        own = type(self).on_before_optimizer_step is RunCallback.on_before_optimizer_step
+        if (
+            stage == "fit"
+            and own
+            and self.policies.acts_before_step
+            and isinstance(pl_module, TaskModule)
+        ):
+            pl_module.step_policies = partial(self.on_before_optimizer_step, trainer, pl_module)
+            self.on_before_optimizer_step = None  # type: ignore[assignment,method-assign]
+            self._lent_to = pl_module
+
+    def _take_back(self) -> None:
+        """Undo :meth:`setup`'s hand-over: the module's hook runs nothing after this fit."""
+        module = self._lent_to
+        if module is not None:
+            module.step_policies = None
+            del self.on_before_optimizer_step  # the class's hook again
+            self._lent_to = None
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """The fit is over: take the pre-step policies back from the module."""
+        self._take_back()
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        """A failed fit skips ``teardown``: take the pre-step policies back here."""
+        self._take_back()
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Remember the step a resumed fit starts at; a resumed epoch starts here."""
