@@ -7,13 +7,8 @@ engine's :class:`~trainforge.engine.GradientAccumulator`, the same object the pl
 driver steps with, so the accumulation arithmetic (per-chunk weighting, short windows,
 clipping on the boundary) exists once.
 
-The accumulator calls ``loss.backward()`` itself, but under Lightning a backward must go
-through ``manual_backward`` (precision plugins scale the loss there, DDP prepares its
-reducer, the ``on_*_backward`` hooks fire). :class:`_LightningBackward` is the smallest
-adapter for that: it fills the accumulator's ``scaler`` slot, whose ``scale(loss)`` result
-is the only thing the accumulator calls ``backward()`` on. Loss scaling and unscaling stay
-Lightning's: its optimizer step (``LightningOptimizer.step``) unscales fp16 gradients and
-skips non-finite steps, and fires ``on_before_optimizer_step`` for the callbacks.
+The accumulator's backward goes through Lightning's ``manual_backward``
+(:mod:`trainforge.lightning._manual`).
 """
 
 from __future__ import annotations
@@ -38,6 +33,7 @@ from trainforge.engine import (
     raise_batch_error,
 )
 from trainforge.engine.metrics import pixel_distance
+from trainforge.lightning._manual import LightningBackward, split_batch
 
 __all__ = ["HeatmapModule", "TaskModule"]
 
@@ -45,58 +41,6 @@ OptimizerFactory = Callable[[nn.Module], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 MetricFn = Callable[[Any, Mapping[str, Any]], Mapping[str, float | Tensor]]
 LossFn = Callable[[Any, Mapping[str, Any]], Tensor]
-
-
-class _BackwardHandle:
-    """What :meth:`_LightningBackward.scale` returns: ``backward()`` is ``manual_backward``."""
-
-    def __init__(self, module: pl.LightningModule, loss: Tensor) -> None:
-        self.module, self.loss = module, loss
-
-    def backward(self) -> None:
-        self.module.manual_backward(self.loss)
-
-
-class _LightningBackward:
-    """A GradScaler-shaped adapter: routes the accumulator's backward through Lightning.
-
-    ``unscale_``/``update`` do nothing and ``get_scale`` is constant because Lightning's
-    precision plugin owns any real loss scaling; ``step`` is the (Lightning) optimizer's.
-    """
-
-    def __init__(self, module: pl.LightningModule) -> None:
-        self.module = module
-
-    def scale(self, loss: Tensor) -> _BackwardHandle:
-        return _BackwardHandle(self.module, loss)
-
-    def unscale_(self, optimizer: Any) -> None:
-        return None
-
-    def step(self, optimizer: Any) -> None:
-        optimizer.step()
-
-    def update(self) -> None:
-        return None
-
-    def get_scale(self) -> float:
-        return 1.0
-
-
-def _split(batch: dict[str, Any], size: int) -> list[dict[str, Any]]:
-    """Chunks of at most ``size`` samples; tensors are sliced on dim 0, the rest shared."""
-    total = batch_size_of(batch)
-    chunks = []
-    for start in range(0, total, size):
-        chunks.append(
-            {
-                key: value[start : start + size]
-                if isinstance(value, Tensor) and value.ndim and len(value) == total
-                else value
-                for key, value in batch.items()
-            }
-        )
-    return chunks
 
 
 class TaskModule(pl.LightningModule):
@@ -277,7 +221,7 @@ class TaskModule(pl.LightningModule):
         window_ends = (batch_idx + 1) % self.accumulation_steps == 0 or self._is_last_batch(
             batch_idx
         )
-        chunks = _split(data, size)
+        chunks = split_batch(data, size)
         loss_sum = torch.zeros((), device=self.device)
         for i, chunk in enumerate(chunks):
             _, loss = self._forward_loss(chunk)
@@ -303,7 +247,7 @@ class TaskModule(pl.LightningModule):
                 optimizer,  # type: ignore[arg-type]
                 accumulation_steps=chunks_per_batch * self.accumulation_steps,
                 max_grad_norm=self.max_grad_norm,
-                scaler=_LightningBackward(self),
+                scaler=LightningBackward(self),
                 batch_size=size,
                 trainer=self.trainer,
             )
