@@ -120,6 +120,28 @@ def test_text_collator_pads_to_longest_with_mask_and_ignore_index():
     assert left["labels"].tolist() == [0, 1]
 
 
+def test_text_collator_keeps_the_samples_own_attention_masks():
+    """Pre-padded tokenizer output: its pad tokens stay unattended after collation."""
+    collate = TextCollator(pad_token_id=0, max_length=3)
+    batch = collate(
+        [
+            {"input_ids": [5, 6, 0, 0], "attention_mask": [1, 1, 0, 0]},
+            {"input_ids": [7], "attention_mask": [1]},
+        ]
+    )
+    assert batch["input_ids"].tolist() == [[5, 6, 0], [7, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 0], [1, 0, 0]]
+    partly = collate([{"input_ids": [5, 0], "attention_mask": [1, 0]}, {"input_ids": [7]}])
+    assert partly["attention_mask"].tolist() == [[1, 0], [1, 0]]  # no mask: all attended
+    with pytest.raises(ValueError, match=r"sample 1: its attention_mask has 2 entries for 1"):
+        collate(
+            [
+                {"input_ids": [5], "attention_mask": [1]},
+                {"input_ids": [7], "attention_mask": [1, 1]},
+            ]
+        )
+
+
 def test_vision_collator_normalises_per_channel():
     images = [
         torch.full((3, 2, 2), 255, dtype=torch.uint8),

@@ -106,6 +106,8 @@ class TextCollator:
     ``input_ids`` samples (Hugging Face tokenizers and datasets) an ``input_ids`` batch,
     so it reaches a ``transformers`` model by its parameter names. Other per-token
     columns (``token_type_ids``, ...) are padded with 0, per-sample values are stacked.
+    A sample that carries its own ``attention_mask`` (pre-padded tokenizer output) keeps
+    it, padded with 0; in one without, every token is attended.
 
     Args:
         pad_token_id: Token id used for padding the tokens; taken from ``tokenizer``
@@ -160,7 +162,7 @@ class TextCollator:
         length = max(len(t) for t in ids)
         batch = {
             key: self._pad(ids, length, self.pad_token_id),
-            "attention_mask": self._pad([torch.ones_like(t) for t in ids], length, 0),
+            "attention_mask": self._pad(self._masks(rows, ids), length, 0),
         }
         labels = [r.get("labels") for r in rows]
         if all(lab is not None for lab in labels):
@@ -181,6 +183,20 @@ class TextCollator:
             elif all(v.dim() == 1 for v in values):
                 batch[name] = self._pad([self._tokens(v) for v in values], length, 0)
         return batch
+
+    def _masks(self, rows: list[dict[str, Any]], ids: list[Tensor]) -> list[Tensor]:
+        """Each sample's own attention mask (truncated as its tokens), else all ones."""
+        masks = []
+        for index, (row, tokens) in enumerate(zip(rows, ids)):
+            given = row.get("attention_mask")
+            mask = torch.ones_like(tokens) if given is None else self._tokens(given)
+            masks.append(mask)
+            if len(mask) != len(tokens):
+                raise ValueError(
+                    f"sample {index}: its attention_mask has {len(mask)} entries for "
+                    f"{len(tokens)} tokens; a mask needs one entry per token"
+                )
+        return masks
 
     def _tokens(self, value: Any) -> Tensor:
         if value is None:
