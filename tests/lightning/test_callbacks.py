@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import lightning.pytorch as pl
@@ -221,6 +222,9 @@ def test_a_task_module_runs_the_pre_step_policies_from_its_own_hook(tiny):
     class Watching(pl.Callback):
         def on_train_batch_start(self, trainer, pl_module, *args):
             seen.append((callback.on_before_optimizer_step, pl_module.step_policies))
+            # a copy (as weight-averaging callbacks make) takes neither trainer nor policies
+            copied = copy.deepcopy(pl_module)
+            assert copied.step_policies is None and copied._trainer is None
 
     module = tiny.task_module()
     fit = tiny.trainer(max_steps=3, callbacks=[callback, Watching()])

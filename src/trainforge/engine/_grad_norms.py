@@ -116,7 +116,7 @@ def per_parameter_norms(
 
 
 def _dense_values(grad: Tensor) -> Tensor:
-    """The values of a sparse gradient (``nn.Embedding(sparse=True)``) with its norm.
+    """A dense tensor with a sparse gradient's norm (``nn.Embedding(sparse=True)``).
 
     Norm kernels take dense tensors only; an uncoalesced COO gradient repeats indices
     whose values add up, so it is coalesced first.

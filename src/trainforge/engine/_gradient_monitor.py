@@ -283,10 +283,7 @@ class GradientMonitor:
 
     def _measure(self, model: nn.Module) -> tuple[list[str], list[float], float]:
         """Names, per-parameter norms and the global norm (NaN/inf if any norm is), one sync."""
-        plan = self._plan  # the lookup of _norm_plan, inline: this runs every step
-        if plan is None or plan.model is not model:
-            plan = self._norm_plan(model)
-        names, values = plan.norms()
+        names, values = self._norm_plan(model).norms()
         if values is None:
             self._last = ([], [], 0.0)
             return [], [], 0.0

@@ -188,6 +188,12 @@ class TaskModule(pl.LightningModule):
             settings.apply(scheduler, scheduler.optimizer)
         self._fresh_schedule = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """As Lightning's (no trainer), and without the fit's ``step_policies`` either."""
+        state = super().__getstate__()
+        state["step_policies"] = None  # holds the trainer and the callback of one fit
+        return state
+
     def on_before_optimizer_step(self, optimizer: Any) -> None:
         """``step_policies(optimizer)``, if set.
 

@@ -106,6 +106,7 @@ class RunCallback(Callback):
         anyway; the callback's hook would add one dispatch a step. A subclass's own hook,
         and any other module, keep the callback's.
         """
+        self._take_back()  # a fit that ended without teardown or on_exception
         own = type(self).on_before_optimizer_step is RunCallback.on_before_optimizer_step
         if (
             stage == "fit"
