@@ -28,7 +28,8 @@ worker process that does only one variant: it warms up with a one-epoch run (imp
 allocator, first run's setup), then takes T(2) and T(6). A fresh process per sample
 because one process's memory layout can make the same loop 20 % faster or slower than
 another's. The variants take turns in a rotating order, ``--rounds`` times; the next
-worker imports while the current one times, but only one loop is timed at a time. The
+worker loads (imports, data) before the current one starts, so nothing else runs while
+a loop is timed. The
 figure is the median over rounds, printed with the spread ``[min-max]``. Each T is taken
 on two clocks: the worker's CPU time (all its threads, e.g. the tracker's writer; on a
 shared machine it leaves out the time other jobs hold the cores) and wall time.
@@ -325,8 +326,9 @@ def measure(
 
     Each sample is a fresh worker process (one process's memory layout can make the same
     loop run 20 % faster or slower than another's). The variants take turns in a rotating
-    order; the next worker imports while the current one times, and it warms up and times
-    only once the current one is done, so one loop is timed at a time.
+    order. Nothing else runs while a worker warms up and times: the next worker is
+    started and has finished its imports (seconds of CPU on a 2-core machine, which
+    would slow whichever epochs they overlap) before the current one gets "go".
     """
     names = list(variants)
     steps = (LONG - SHORT) * STEPS_PER_EPOCH
@@ -335,13 +337,14 @@ def measure(
         shift = round_index % len(names)
         order = names[shift:] + names[:shift]
         pending = _spawn(order[0], variants[order[0]], before)
+        pending[1].recv()  # "loaded"
         for index, name in enumerate(order):
             worker, conn = pending
-            conn.recv()  # "loaded"
-            conn.send("go")
             if index + 1 < len(order):
                 following = order[index + 1]
                 pending = _spawn(following, variants[following], before)
+                pending[1].recv()  # "loaded": it waits, idle, for its own "go"
+            conn.send("go")
             times = conn.recv()
             worker.join()
             for clock_index, clock in enumerate(CLOCKS):
