@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from trainforge.errors import StoreUnavailableError
 from trainforge.tracking import DATABASE_ENV_VAR, ExperimentDB, TrackingStore, resolve_database_url
-from trainforge.tracking._schema import HEAD_REVISION
+from trainforge.tracking._schema import HEAD_REVISION, artifacts
 
 
 @pytest.mark.parametrize(
@@ -70,6 +70,28 @@ def _check_upgrade_from_first_revision(url: str) -> None:
     assert run["name"] == "old-run"
     assert db.get_run(run["run_id"])["job_id"] is None
     assert "jobs" in sa.inspect(db.store.engine).get_table_names()
+    _check_artifact_size_beyond_32_bits(db, run["run_id"])  # revision 0004
+    db.store.dispose()
+
+
+def _check_artifact_size_beyond_32_bits(db: ExperimentDB, run_id: int) -> None:
+    """An artifact of 5 GiB is recorded and read back (the column was 32-bit before 0004)."""
+    size = 5 * 2**30
+    row = {"run_id": run_id, "path": "/ckpt/model.safetensors", "sha256": "0" * 64}
+    db.store.write(
+        lambda c: (
+            c.execute(sa.insert(artifacts).values(**row, size_bytes=size, created_at=time.time()))
+            and None
+        )
+    )
+    assert db.get_run(run_id)["artifacts"] == [
+        {**{k: row[k] for k in ("path", "sha256")}, "size_bytes": size}
+    ]
+
+
+def test_artifact_sizes_beyond_32_bits(store_url):
+    db = ExperimentDB(store_url)
+    _check_artifact_size_beyond_32_bits(db, db.log_run("big-checkpoint"))
     db.store.dispose()
 
 

@@ -15,6 +15,7 @@ schedule time zones and catch-up policies in revision 3).
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     ForeignKey,
     Index,
@@ -49,7 +50,7 @@ __all__ = [
 
 #: Alembic's bookkeeping table, named so it never clashes with another application's.
 VERSION_TABLE = "trainforge_alembic_version"
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 RUN_STATUSES = ("running", "completed", "failed", "killed", "stale")
 """Every status a tracked run can have."""
@@ -134,7 +135,7 @@ artifacts = Table(
     Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
     Column("path", LONG_TEXT, nullable=False),
     Column("sha256", String(64), nullable=False),
-    Column("size_bytes", Integer, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),  # revision 4: was 32-bit
     Column("created_at", Double, nullable=False),
     Index("ix_artifacts_run", "run_id"),
 )
