@@ -120,3 +120,38 @@ def test_a_run_without_checkpoints_or_an_unknown_run_is_refused(trained, tmp_pat
     assert code == 1 and "has no checkpoints" in err and "Traceback" not in err
     code, _, err = _run(capsys, "export", "42", "--runs-dir", str(tmp_path))
     assert code == 1 and "'42' is neither a checkpoint, a run folder, nor a run" in err
+
+
+def test_a_retried_export_job_replaces_its_own_bundle_and_keeps_its_version(
+    trained, tmp_path, capsys, monkeypatch
+):
+    # as a worker runs it: TRAINFORGE_JOB_ID names the job, each attempt the same command
+    db = str(trained.parent.parent / "t.db")
+    target = tmp_path / "bundle"
+    args = ["export", str(trained), "--output", str(target), "--json"]
+    monkeypatch.setenv("TRAINFORGE_JOB_ID", "7")
+    code, out, err = _run(capsys, *args, "--register", "retried-mlp", "--db", db)
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["source"]["job_id"] == 7
+    # attempt 2 (the first was reported lost): its own bundle is replaced, the version kept
+    code, out, err = _run(capsys, *args, "--register", "retried-mlp", "--db", db)
+    assert code == 0, err
+    assert json.loads(out)["model_id"] == first["model_id"] and verify_bundle(target) == []
+    code, out, _ = _run(capsys, "registry", "list", "--db", db, "--json")
+    (model,) = [m for m in json.loads(out) if m["name"] == "retried-mlp"]
+    assert model["version"] == 1 and model["metadata"]["job_id"] == 7
+    # another job's, or a hand-made export's, bundle is not this job's to replace
+    monkeypatch.setenv("TRAINFORGE_JOB_ID", "8")
+    code, _, err = _run(capsys, *args)
+    assert code == 1 and "already exists" in err and "Traceback" not in err
+    monkeypatch.delenv("TRAINFORGE_JOB_ID")
+    code, _, err = _run(capsys, *args)
+    assert code == 1 and "already exists" in err
+    assert read_bundle(target).manifest["source"]["job_id"] == 7
+    # a bundle exported by hand records no job, and a job cannot claim it either
+    code, out, err = _run(capsys, *args, "--overwrite")
+    assert code == 0 and json.loads(out)["source"]["job_id"] is None
+    monkeypatch.setenv("TRAINFORGE_JOB_ID", "7")
+    code, _, err = _run(capsys, *args)
+    assert code == 1 and "already exists" in err

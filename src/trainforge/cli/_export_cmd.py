@@ -47,13 +47,16 @@ def export(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Export a trained model: ONNX, TorchScript and PyTorch, each checked against PyTorch."""
+    from trainforge.jobs import current_job_id
     from trainforge.production import check_formats
     from trainforge.train._export import export_checkpoint, register_bundle, resolve_export_target
 
     chosen = check_formats(formats) if formats is not None else None
     store = open_store(db) if register else None  # a wrong --db fails before exporting
     checkpoint = resolve_export_target(target, runs_dir)
-    bundle = export_checkpoint(checkpoint, formats=chosen, output=output, overwrite=overwrite)
+    bundle = export_checkpoint(
+        checkpoint, formats=chosen, output=output, overwrite=overwrite, job_id=current_job_id()
+    )
     model_id = register_bundle(bundle, register, store) if register and store else None
     if as_json:
         print_json({**bundle.manifest, "path": str(bundle.path), "model_id": model_id})

@@ -8,7 +8,7 @@ schedules, once per slot however many schedulers run. Job types are registered b
 so the ``jobs`` commands start fast.
 """
 
-from trainforge.jobs._child import JOB_ID_VARIABLE, JobContext
+from trainforge.jobs._child import JOB_ID_VARIABLE, JobContext, current_job_id
 from trainforge.jobs._job import JOB_STATUSES, Job
 from trainforge.jobs._manager import JobManager
 from trainforge.jobs._scheduler import CATCHUP_POLICIES, Schedule, TrainingScheduler
@@ -27,5 +27,6 @@ __all__ = [
     "Schedule",
     "TrainingScheduler",
     "Worker",
+    "current_job_id",
     "register_job_type",
 ]

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from trainforge.errors import JobFailedError
 
-__all__ = ["JOB_ID_VARIABLE", "JobContext", "run_child"]
+__all__ = ["JOB_ID_VARIABLE", "JobContext", "current_job_id", "run_child"]
 
 #: Set for a job's child process: the tracked run records which job produced it.
 JOB_ID_VARIABLE = "TRAINFORGE_JOB_ID"
@@ -34,6 +34,12 @@ _LAUNCHER = (
     "if os.getppid() != int(sys.argv[1]): sys.exit(137)\n"
     "os.execv(sys.argv[2], sys.argv[2:])\n"
 )
+
+
+def current_job_id() -> int | None:
+    """The job this process works for (``TRAINFORGE_JOB_ID``, set by a worker), if any."""
+    value = os.environ.get(JOB_ID_VARIABLE, "")
+    return int(value) if value.isdigit() else None
 
 
 class JobQueue(Protocol):

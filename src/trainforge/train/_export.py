@@ -23,7 +23,7 @@ from trainforge.checkpoint import locate_checkpoint, read_checkpoint
 from trainforge.checkpoint._targets import resolve_checkpoint
 from trainforge.config import TrainingConfig
 from trainforge.engine import TaskSpec
-from trainforge.errors import CheckpointNotFoundError, RunNotFoundError
+from trainforge.errors import CheckpointNotFoundError, ExportError, RunNotFoundError
 from trainforge.production import ExportBundle, ModelRecipe, create_export_bundle, read_bundle
 from trainforge.train import _build as build
 from trainforge.zoo import CharVocab, model_recipe
@@ -126,6 +126,7 @@ def export_checkpoint(
     sample_size: int = SAMPLE_SIZE,
     model: nn.Module | None = None,
     sample_data: Any = None,
+    job_id: int | None = None,
 ) -> ExportBundle:
     """Export one checkpoint directory as a bundle (formats from its config when None).
 
@@ -143,11 +144,15 @@ def export_checkpoint(
             class without constructor kwargs).
         sample_data: The data the run used (a dataset or DataLoader), when it was not
             built from the config: the artifacts are checked on its first items.
+        job_id: The job this export is an attempt of (recorded in the manifest's
+            ``source``). A bundle at ``output`` that an earlier attempt of the same job
+            wrote is replaced as with ``overwrite``: a retried job finishes its own work.
 
     Raises:
         CheckpointCorruptedError: The checkpoint fails verification.
         ExportError: An unknown format, or no format could be exported.
-        BundleExistsError: ``output`` exists and ``overwrite`` is False.
+        BundleExistsError: ``output`` exists, ``overwrite`` is False and no earlier
+            attempt of job ``job_id`` wrote it.
     """
     directory = Path(checkpoint)
     manifest, state = read_checkpoint(directory, verify=True, map_location="cpu")
@@ -177,12 +182,16 @@ def export_checkpoint(
     if output is None:
         base = run_dir if run_dir is not None else directory.parent
         output = base / "export" / directory.name
+    if not overwrite and job_id is not None and _written_by_job(Path(output), job_id):
+        logger.info("export: replacing %s, written by an earlier attempt of job %d", output, job_id)
+        overwrite = True
     source: dict[str, Any] = {
         "checkpoint": str(directory.resolve()),
         "run": run_dir.name if run_dir is not None else None,
         "epoch": meta.get("epoch"),
         "global_step": meta.get("global_step"),
         "metrics": meta.get("metrics"),
+        "job_id": job_id,
     }
     path = create_export_bundle(
         model,
@@ -201,16 +210,37 @@ def export_checkpoint(
     return bundle
 
 
+def _written_by_job(output: Path, job_id: int) -> bool:
+    """True when ``output`` is a bundle whose manifest names job ``job_id`` as its source."""
+    try:
+        manifest = read_bundle(output).manifest
+    except ExportError:
+        return False  # no bundle there: not one this job can claim
+    source = manifest.get("source") if isinstance(manifest, dict) else None
+    return isinstance(source, dict) and source.get("job_id") == job_id
+
+
 def register_bundle(bundle: ExportBundle, name: str, database: Any) -> int:
     """Register ``bundle`` as a new version of model ``name``; return the model id.
 
     The version records the bundle folder, its formats, size and check results, and
-    links the training run when the store knows it.
+    links the training run when the store knows it. A bundle written by a job that an
+    earlier attempt of the job already registered keeps that version (its id is
+    returned): a retry does not add a second one.
     """
     from trainforge.tracking import ExperimentDB, ModelRegistry
 
     manifest = bundle.manifest
     source = manifest.get("source", {})
+    path = str(bundle.path.resolve())
+    job_id = source.get("job_id")
+    registry = ModelRegistry(database)
+    if job_id is not None:
+        for version in registry.list_models(name):
+            meta = version.get("metadata") or {}
+            if meta.get("bundle") == path and meta.get("job_id") == job_id:
+                logger.info("export: job %d registered %s as model %d", job_id, path, version["id"])
+                return int(version["id"])
     run = source.get("run") or ""
     run_id = None
     if run.startswith("run-") and run[4:10].isdigit():
@@ -223,10 +253,9 @@ def register_bundle(bundle: ExportBundle, name: str, database: Any) -> int:
         fmt: {k: result[k] for k in ("status", "max_abs_diff", "max_rel_diff", "reason")}
         for fmt, result in manifest["formats"].items()
     }
-    registry = ModelRegistry(database)
     return registry.register_model(
         name,
-        checkpoint_path=str(bundle.path.resolve()),
+        checkpoint_path=path,
         task_type=manifest["task_type"],
         metrics={
             k: float(v)
@@ -238,8 +267,9 @@ def register_bundle(bundle: ExportBundle, name: str, database: Any) -> int:
         export_formats=bundle.shipped,
         model_size_mb=round(bundle.size_mb, 3),
         metadata={
-            "bundle": str(bundle.path.resolve()),
+            "bundle": path,
             "source_checkpoint": source.get("checkpoint"),
             "checks": checks,
+            "job_id": job_id,
         },
     )

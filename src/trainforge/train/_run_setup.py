@@ -54,6 +54,7 @@ def build_tracker(config: TrainingConfig) -> ExperimentTracker | None:
     tracking = config.tracking
     if not tracking.enabled:
         return None
+    from trainforge.jobs import current_job_id
     from trainforge.tracking import ExperimentTracker, resolve_database_url  # SQLAlchemy: lazy
 
     url = resolve_database_url(tracking.database, config.run.output_dir)
@@ -65,17 +66,10 @@ def build_tracker(config: TrainingConfig) -> ExperimentTracker | None:
         database=url,
         run_name=config.run.name,
         notes=config.run.notes,
-        job_id=_job_id(),
+        job_id=current_job_id(),
     )
     tracker.log_params(config.to_dict())
     return tracker
-
-
-def _job_id() -> int | None:
-    from trainforge.jobs import JOB_ID_VARIABLE
-
-    value = os.environ.get(JOB_ID_VARIABLE, "")
-    return int(value) if value.isdigit() else None
 
 
 def run_folder_name(tracker: ExperimentTracker | None, output_dir: str | Path) -> str:
