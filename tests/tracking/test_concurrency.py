@@ -61,3 +61,42 @@ def test_parallel_writers_and_reader(store_url):
         assert history["step"].tolist() == list(range(values))
         assert history["value"].tolist() == [float(step) for step in range(values)]
     db.close()
+
+
+_REGISTRAR = textwrap.dedent(
+    """
+    import sys
+    from trainforge.tracking import ModelRegistry
+    url, index, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    registry = ModelRegistry(url)
+    ids = [
+        registry.register_model("shared", checkpoint_path=f"/w{index}/v{n}", metrics={"n": n})
+        for n in range(count)
+    ]
+    print(",".join(map(str, ids)))
+    """
+)
+
+
+@pytest.mark.slow
+def test_parallel_registrations_of_one_name_take_distinct_versions(store_url):
+    # retraining jobs on several workers register the same model name at once: each gets
+    # the next free version; none fails on the (name, version) key another just took
+    ExperimentDB(store_url)  # migrate once up front
+    writers, count = 6, 15
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _REGISTRAR, store_url, str(i), str(count)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(writers)
+    ]
+    results = [p.communicate() for p in procs]
+    assert [p.returncode for p in procs] == [0] * writers, [err for _, err in results]
+    from trainforge.tracking import ModelRegistry
+
+    versions = ModelRegistry(store_url).list_models("shared")
+    assert sorted(m["version"] for m in versions) == list(range(1, writers * count + 1))
+    assert len({m["checkpoint_path"] for m in versions}) == writers * count

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from trainforge.errors import ModelNotFoundError, TrackingError
 from trainforge.tracking import ExperimentDB, ModelRegistry
+from trainforge.tracking._schema import models
 
 
 @pytest.fixture
@@ -29,6 +34,35 @@ def test_versions_auto_increment_per_name(registry):
     assert registry.get_model(name="mlp", version=1)["id"] == first
     with pytest.raises(TrackingError, match="already has a version 2"):
         _register(registry, version=2)
+
+
+def test_a_version_taken_by_a_concurrent_writer_is_refused_clearly(registry, store_url):
+    # another writer inserts version 2 and has not committed when this one registers it:
+    # this one waits for that writer's lock, then gets the registry's error, not the
+    # database's duplicate-key error
+    _register(registry)
+    engine = sa.create_engine(store_url, poolclass=sa.NullPool)
+    outcome: list[BaseException | int] = []
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        row = {"name": "mlp", "version": 2, "checkpoint_path": "other", "created_at": 0.0}
+        conn.execute(sa.insert(models).values(**row, metrics="{}", export_formats="[]"))
+        thread = threading.Thread(target=lambda: outcome.append(_try_register_v2(registry)))
+        thread.start()
+        time.sleep(0.5)  # it has read the latest version and waits on the uncommitted row
+        transaction.commit()
+        thread.join(timeout=60)
+    engine.dispose()
+    (error,) = outcome
+    assert isinstance(error, TrackingError) and "already has a version 2" in str(error)
+    assert [m["checkpoint_path"] for m in registry.list_models("mlp")] == ["other", "ckpt/mlp"]
+
+
+def _try_register_v2(registry: ModelRegistry) -> BaseException | int:
+    try:
+        return _register(registry, version=2)
+    except TrackingError as err:
+        return err
 
 
 def test_register_keeps_every_field(registry, store_url):

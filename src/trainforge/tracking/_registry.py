@@ -8,14 +8,16 @@ its ``staging``. Every move is appended to ``model_label_history``.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
-from trainforge.errors import ModelNotFoundError, TrackingError, did_you_mean
+from trainforge.errors import ModelNotFoundError, TrackingError, TrackingValueError, did_you_mean
 from trainforge.records import REFERENCE_PROFILE_FILE
 from trainforge.tracking._dialect import inserted_id
 from trainforge.tracking._limits import check_name, check_text, valid_id
@@ -36,6 +38,15 @@ if TYPE_CHECKING:
 __all__ = ["ModelRegistry"]
 
 _JSON_FIELDS = ("metrics", "export_formats", "metadata")
+_VERSION_RACE_RETRIES = 50
+# how each backend names the (name, version) key in a duplicate-key error
+_VERSION_KEY = ("uq_models_name_version", "models.name, models.version")
+
+
+def _version_taken(err: TrackingValueError) -> bool:
+    """True when the store refused a version row because another writer took the number."""
+    cause = err.__cause__
+    return isinstance(cause, IntegrityError) and any(k in str(cause.orig) for k in _VERSION_KEY)
 
 
 class ModelRegistry:
@@ -138,7 +149,23 @@ class ModelRegistry:
                 values["metadata"] = dumps({**dict(metadata or {}), "reference_profile": profile})
             return inserted_id(conn.execute(insert(models).values(values)))
 
-        return self.store.write(write)
+        # Two writers that read the same latest version race for the next one: the
+        # (name, version) key refuses the second, which reads the latest again.
+        for attempt in range(_VERSION_RACE_RETRIES + 1):
+            try:
+                return self.store.write(write)
+            except TrackingValueError as err:
+                if not _version_taken(err):
+                    raise
+                if version is not None:
+                    raise TrackingError(
+                        f"model {name!r} already has a version {version}",
+                        hint="leave version unset to take the next number",
+                    ) from None
+                if attempt == _VERSION_RACE_RETRIES:
+                    raise
+                time.sleep(0.002 * (1 + random.random()) * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def promote_model(self, model_id: int, tag: str) -> None:
         """Move lifecycle ``tag`` to this version (it leaves the version that held it).
