@@ -28,6 +28,16 @@ def test_unknown_section_is_reported():
         load_config(cli=["optm.lr=1"], environ={})
 
 
+@pytest.mark.parametrize("argv", [["--config", "train.yaml"], ["--config=train.yaml"]])
+def test_a_config_file_flag_says_how_files_are_given(argv, capsys):
+    from trainforge.cli import main
+
+    assert main(["train", *argv, "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert "config: unknown key; a config file is given by its path alone" in err
+    assert "trainforge train path/to/file.yaml" in err and "Traceback" not in err
+
+
 def test_wrong_type_and_range_name_key_value_and_layer(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "train.yaml", "trainer:\n  max_epochs: many\n")

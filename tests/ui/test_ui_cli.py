@@ -89,6 +89,17 @@ def test_a_busy_port_is_a_clear_error_with_exit_1(db):
     assert "Traceback" not in err
 
 
+def test_a_port_out_of_range_is_refused_clearly(db, capsys):
+    from trainforge.cli import main
+    from trainforge.errors import UiServerError
+    from trainforge.ui import serve
+
+    assert main(["ui", "--db", db, "--port", "99999"]) == 2  # a usage error, no traceback
+    assert "Invalid value for '--port'" in capsys.readouterr().err
+    with pytest.raises(UiServerError, match="from 0 to 65535"):
+        serve(db, port=70000)
+
+
 @pytest.mark.parametrize(
     ("host", "loopback"),
     [

@@ -17,7 +17,7 @@ def ui(
         str,
         typer.Option(help="Address to listen on; anything but loopback is reachable by others."),
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5005,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 5005,
 ) -> None:
     """Browse runs, curves, comparisons and the model registry in a web browser.
 

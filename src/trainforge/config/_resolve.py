@@ -202,6 +202,10 @@ _SYNONYMS = {
 }
 
 
+# top-level keys that are another tool's flag for a config file, not a config section
+_FILE_FLAGS = frozenset({"config", "config_file", "config_path", "cfg", "config_name"})
+
+
 def _suggest(key: str) -> str | None:
     paths = schema_paths()
     if "." in key:
@@ -296,6 +300,8 @@ def build_config(
     for key in _unknown_keys(data):
         guess = _suggest(key)
         hint = f"; did you mean {guess}?" if guess else ""
+        if key in _FILE_FLAGS:  # `--config file.yaml`, as other trainers spell it
+            hint = "; a config file is given by its path alone: trainforge train path/to/file.yaml"
         issues.append(ConfigIssue(key, f"unknown key{hint}", _source_for(key, provenance)))
         _drop(data, key)  # keep validating the rest: report every problem at once
     for key in derive_values(data):

@@ -70,6 +70,11 @@ def _check_bindable(host: str, port: int) -> None:
     """Fail with a clear error before uvicorn does (it would only log and exit)."""
     import socket
 
+    if not 0 <= port <= 65535:
+        raise UiServerError(
+            f"cannot serve on port {port}: a port is a number from 0 to 65535",
+            hint="pick a free port such as 5005 (0: any free port)",
+        )
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as err:
