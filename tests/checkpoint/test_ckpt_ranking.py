@@ -53,6 +53,20 @@ def test_cli_prune_ranks_by_the_recorded_monitor_and_mode(
     assert loaded["metrics"] == {"val/acc": 0.9}
 
 
+def test_cli_prune_keeping_nothing_leaves_the_newest_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = _accuracy_run(tmp_path, [0.50, 0.90, 0.70])
+    args = ["ckpt", "prune", str(tmp_path), "--keep-best-k", "0", "--keep-last-n", "0", "--json"]
+    assert main(args) == 0
+    assert sorted(json.loads(capsys.readouterr().out)["retention"]) == sorted(
+        p.name for p in paths[:2]
+    )
+    assert [p.name for p in tmp_path.glob("ckpt-*")] == [paths[2].name]
+    assert _pointer(tmp_path, "best") == _pointer(tmp_path, "last") == paths[2].name
+    assert CheckpointManager(tmp_path, monitor="val/acc", mode="max").load("last")["epoch"] == 2
+
+
 def test_cli_list_shows_the_recorded_monitor_and_the_true_best(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

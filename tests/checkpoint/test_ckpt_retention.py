@@ -83,6 +83,24 @@ def test_plan_keeps_protected_and_just_written(
 
 
 @pytest.mark.parametrize(
+    ("protected", "just_written", "kept"),
+    [
+        ((), None, {"c5"}),  # nothing kept by the policy: the newest stays
+        ((1,), None, {"c1"}),
+        ((), "c2", {"c2"}),
+    ],
+)
+def test_a_policy_that_keeps_nothing_still_leaves_one_checkpoint(
+    protected: tuple[int, ...], just_written: str | None, kept: set[str]
+) -> None:
+    policy = AnyOf(KeepBestK(0), KeepLastN(0))
+    keep, delete = plan_retention(_ckpts(METRICS, protected), policy, just_written=just_written)
+    assert {c.name for c in keep} == kept
+    assert len(delete) == 5
+    assert plan_retention([], policy) == ([], [])
+
+
+@pytest.mark.parametrize(
     ("best_k", "last_n", "losses", "kept_epochs"),
     [
         (1, 1, [0.9, 0.5, 0.7, 0.8], {1, 3}),

@@ -1,8 +1,9 @@
 """Retention policies: small objects that each name the checkpoints they want kept.
 
 A checkpoint survives if ANY policy keeps it (:class:`AnyOf`); the manager always adds
-"protected" and "the one just written". Policies see complete checkpoints only, newest
-first, and return the names to keep, so they are pure functions that tables can test.
+"protected" and "the one just written", and the newest one when nothing else is kept.
+Policies see complete checkpoints only, newest first, and return the names to keep, so
+they are pure functions that tables can test.
 """
 
 from __future__ import annotations
@@ -116,11 +117,15 @@ def plan_retention(
 ) -> tuple[list[CheckpointMetadata], list[CheckpointMetadata]]:
     """Split ``checkpoints`` (newest first) into (kept, to delete) under ``policy``.
 
-    Protected checkpoints and ``just_written`` are always kept.
+    Protected checkpoints and ``just_written`` are always kept, and so is the newest
+    checkpoint when the policy would keep none (``keep_last_n=0, keep_best_k=0``):
+    retention never leaves a run with nothing to resume or export.
     """
     kept_names = AnyOf(policy, KeepProtected()).keep(checkpoints)
     if just_written is not None:
         kept_names.add(just_written)
+    if checkpoints and not kept_names:
+        kept_names.add(checkpoints[0].name)
     kept = [c for c in checkpoints if c.name in kept_names]
     doomed = [c for c in checkpoints if c.name not in kept_names]
     return kept, doomed
