@@ -11,6 +11,10 @@ import textwrap
 import threading
 import time
 
+import pytest
+import sqlalchemy as sa
+
+from trainforge.errors import StoreUnavailableError
 from trainforge.jobs import JOB_TYPES, JobManager, Worker, register_job_type
 
 
@@ -103,3 +107,71 @@ def test_sigterm_stops_the_worker_and_requeues_its_job(tmp_path):
     assert events[-1]["reason"] == "signal SIGTERM"
     after = manager.get_job(job.id)
     assert (after.status, after.attempts, after.worker_id) == ("queued", 0, None)
+
+
+def _pg_outage(url: str, allow: bool) -> None:
+    """Refuse (or allow again) connections to ``url``'s database; cut the open ones."""
+    name = url.rsplit("/", 1)[1]
+    admin = sa.create_engine(
+        url.rsplit("/", 1)[0] + "/postgres", poolclass=sa.NullPool, isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allow).lower()}')
+        if not allow:
+            conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            )
+    admin.dispose()
+
+
+def _completed(manager: JobManager, job_id: int) -> bool:
+    """The job is completed (False while the store is down)."""
+    try:
+        return manager.get_job(job_id).status == "completed"
+    except StoreUnavailableError:
+        return False
+
+
+def _wait_until(predicate, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.postgres
+def test_a_worker_outlives_a_store_outage(fresh_pg_url, echo_type):
+    # the database refuses connections for a while (a restart, a failover) and every
+    # open connection is cut: the worker keeps polling, runs what is queued after, and
+    # reports a job that finished during an outage once the store is back
+    manager = JobManager(fresh_pg_url)
+    events: list[str] = []
+    worker = Worker(manager, poll_interval_s=0.05, on_event=lambda e, job, d: events.append(e))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+
+    def cut_while_running(config, context):
+        _pg_outage(fresh_pg_url, allow=False)  # the job ends while the store is down
+        threading.Timer(1.0, _pg_outage, (fresh_pg_url, True)).start()
+        return {"ran": True}
+
+    register_job_type("cut-while-running", cut_while_running)
+    try:
+        _pg_outage(fresh_pg_url, allow=False)
+        time.sleep(1.5)  # many polls into the outage
+        assert thread.is_alive()
+        _pg_outage(fresh_pg_url, allow=True)
+        first = manager.submit_job(echo_type, {"value": 3})
+        _wait_until(lambda: _completed(manager, first))
+        assert manager.get_job(first).result == {"echo": 3, "attempt": 1}
+        second = manager.submit_job("cut-while-running", {})
+        _wait_until(lambda: _completed(manager, second))
+        assert manager.get_job(second).result == {"ran": True}
+        assert thread.is_alive() and events == ["claimed", "completed"] * 2
+    finally:
+        _pg_outage(fresh_pg_url, allow=True)
+        JOB_TYPES.unregister("cut-while-running")
+        worker.stop()
+        thread.join(30)
+    assert not thread.is_alive()

@@ -5,7 +5,9 @@ the built-in types runs in child processes. While a job runs, a heartbeat thread
 that it is alive; when the heartbeat is refused (the job was cancelled, or presumed dead
 and taken over) the work is stopped and nothing is reported. :meth:`Worker.stop` (the CLI
 calls it on SIGTERM / SIGINT) stops claiming, stops running work cleanly and puts those
-jobs back in the queue so another worker resumes them.
+jobs back in the queue so another worker resumes them. While the store is unreachable (a
+database restart or failover) the worker keeps polling, backing off, and reports a
+finished job once the store is back.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from trainforge.errors import TrainforgeError
+from trainforge.errors import StoreUnavailableError, TrainforgeError
 from trainforge.jobs._child import JobContext
 from trainforge.jobs._job import Job
 from trainforge.jobs._manager import JobManager
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: ``(event, job, detail)``: event is claimed, completed, retry, failed, cancelled, released.
 WorkerEvent = Callable[[str, Job, str], None]
+T = TypeVar("T")
+_OUTAGE_BACKOFF_MAX_S = 5.0  # the longest wait between tries while the store is down
 
 
 class Worker:
@@ -111,16 +115,44 @@ class Worker:
     def _slot(self, number: int, once: bool) -> None:
         slot_id = self.worker_id if self.concurrency == 1 else f"{self.worker_id}/{number}"
         while not self._stopping.is_set():
-            if number == 0:
-                for job_id in self.manager.requeue_stale(self.stale_timeout_s):
-                    log.warning("job %s: its worker stopped heartbeating; requeued", job_id)
-            job = self.manager.claim_job(slot_id)
+            job = self._through_outage(lambda: self._poll(number, slot_id), "claim a job")
+            if job is None and self._stopping.is_set():
+                return
             if job is None:
                 if once:
                     return
                 self._stopping.wait(self.poll_interval_s)
                 continue
             self._execute(job, slot_id)
+
+    def _poll(self, number: int, slot_id: str) -> Job | None:
+        """Requeue stale jobs (slot 0), then claim the next due job, if any."""
+        if number == 0:
+            for job_id in self.manager.requeue_stale(self.stale_timeout_s):
+                log.warning("job %s: its worker stopped heartbeating; requeued", job_id)
+        return self.manager.claim_job(slot_id)
+
+    def _through_outage(self, call: Callable[[], T], what: str) -> T | None:
+        """``call()``, tried again (backing off) while the store is unavailable.
+
+        Returns None only when the worker is stopped during an outage.
+        """
+        wait = self.poll_interval_s
+        warned = False
+        while True:
+            try:
+                result = call()
+            except StoreUnavailableError as err:
+                if not warned:
+                    log.warning("cannot %s, trying again until the store is back: %s", what, err)
+                    warned = True
+                if self._stopping.wait(wait):
+                    return None
+                wait = min(max(wait, 0.05) * 2, _OUTAGE_BACKOFF_MAX_S)
+                continue
+            if warned:
+                log.warning("the store is back: %s", what)
+            return result
 
     def _execute(self, job: Job, slot_id: str) -> None:
         self._emit("claimed", job, f"attempt {job.attempts} of {job.max_attempts}")
@@ -136,9 +168,15 @@ class Worker:
             self._finish_failed(job, context, exc)
         else:
             done.set()
-            if context.lost.is_set() or not self.manager.mark_completed(
-                job.id, result, worker_id=slot_id
-            ):
+            marked: bool | None = False  # cancelled or taken over: nothing to report
+            if not context.lost.is_set():
+                marked = self._through_outage(
+                    lambda: self.manager.mark_completed(job.id, result, worker_id=slot_id),
+                    f"report job {job.id} completed",
+                )
+            if marked is None:
+                self._emit("released", job, _UNREPORTED)
+            elif not marked:
                 self._emit("cancelled", job, "cancelled or taken over; result discarded")
             else:
                 self._emit("completed", job, _summary(result))
@@ -153,14 +191,24 @@ class Worker:
             self._emit("cancelled", job, "stopped: cancelled or taken over")
             return
         if context.stopping.is_set():
-            self.manager.release(job.id, context.worker_id)
+            try:
+                self.manager.release(job.id, context.worker_id)
+            except StoreUnavailableError as err:  # stopping: no waiting for the store
+                log.warning("job %s: %s; %s", job.id, err, _UNREPORTED)
             self._emit("released", job, "worker stopping: back in the queue")
             return
         message = exc.user_message() if isinstance(exc, TrainforgeError) else repr(exc)
         if not isinstance(exc, TrainforgeError):
             log.exception("job %s raised", job.id)
-        self.manager.mark_failed(job.id, message, worker_id=context.worker_id)
-        after = self.manager.get_job(job.id)
+
+        def report() -> Job:
+            self.manager.mark_failed(job.id, message, worker_id=context.worker_id)
+            return self.manager.get_job(job.id)
+
+        after = self._through_outage(report, f"report job {job.id} failed")
+        if after is None:
+            self._emit("released", job, _UNREPORTED)
+            return
         self._emit("failed" if after.status == "failed" else "retry", job, message)
 
     def _heartbeat(self, context: JobContext, done: threading.Event) -> None:
@@ -181,6 +229,11 @@ class Worker:
             return
         level = logging.WARNING if event in ("failed", "retry") else logging.INFO
         log.log(level, "job %s (%s): %s %s", job.id, job.job_type, event, detail)
+
+
+_UNREPORTED = (
+    "worker stopped while the store was down: the job is requeued once its heartbeat is stale"
+)
 
 
 def _summary(result: Any) -> str:
