@@ -175,3 +175,31 @@ def test_a_worker_outlives_a_store_outage(fresh_pg_url, echo_type):
         worker.stop()
         thread.join(30)
     assert not thread.is_alive()
+
+
+@pytest.mark.postgres
+def test_the_scheduler_command_outlives_a_store_outage(fresh_pg_url):
+    JobManager(fresh_pg_url)  # the tables exist before the scheduler starts
+    command = [sys.executable, "-m", "trainforge.cli", "jobs", "scheduler", "--json"]
+    proc = subprocess.Popen(
+        [*command, "--interval", "0.1", "--db", fresh_pg_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert json.loads(proc.stdout.readline())["event"] == "scheduler started"
+        _pg_outage(fresh_pg_url, allow=False)
+        line = json.loads(proc.stdout.readline())  # the next tick meets the outage
+        assert line["event"] == "store unavailable" and "unavailable" in line["error"]
+        time.sleep(1.0)
+        assert proc.poll() is None  # still ticking
+    finally:
+        _pg_outage(fresh_pg_url, allow=True)
+    assert json.loads(proc.stdout.readline())["event"] == "store back"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert json.loads(out.splitlines()[-1])["event"] == "scheduler stopped"
+    assert "Traceback" not in err

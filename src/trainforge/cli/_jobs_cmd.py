@@ -312,22 +312,38 @@ def scheduler(
     db: DbOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """Enqueue due schedule slots until SIGTERM / SIGINT (or, --once, after one tick)."""
+    """Enqueue due schedule slots until SIGTERM / SIGINT (or, --once, after one tick).
+
+    While the store is unreachable the scheduler keeps ticking (one warning line per
+    outage); slots missed meanwhile follow each schedule's catch-up policy.
+    """
     import threading
 
+    from trainforge.errors import StoreUnavailableError
     from trainforge.jobs import TrainingScheduler
 
     emit = status_line(as_json)
     runner = TrainingScheduler(manager(db))
     stop = threading.Event()
     emit("scheduler started", schedules=len(runner.list_schedules()))
+    down = False
     with stop_on_signals(stop.set) as received:
         while True:
-            for job_id in runner.tick():
-                job = runner.manager.get_job(job_id)
-                emit(
-                    "enqueued", job=job_id, schedule=job.schedule_id, slot=_when(job.scheduled_for)
-                )
+            try:
+                for job_id in runner.tick():
+                    job = runner.manager.get_job(job_id)
+                    slot = _when(job.scheduled_for)
+                    emit("enqueued", job=job_id, schedule=job.schedule_id, slot=slot)
+            except StoreUnavailableError as err:
+                if once:
+                    raise
+                if not down:
+                    emit("store unavailable", error=err.message, retry=f"every {interval:g} s")
+                down = True
+            else:
+                if down:
+                    emit("store back")
+                down = False
             if once or stop.wait(interval):
                 break
     how = f"signal {signal.Signals(received[0]).name}" if received else "once"
