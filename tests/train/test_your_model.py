@@ -253,11 +253,30 @@ def test_iterable_dataset_runs_max_steps_on_both_drivers(tmp_path):
     assert steps["plain"][1] == pytest.approx(steps["lightning"][1], rel=1e-4)
 
 
-def test_iterable_dataset_without_max_steps_names_the_key(tmp_path):
-    config = _config(tmp_path, "plain", *TABULAR)
+def test_iterable_dataset_runs_max_epochs_passes_on_both_drivers(tmp_path):
+    # no length, no max_steps: each epoch is one pass, as Lightning runs a stream
+    results = {
+        engine: _train(_Classifier, _config(tmp_path, engine, *TABULAR), _Stream())
+        for engine in ENGINES
+    }
+    for result in results.values():
+        assert (result.epochs_completed, result.global_step) == (3, 18)  # 6 batches a pass
+    assert _losses(results["plain"]) == pytest.approx(_losses(results["lightning"]), rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        (["optim.scheduler=cosine"], "optim.scheduler=cosine is sized by it"),
+        (["optim.warmup_ratio=0.1"], "optim.warmup_ratio=0.1 is a fraction of it"),
+    ],
+)
+def test_a_stream_with_a_schedule_sized_by_the_run_names_the_keys(tmp_path, overrides, reason):
+    config = _config(tmp_path, "plain", *TABULAR, *overrides)
     with pytest.raises(ConfigError, match=r"trainer\.max_steps") as info:
         _train(_Classifier, config, _Stream())
-    assert "IterableDataset without a length" in str(info.value)
+    assert "IterableDataset without a length" in str(info.value) and reason in str(info.value)
+    assert "optim.scheduler=none or step" in info.value.user_message()
 
 
 @pytest.mark.parametrize(("writer", "reader"), [("plain", "lightning"), ("lightning", "plain")])

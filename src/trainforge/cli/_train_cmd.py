@@ -135,7 +135,12 @@ def _dry_run(config: TrainingConfig) -> None:
                 "validation samples",
             ),
             ("driver", driver),
-            ("optimizer steps", str(plan.optimizer_steps)),
+            (
+                "optimizer steps",
+                "unknown (a stream without a length: max_epochs passes)"
+                if plan.optimizer_steps is None
+                else str(plan.optimizer_steps),
+            ),
         ],
         show_header=False,
     )

@@ -73,7 +73,8 @@ class RunAssembly:
         run_id: The run folder's name.
         run_dir: The run folder.
         rank: This process's global rank.
-        total_steps: Optimizer steps of the whole run (for the schedule).
+        total_steps: Optimizer steps of the whole run (for the schedule); None for a
+            stream of unknown length whose schedule does not need it.
         resume: The checkpoint to continue from, if any.
         forward_inputs: How batches map to the model's forward (``model.input_keys``,
             ``data.input_key``).
@@ -97,7 +98,7 @@ class RunAssembly:
     run_id: str
     run_dir: Path
     rank: int
-    total_steps: int
+    total_steps: int | None
     resume: ResumePoint | None
     forward_inputs: ForwardInputs
     position: ClusterPosition = SINGLE_PROCESS
@@ -220,7 +221,7 @@ def assemble(
     hooks: HookManager,
     command: list[str],
     resume: ResumePoint | None,
-    total_steps: int,
+    total_steps: int | None,
     position: ClusterPosition = SINGLE_PROCESS,
 ) -> RunAssembly:
     """Open the run (rank zero) or join it (other ranks) and build its shared parts.

@@ -302,14 +302,18 @@ def data_parallel_size(config: TrainingConfig) -> int:
     return devices_per_node(config) * config.trainer.num_nodes
 
 
-def build_scheduler_for(config: TrainingConfig, optimizer: Any, total_steps: int) -> Any:
-    """``optim.scheduler`` with warmup, stepped once per optimizer step."""
+def build_scheduler_for(config: TrainingConfig, optimizer: Any, total_steps: int | None) -> Any:
+    """``optim.scheduler`` with warmup, stepped once per optimizer step.
+
+    ``total_steps`` is None for a run of unknown length, whose schedule does not use it
+    (:func:`total_optimizer_steps` refuses the others).
+    """
     optim = config.optim
     try:
         return build_scheduler(
             optim.scheduler,
             optimizer,
-            total_steps=total_steps,
+            total_steps=1 if total_steps is None else total_steps,
             warmup_steps=optim.warmup_steps,
             warmup_ratio=optim.warmup_ratio,
             kwargs=optim.scheduler_kwargs,

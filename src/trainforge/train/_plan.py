@@ -24,7 +24,7 @@ class RunPlan:
     val_samples: int | None
     driver: str
     processes: int
-    optimizer_steps: int
+    optimizer_steps: int | None
 
 
 def plan_run(config: TrainingConfig) -> RunPlan:

@@ -10,7 +10,13 @@ from trainforge.config import TrainingConfig
 from trainforge.engine import loader_length
 from trainforge.errors import ConfigError
 
-__all__ = ["batch_limit", "batches_per_epoch", "total_optimizer_steps", "train_batches"]
+__all__ = [
+    "batch_limit",
+    "batches_per_epoch",
+    "length_needed_by",
+    "total_optimizer_steps",
+    "train_batches",
+]
 
 
 def batch_limit(limit: float | int | None, batches: int | None) -> int | None:
@@ -50,11 +56,15 @@ def train_batches(config: TrainingConfig, datamodule: Any, processes: int = 1) -
     return batches_per_epoch(config, len(datamodule.train_dataset), processes)
 
 
-def total_optimizer_steps(config: TrainingConfig, batches_per_epoch: int | None) -> int:
-    """Optimizer steps of the whole run (for the schedule).
+def total_optimizer_steps(config: TrainingConfig, batches_per_epoch: int | None) -> int | None:
+    """Optimizer steps of the whole run (for the schedule); None when nothing tells.
+
+    A stream without a length and neither ``trainer.max_steps`` nor a batch count in
+    ``trainer.limit_train_batches`` runs ``max_epochs`` passes of unknown length: fine
+    unless the schedule is sized by the run's length (:func:`length_needed_by`).
 
     Raises:
-        ConfigError: A stream without a length and no ``trainer.max_steps``.
+        ConfigError: Such a stream, with a schedule sized by the run's length.
     """
     trainer = config.trainer
     limit = batch_limit(trainer.limit_train_batches, batches_per_epoch)
@@ -62,12 +72,16 @@ def total_optimizer_steps(config: TrainingConfig, batches_per_epoch: int | None)
         if trainer.max_steps is not None:
             return trainer.max_steps
         if limit is None:
+            reason = length_needed_by(config)
+            if reason is None:
+                return None
             raise ConfigError(
                 "the training data is an IterableDataset without a length, so the length "
-                "of the run is unknown",
+                f"of the run is unknown, and {reason}",
                 key="trainer.max_steps",
                 hint="set trainer.max_steps (or trainer.limit_train_batches to a number of "
-                "batches per epoch), or give the dataset __len__",
+                "batches per epoch), use optim.scheduler=none or step, or give the dataset "
+                "__len__",
             )
         batches_per_epoch = limit
     if limit is not None:
@@ -79,3 +93,13 @@ def total_optimizer_steps(config: TrainingConfig, batches_per_epoch: int | None)
         return trainer.max_steps
     assert trainer.max_epochs is not None  # the schema requires one of the two
     return per_epoch * trainer.max_epochs
+
+
+def length_needed_by(config: TrainingConfig) -> str | None:
+    """What in ``config`` needs the run's length in advance (None: nothing does)."""
+    optim = config.optim
+    if optim.scheduler in ("cosine", "linear", "onecycle"):
+        return f"optim.scheduler={optim.scheduler} is sized by it"
+    if optim.warmup_steps == 0 and optim.warmup_ratio > 0:
+        return f"optim.warmup_ratio={optim.warmup_ratio} is a fraction of it"
+    return None
