@@ -131,3 +131,26 @@ def test_update_rejects_unknown_key_and_invalid_value():
     with pytest.raises(ConfigError, match="optim.lr"):
         cfg.update("optim.lr", -5)
     assert cfg.optim.lr == TrainingConfig().optim.lr
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path, monkeypatch):
+    # nine levels of "a list of nine aliases of the level below": 9**9 values in 10 lines
+    monkeypatch.chdir(tmp_path)
+    levels = ["  l0: &l0 [x, x, x, x, x, x, x, x, x]"]
+    for n in range(1, 9):
+        levels.append(f"  l{n}: &l{n} [" + ", ".join([f"*l{n - 1}"] * 9) + "]")
+    write(tmp_path / "bomb.yaml", "model:\n kwargs:\n" + "\n".join(" " + line for line in levels))
+    with pytest.raises(ConfigFileError) as info:
+        load_config("bomb.yaml", environ={})
+    text = info.value.user_message()
+    assert "bomb.yaml expands to" in text and "YAML aliases" in text and "anchors" in text
+    # anchors that only name a value a few times are fine
+    write(tmp_path / "dry.yaml", "model:\n  kwargs:\n    a: &w [1, 2]\n    b: *w\n")
+    assert load_config("dry.yaml", environ={}).model.kwargs["b"] == [1, 2]
+
+
+def test_a_key_given_twice_in_one_file_is_an_error_with_its_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "twice.yaml", "optim:\n  lr: 0.1\n  lr: 0.2\n")
+    with pytest.raises(ConfigFileError, match=r"twice\.yaml at line 3.*duplicate key lr"):
+        load_config("twice.yaml", environ={})

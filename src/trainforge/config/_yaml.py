@@ -21,8 +21,29 @@ __all__ = ["parse_dotlist", "parse_value", "read_yaml_file", "save_yaml", "set_d
 _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+# A training config holds hundreds of values; YAML aliases can make a few lines stand
+# for billions of them once merged (each alias becomes a copy), so a document that
+# expands past this many nodes is refused before anything copies it.
+MAX_EXPANDED_NODES = 1_000_000
+
+
+class _TooLarge(yaml.YAMLError):
+    """A document whose aliases expand past :data:`MAX_EXPANDED_NODES` nodes."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"expands to {size:,} values")
+        self.size = size
+
+
 class _Loader(_Base):
-    """Safe loader: floats like ``1e-3``, errors on duplicate keys."""
+    """Safe loader: floats like ``1e-3``, errors on duplicate keys and alias bombs."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        """Refuse a document that aliases expand past :data:`MAX_EXPANDED_NODES`."""
+        size = _expanded_size(node, {})
+        if size > MAX_EXPANDED_NODES:
+            raise _TooLarge(size)
+        return super().construct_document(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         """Build a mapping, refusing a key that appears twice."""
@@ -38,6 +59,20 @@ class _Loader(_Base):
                 )
             seen[key] = key_node
         return super().construct_mapping(node, deep=deep)
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Nodes in ``node`` with every alias expanded (an aliased node is counted once per use)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, sizes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
+    sizes[id(node)] = size
+    return size
 
 
 # YAML 1.2-style floats (1e-3, -2E+5, .5), as OmegaConf reads them.
@@ -67,6 +102,14 @@ def read_yaml_file(path: Path, display: str) -> dict[str, Any]:
         raise ConfigFileError(f"config path is a directory, not a file: {display}", file=path)
     try:
         loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
+    except _TooLarge as exc:
+        raise ConfigFileError(
+            f"config file {display} expands to {exc.size:,} values through its YAML aliases "
+            f"(*name), more than the {MAX_EXPANDED_NODES:,} a config may hold",
+            file=path,
+            hint="an alias of a list of aliases multiplies: write the values out, or nest "
+            "fewer levels of anchors (&name)",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
