@@ -155,3 +155,17 @@ def test_runs_plot_refuses_bad_requests_with_exit_1(tmp_path, capsys, argv, mess
     assert main(["runs", "plot", *argv, "--db", db, "-o", str(tmp_path / "x.png")]) == 1
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("what", [["--dashboard"], ["-m", "train/loss"]])
+def test_runs_plot_makes_the_folder_or_says_it_cannot_write(tmp_path, capsys, what):
+    db = _store_with_drift(tmp_path / "t.db")
+    nested = tmp_path / "plots" / "run-1.png"
+    assert main(["runs", "plot", "1", *what, "--db", db, "-o", str(nested)]) == 0
+    assert imread(nested).shape[0] > 0
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    assert main(["runs", "plot", "1", *what, "--db", db, "-o", str(blocked / "x.png")]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write {blocked / 'x.png'}" in err and "--output" in err
+    assert "Traceback" not in err

@@ -7,6 +7,8 @@ other command groups start fast.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -253,7 +255,9 @@ def plot(
             )
         from trainforge.cli._dashboard_cmd import write_dashboard
 
-        typer.echo(f"wrote {write_dashboard(_db(db), run_ids[0], output)}")
+        store = _db(db)
+        with _writing_png(output):
+            typer.echo(f"wrote {write_dashboard(store, run_ids[0], output)}")
         return
     if not metric:
         raise TrackingError(
@@ -286,9 +290,24 @@ def plot(
                 f"none of the runs {run_ids} logged {', '.join(metric)}",
                 hint="`trainforge runs show RUN_ID` lists a run's metrics",
             )
-        output.parent.mkdir(parents=True, exist_ok=True)
         figure.tight_layout()
-        figure.savefig(output, dpi=100)
+        with _writing_png(output):
+            figure.savefig(output, dpi=100)
     finally:
         plt.close(figure)
     typer.echo(f"wrote {output}")
+
+
+@contextmanager
+def _writing_png(output: Path) -> Iterator[None]:
+    """Create ``output``'s folder; a file that cannot be written is a clear error."""
+    from trainforge.errors import TrainforgeError
+
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        yield
+    except OSError as err:
+        raise TrainforgeError(
+            f"cannot write {output}: {err.strerror or err}",
+            hint="choose another --output (a PNG file in a folder you can write)",
+        ) from None
