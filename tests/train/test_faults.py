@@ -158,3 +158,31 @@ def test_bad_model_path_and_batch_shape_name_the_config_key(workdir, train_cli, 
     assert "the model or the loss cannot use this batch" in wrong_shape.stderr
     assert "data.name" in wrong_shape.stderr
     assert "Traceback" not in missing.stderr + wrong_shape.stderr
+
+
+@pytest.mark.parametrize(
+    ("engine", "key", "message"),
+    [
+        ("plain", "tracking.database", "cannot create the folder of the tracking database"),
+        ("plain", "run.output_dir", "cannot write the run folder"),
+        ("plain", "checkpoint.dirpath", "cannot create the checkpoint folder"),
+        ("lightning", "checkpoint.dirpath", "cannot create the checkpoint folder"),
+    ],
+)
+def test_a_folder_that_cannot_be_made_is_a_clear_error_and_the_run_fails(
+    workdir, monkeypatch, capsys, engine, key, message
+):
+    from trainforge.cli import main
+
+    monkeypatch.chdir(workdir)
+    (workdir / "a-file").write_text("a file where a folder should be")
+    blocked = workdir / "a-file" / "sub"
+    where = f"{blocked}/t.db" if key == "tracking.database" else str(blocked)
+    db = workdir / "tracking.db"
+    tracking = [] if key == "tracking.database" else [f"tracking.database={db}"]
+    args = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", f"trainer.engine={engine}"]
+    assert main(["train", *args, *tracking, f"{key}={where}"]) == 1
+    err = capsys.readouterr().err
+    assert message in err and str(blocked) in err and "Traceback" not in err
+    if tracking:  # the run was opened before the folder failed: it is marked failed
+        assert [r["status"] for r in ExperimentDB(str(db)).list_runs()] == ["failed"]

@@ -41,6 +41,7 @@ from trainforge.checkpoint._retention import AnyOf, KeepBestK, KeepLastN, Retent
 from trainforge.checkpoint._sharded_io import ShardedCheckpoints
 from trainforge.checkpoint._writer import config_fields, environment_info, write_checkpoint
 from trainforge.checkpoint.storage import get_storage
+from trainforge.errors import CheckpointError
 from trainforge.hooks import HookEvent, HookManager
 from trainforge.records import ConfigSource
 from trainforge.seeding import capture_rng_state
@@ -109,7 +110,14 @@ class CheckpointManager(ShardedCheckpoints, CheckpointConversions):
         get_storage(storage)  # unknown names fail here, with did-you-mean
         compression_for(compression)
         self.root = Path(checkpoint_dir)
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CheckpointError(
+                f"cannot create the checkpoint folder {self.root}: {err.strerror or err}",
+                path=self.root,
+                hint="set checkpoint.dirpath (or run.output_dir) to a folder you can write",
+            ) from None
         self.monitor, self.mode = monitor, mode
         self.save_interval_epochs = save_interval_epochs
         self.storage, self.compression = storage, compression

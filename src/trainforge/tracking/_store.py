@@ -115,7 +115,16 @@ class TrackingStore:
                     "a training run creates the store",
                 )
             if path is not None and "mode=ro" not in self.url:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as err:
+                    raise StoreUnavailableError(
+                        f"cannot create the folder of the tracking database {path}: "
+                        f"{err.strerror or err}",
+                        path=path,
+                        hint="set tracking.database (--db, TRAINFORGE_DB) to a file in a "
+                        "folder you can write",
+                    ) from None
             connect_args = {"check_same_thread": False, "timeout": _BUSY_TIMEOUT_MS / 1000}
             if (parsed.database or "").startswith("file:"):
                 connect_args["uri"] = True

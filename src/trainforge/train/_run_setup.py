@@ -25,7 +25,7 @@ from trainforge.checkpoint import (
 )
 from trainforge.config import TrainingConfig
 from trainforge.engine.metrics import CSVWriter, TensorBoardWriter, logger_dir
-from trainforge.errors import MissingDependencyError
+from trainforge.errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
     from trainforge.tracking import ExperimentTracker
@@ -186,9 +186,18 @@ def start_run(
     tracker = build_tracker(config)
     run_id = run_folder_name(tracker, config.run.output_dir)
     run_dir = Path(config.run.output_dir) / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.yaml")
-    (run_dir / "command.txt").write_text(shlex.join(command) + "\n", encoding="utf-8")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.save(run_dir / "config.yaml")
+        (run_dir / "command.txt").write_text(shlex.join(command) + "\n", encoding="utf-8")
+    except OSError as err:
+        if tracker is not None:
+            tracker.finish("failed")
+        raise ConfigError(
+            f"cannot write the run folder {run_dir}: {err.strerror or err}",
+            key="run.output_dir",
+            hint="set run.output_dir to a folder you can write",
+        ) from None
     if resumed_from is not None and tracker is not None:
         tracker.set_tags({"resumed_from": str(resumed_from)})
     return tracker, run_id, run_dir
