@@ -167,6 +167,8 @@ def test_bad_model_path_and_batch_shape_name_the_config_key(workdir, train_cli, 
         ("plain", "run.output_dir", "cannot write the run folder"),
         ("plain", "checkpoint.dirpath", "cannot create the checkpoint folder"),
         ("lightning", "checkpoint.dirpath", "cannot create the checkpoint folder"),
+        ("plain", "loggers.csv.save_dir", "the csv logger cannot write under"),
+        ("lightning", "loggers.tensorboard.save_dir", "the tensorboard logger cannot write"),
     ],
 )
 def test_a_folder_that_cannot_be_made_is_a_clear_error_and_the_run_fails(

@@ -114,9 +114,11 @@ def build_loggers(config: TrainingConfig, run_id: str) -> list[Any]:
         if not section.enabled:
             continue
         options = section.model_dump(exclude={"enabled", "save_dir"})
-        built.append(
-            create_run_logger(kind, section.save_dir, run_id, run_name=config.run.name, **options)
-        )
+        with _logger_folder(kind, section.save_dir):
+            logger = create_run_logger(
+                kind, section.save_dir, run_id, run_name=config.run.name, **options
+            )
+        built.append((kind, section.save_dir, logger))
     if built:
         from trainforge.tracking import display_url
 
@@ -127,9 +129,24 @@ def build_loggers(config: TrainingConfig, run_id: str) -> list[Any]:
         ):
             if holder.get(field):
                 holder[field] = display_url(holder[field])
-        for item in built:
-            item.log_hyperparams(params)
-    return built
+        for kind, save_dir, logger in built:
+            with _logger_folder(kind, save_dir):
+                logger.log_hyperparams(params)
+    return [logger for _, _, logger in built]
+
+
+@contextlib.contextmanager
+def _logger_folder(kind: str, save_dir: str) -> Iterator[None]:
+    """A logger whose folder cannot be written: a config error naming its ``save_dir``."""
+    try:
+        yield
+    except OSError as err:
+        where = err.filename or save_dir
+        raise ConfigError(
+            f"the {kind} logger cannot write under {save_dir}: {err.strerror or err} ({where})",
+            key=f"loggers.{kind}.save_dir",
+            hint=f"set loggers.{kind}.save_dir to a folder you can write",
+        ) from None
 
 
 def build_checkpoint_manager(
