@@ -199,3 +199,17 @@ def test_prune_removes_only_stale_leftovers(tmp_path: Path, save_many: Any) -> N
     assert sorted(report["leftovers"]) == sorted([trash.name, old.name])
     assert fresh.exists() and not old.exists() and not trash.exists()
     assert len(manager.list_checkpoints()) == 1
+
+
+def test_a_lock_file_that_cannot_be_made_is_a_clear_error_not_a_wait(
+    tmp_path: Path, save_many: Any
+) -> None:
+    from trainforge.errors import CheckpointError
+
+    manager = CheckpointManager(tmp_path, keep_best_k=1, keep_last_n=1, monitor="val_loss")
+    save_many(manager, [0.5, 0.4])
+    (tmp_path / ".lock").unlink()
+    (tmp_path / ".lock").mkdir()  # something in the way, as a read-only directory would be
+    with pytest.raises(CheckpointError, match=r"cannot lock .*\.lock") as info:
+        CheckpointManager(tmp_path, monitor="val_loss").prune()
+    assert "directory you can write" in info.value.user_message()

@@ -197,3 +197,24 @@ def test_log_format_json_applies_to_train(
     records: list[Any] = [json.loads(line) for line in lines if line.startswith("{")]
     assert records and len(records) == len([ln for ln in lines if "trainforge" in ln])
     assert {"time", "level", "logger"} <= set(records[0])
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path):
+    # `trainforge runs list --json | head -c 100`: the write fails with EPIPE
+    db = ExperimentDB(str(tmp_path / "many.db"))
+    for n in range(400):
+        db.log_run(f"run-{n}", {"optim": {"lr": n * 1e-4}, "note": "x" * 200})
+    db.close()
+    command = [sys.executable, "-m", "trainforge.cli", "runs", "list", "--json", "-n", "9999"]
+    proc = subprocess.Popen(
+        [*command, "--db", str(tmp_path / "many.db")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(100)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 0
+    assert err == ""  # no traceback, no "Exception ignored" at exit

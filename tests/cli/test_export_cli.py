@@ -155,3 +155,11 @@ def test_a_retried_export_job_replaces_its_own_bundle_and_keeps_its_version(
     monkeypatch.setenv("TRAINFORGE_JOB_ID", "7")
     code, _, err = _run(capsys, *args)
     assert code == 1 and "already exists" in err
+
+
+def test_an_output_that_cannot_be_written_is_a_clear_error(trained, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("a file where a folder should be")
+    target = tmp_path / "a-file" / "bundle"
+    code, _, err = _run(capsys, "export", str(trained), "--output", str(target))
+    assert code == 1 and f"cannot write the bundle folder {target}" in err
+    assert "--output" in err and "Traceback" not in err

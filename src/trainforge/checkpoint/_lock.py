@@ -48,6 +48,12 @@ class CheckpointLocks:
                 path=self.root,
                 hint="another process holds it; if none does, delete the .lock file",
             ) from None
+        except OSError as err:  # a read-only directory or file system
+            raise CheckpointError(
+                f"cannot lock {self.root / LOCK_NAME}: {err.strerror or err}",
+                path=self.root,
+                hint="saving, pruning and migrating need a checkpoint directory you can write",
+            ) from None
         try:
             yield
         finally:

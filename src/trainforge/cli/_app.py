@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import Annotated
 
@@ -88,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 1
     except TrainforgeError as exc:
         typer.echo(f"error: {exc.user_message()}", err=True)
+        return 1
+    except OSError as exc:  # a path, a permission, a full disk: the machine's, not a bug
+        logging.getLogger("trainforge.cli").debug("command failed", exc_info=True)
+        where = f" ({exc.filename})" if exc.filename else ""
+        typer.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        typer.echo("  hint: check the path, its permissions and the free space", err=True)
         return 1
     return 0
 

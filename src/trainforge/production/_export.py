@@ -241,8 +241,15 @@ def _build_bundle(
             f"the model returns {kind}; an export bundle needs a model returning one tensor",
             hint="wrap the model in a module whose forward returns the output tensor",
         )
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".tmp-{destination.name}-", dir=destination.parent))
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".tmp-{destination.name}-", dir=destination.parent))
+    except OSError as err:
+        raise ExportError(
+            f"cannot write the bundle folder {destination}: {err.strerror or err}",
+            path=destination,
+            hint="choose an output folder you can write (--output)",
+        ) from None
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(work, 0o777 & ~umask)  # mkdtemp's 0700 would follow the bundle when renamed
