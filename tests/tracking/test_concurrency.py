@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from trainforge.tracking import ExperimentDB
+from trainforge.tracking import ExperimentDB, ModelRegistry
 
 WRITERS = 8
 # values per writer: MariaDB's InnoDB commits (fsync per transaction) are the slowest here
@@ -30,19 +30,24 @@ _WRITER = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_parallel_writers_and_reader(store_url):
-    db = ExperimentDB(store_url)  # migrate once up front, so writers race on data, not DDL
-    values = VALUES.get(db.store.dialect, VALUES["mysql"])  # "mariadb" from mariadb+pymysql
-    procs = [
+def _start(script: str, url: str, processes: int, count: int) -> list[subprocess.Popen[str]]:
+    """``processes`` Python processes running ``script URL INDEX COUNT``."""
+    return [
         subprocess.Popen(
-            [sys.executable, "-c", _WRITER, store_url, str(i), str(values)],
+            [sys.executable, "-c", script, url, str(i), str(count)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for i in range(WRITERS)
+        for i in range(processes)
     ]
+
+
+@pytest.mark.slow
+def test_parallel_writers_and_reader(store_url):
+    db = ExperimentDB(store_url)  # migrate once up front, so writers race on data, not DDL
+    values = VALUES.get(db.store.dialect, VALUES["mysql"])  # "mariadb" from mariadb+pymysql
+    procs = _start(_WRITER, store_url, WRITERS, values)
     searches = 0
     while any(p.poll() is None for p in procs) or searches == 0:
         db.search_runs("metrics.loss >= 0 and attributes.experiment = 'load'", limit=None)
@@ -84,19 +89,9 @@ def test_parallel_registrations_of_one_name_take_distinct_versions(store_url):
     # the next free version; none fails on the (name, version) key another just took
     ExperimentDB(store_url)  # migrate once up front
     writers, count = 6, 15
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _REGISTRAR, store_url, str(i), str(count)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(writers)
-    ]
+    procs = _start(_REGISTRAR, store_url, writers, count)
     results = [p.communicate() for p in procs]
     assert [p.returncode for p in procs] == [0] * writers, [err for _, err in results]
-    from trainforge.tracking import ModelRegistry
-
     versions = ModelRegistry(store_url).list_models("shared")
     assert sorted(m["version"] for m in versions) == list(range(1, writers * count + 1))
     assert len({m["checkpoint_path"] for m in versions}) == writers * count

@@ -27,22 +27,19 @@ _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_EXPANDED_NODES = 1_000_000
 
 
-class _TooLarge(yaml.YAMLError):
-    """A document whose aliases expand past :data:`MAX_EXPANDED_NODES` nodes."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__(f"expands to {size:,} values")
-        self.size = size
-
-
 class _Loader(_Base):
     """Safe loader: floats like ``1e-3``, errors on duplicate keys and alias bombs."""
 
     def construct_document(self, node: yaml.Node) -> Any:
         """Refuse a document that aliases expand past :data:`MAX_EXPANDED_NODES`."""
         size = _expanded_size(node, {})
-        if size > MAX_EXPANDED_NODES:
-            raise _TooLarge(size)
+        if size > MAX_EXPANDED_NODES:  # not a YAMLError: read_yaml_file adds the file
+            raise ConfigFileError(
+                f"expands to {size:,} values through its YAML aliases (*name), more than "
+                f"the {MAX_EXPANDED_NODES:,} a config may hold",
+                hint="an alias of a list of aliases multiplies: write the values out, or "
+                "nest fewer levels of anchors (&name)",
+            )
         return super().construct_document(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -102,14 +99,9 @@ def read_yaml_file(path: Path, display: str) -> dict[str, Any]:
         raise ConfigFileError(f"config path is a directory, not a file: {display}", file=path)
     try:
         loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-    except _TooLarge as exc:
-        raise ConfigFileError(
-            f"config file {display} expands to {exc.size:,} values through its YAML aliases "
-            f"(*name), more than the {MAX_EXPANDED_NODES:,} a config may hold",
-            file=path,
-            hint="an alias of a list of aliases multiplies: write the values out, or nest "
-            "fewer levels of anchors (&name)",
-        ) from None
+    except ConfigFileError as exc:  # an alias bomb (the loader does not know the file)
+        message = f"config file {display} {exc.message}"
+        raise ConfigFileError(message, file=path, hint=exc.hint) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"

@@ -1,13 +1,19 @@
-"""The generated text files of an export bundle: requirements, Dockerfile, README, TorchServe."""
+"""The files of an export bundle: the folder it is written in, and the generated text
+files (requirements, Dockerfile, README, TorchServe)."""
 
 from __future__ import annotations
 
+import os
 import platform
+import tempfile
 from collections.abc import Sequence
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
-__all__ = ["dockerfile", "readme", "requirements", "torchserve_config"]
+from trainforge.errors import ExportError
+
+__all__ = ["dockerfile", "readme", "requirements", "torchserve_config", "work_folder"]
 
 # what inference.py imports for each format (numpy always)
 _NEEDS = {"onnx": ("onnxruntime",), "torchscript": ("torch",), "pytorch": ("torch",)}
@@ -95,3 +101,24 @@ def readme(manifest: dict[str, Any]) -> str:
         "`manifest.json` lists the SHA256 of every file; `configs/` holds the task, the "
         "training config with the provenance of every value, and a TorchServe config.\n"
     )
+
+
+def work_folder(destination: Path) -> Path:
+    """A new temporary folder beside ``destination``, renamed to it once the bundle is whole.
+
+    Raises:
+        ExportError: ``destination``'s folder cannot be created or written.
+    """
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".tmp-{destination.name}-", dir=destination.parent))
+    except OSError as err:
+        raise ExportError(
+            f"cannot write the bundle folder {destination}: {err.strerror or err}",
+            path=destination,
+            hint="choose an output folder you can write (--output)",
+        ) from None
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(work, 0o777 & ~umask)  # mkdtemp's 0700 would follow the bundle when renamed
+    return work

@@ -23,7 +23,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -241,18 +240,7 @@ def _build_bundle(
             f"the model returns {kind}; an export bundle needs a model returning one tensor",
             hint="wrap the model in a module whose forward returns the output tensor",
         )
-    try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".tmp-{destination.name}-", dir=destination.parent))
-    except OSError as err:
-        raise ExportError(
-            f"cannot write the bundle folder {destination}: {err.strerror or err}",
-            path=destination,
-            hint="choose an output folder you can write (--output)",
-        ) from None
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(work, 0o777 & ~umask)  # mkdtemp's 0700 would follow the bundle when renamed
+    work = files.work_folder(destination)
     try:
         (work / "artifacts").mkdir()
         (work / "configs").mkdir()
