@@ -218,3 +218,12 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path):
     proc.stderr.close()
     assert proc.wait(timeout=60) == 0
     assert err == ""  # no traceback, no "Exception ignored" at exit
+
+
+def test_inspecting_a_text_file_asks_whether_it_is_a_checkpoint(tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    assert main(["ckpt", "inspect", str(notes)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot deserialise {notes}" in err and "is it a checkpoint?" in err
+    assert "Traceback" not in err

@@ -80,6 +80,8 @@ def safe_torch_load(source: Any, *, map_location: Any = None, mmap: bool = False
         raise CheckpointCorruptedError(
             f"cannot deserialise {where}: {type(exc).__name__}: {exc}",
             path=where if isinstance(where, (str, Path)) else None,
+            hint="is it a checkpoint? trainforge reads its checkpoint directories and files "
+            "written by torch.save (a Lightning .ckpt); this one is damaged or of another kind",
         ) from None
 
 
