@@ -154,3 +154,19 @@ def test_a_key_given_twice_in_one_file_is_an_error_with_its_line(tmp_path, monke
     write(tmp_path / "twice.yaml", "optim:\n  lr: 0.1\n  lr: 0.2\n")
     with pytest.raises(ConfigFileError, match=r"twice\.yaml at line 3.*duplicate key lr"):
         load_config("twice.yaml", environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # nesting deeper than Python's merge could follow (it was a RecursionError)
+        ("x: " + "[" * 500 + "1" + "]" * 500, "nests more than the 100 levels"),
+        ("x: &a [1, [2, *a]]", "inside its own anchor"),  # a cycle (it never returned)
+    ],
+)
+def test_a_bottomless_yaml_value_is_refused_clearly(tmp_path, monkeypatch, text, message):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "deep.yaml", "model:\n  kwargs:\n    " + text + "\n")
+    with pytest.raises(ConfigFileError, match="deep.yaml") as info:
+        load_config("deep.yaml", environ={})
+    assert message in str(info.value)

@@ -21,24 +21,31 @@ __all__ = ["parse_dotlist", "parse_value", "read_yaml_file", "save_yaml", "set_d
 _Base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-# A training config holds hundreds of values; YAML aliases can make a few lines stand
-# for billions of them once merged (each alias becomes a copy), so a document that
-# expands past this many nodes is refused before anything copies it.
+# A training config holds hundreds of values a few levels deep. YAML aliases can make a
+# few lines stand for billions of values once merged (each alias becomes a copy), and
+# deep nesting overflows the merge; a document past either limit is refused before any
+# of that runs.
 MAX_EXPANDED_NODES = 1_000_000
+MAX_DEPTH = 100
 
 
 class _Loader(_Base):
-    """Safe loader: floats like ``1e-3``, errors on duplicate keys and alias bombs."""
+    """Safe loader: floats like ``1e-3``, errors on duplicate keys, alias bombs, deep nests."""
 
     def construct_document(self, node: yaml.Node) -> Any:
-        """Refuse a document that aliases expand past :data:`MAX_EXPANDED_NODES`."""
-        size = _expanded_size(node, {})
+        """Refuse a document past :data:`MAX_EXPANDED_NODES` values or :data:`MAX_DEPTH`."""
+        size, depth = _expanded_shape(node)
         if size > MAX_EXPANDED_NODES:  # not a YAMLError: read_yaml_file adds the file
             raise ConfigFileError(
                 f"expands to {size:,} values through its YAML aliases (*name), more than "
                 f"the {MAX_EXPANDED_NODES:,} a config may hold",
                 hint="an alias of a list of aliases multiplies: write the values out, or "
                 "nest fewer levels of anchors (&name)",
+            )
+        if depth > MAX_DEPTH:
+            raise ConfigFileError(
+                f"nests more than the {MAX_DEPTH} levels a config may",
+                hint="flatten the nested lists and mappings",
             )
         return super().construct_document(node)
 
@@ -58,18 +65,45 @@ class _Loader(_Base):
         return super().construct_mapping(node, deep=deep)
 
 
-def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
-    """Nodes in ``node`` with every alias expanded (an aliased node is counted once per use)."""
-    known = sizes.get(id(node))
-    if known is not None:
-        return known
-    size = 1
-    if isinstance(node, yaml.SequenceNode):
-        size += sum(_expanded_size(child, sizes) for child in node.value)
-    elif isinstance(node, yaml.MappingNode):
-        size += sum(_expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value)
-    sizes[id(node)] = size
-    return size
+def _expanded_shape(root: yaml.Node) -> tuple[int, int]:
+    """Nodes under ``root`` with every alias expanded, and its nesting depth.
+
+    An aliased node is one object in the graph: measured once, counted once per use.
+    The walk stops descending past :data:`MAX_DEPTH` (the depth is then reported as
+    one more), so a deep document cannot overflow the stack.
+    """
+    shape: dict[int, tuple[int, int]] = {}
+    opened: set[int] = set()  # the nodes on the path being measured
+
+    def measure(node: yaml.Node, level: int) -> tuple[int, int]:
+        known = shape.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in opened:
+            raise ConfigFileError(
+                "holds an alias (*name) inside its own anchor (&name): a value that "
+                "contains itself never ends",
+                hint="point the alias at a value defined before it, outside it",
+            )
+        if not isinstance(node, yaml.CollectionNode):
+            return 1, 1
+        if level > MAX_DEPTH:
+            return 1, MAX_DEPTH + 1
+        opened.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = node.value
+        size, depth = 1, 0
+        for child in children:
+            child_size, child_depth = measure(child, level + 1)
+            size += child_size
+            depth = max(depth, child_depth)
+        opened.discard(id(node))
+        shape[id(node)] = (size, depth + 1)
+        return size, depth + 1
+
+    return measure(root, 1)
 
 
 # YAML 1.2-style floats (1e-3, -2E+5, .5), as OmegaConf reads them.
