@@ -134,7 +134,7 @@ class TaskModule(pl.LightningModule):
         #: ``f(optimizer)`` run before each optimizer step, gradients complete; a
         #: :class:`~trainforge.lightning.RunCallback` sets it for its fit (None: nothing)
         self.step_policies: Callable[[Any], None] | None = None
-        self._epoch_loss: dict[str, Any] = {"total": None, "samples": 0, "last": None}
+        self._epoch_loss: dict[str, Any] = {"total": None, "samples": 0, "last": None, "size": 0}
 
     def configure_model(self) -> None:
         """Under ``ModelParallelStrategy``: shard the model with FSDP2 over the data-parallel mesh.
@@ -265,7 +265,7 @@ class TaskModule(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         """Start the epoch's mean training loss afresh."""
-        self._epoch_loss.update(total=None, samples=0, last=None)
+        self._epoch_loss.update(total=None, samples=0, last=None, size=0)
 
     def on_train_epoch_end(self) -> None:
         """Log the epoch's mean training loss as ``train/loss_epoch`` (one call an epoch)."""
@@ -295,6 +295,11 @@ class TaskModule(pl.LightningModule):
         """The latest training batch's loss (detached, on the device: no sync)."""
         return self._epoch_loss["last"]
 
+    @property
+    def last_train_batch_size(self) -> int:
+        """Samples in the latest training batch (0 before the epoch's first)."""
+        return int(self._epoch_loss["size"])
+
     def _add_train_loss(self, loss: Tensor, batch_size: int) -> None:
         # the epoch mean costs one in-place add per step and no sync (see epoch_train_loss);
         # a dict, because setting a module attribute goes through nn.Module.__setattr__
@@ -305,6 +310,7 @@ class TaskModule(pl.LightningModule):
         else:
             epoch["total"].add_(loss.detach(), alpha=batch_size)
         epoch["samples"] += batch_size
+        epoch["size"] = batch_size
         self._log_train_loss(loss, batch_size)
 
     def _log_train_loss(self, loss: Tensor, batch_size: int) -> None:

@@ -105,7 +105,9 @@ class TrainingProgress:
         samples, self._pending = self._pending, 0
         if loss is not None and now - self._last >= self.refresh_s:
             self._last = now
-            value = float(loss)  # host-device sync, at most every refresh_s seconds
+            detach = getattr(loss, "detach", None)  # a tensor that is part of the graph
+            # host-device sync, at most every refresh_s seconds
+            value = float(detach() if detach is not None else loss)
             task = self._progress.tasks[0]
             speed = task.speed or 0.0
             status = f"loss {value:.4f}"
