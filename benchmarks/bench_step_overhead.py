@@ -49,6 +49,7 @@ minutes on an idle 2-core machine; ``--skip-lightning``, ``--skip-startup``,
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import multiprocessing as mp
 import os
@@ -57,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import warnings
 from collections.abc import Callable
 from functools import partial
@@ -264,11 +266,48 @@ def quiet() -> None:
     logging.getLogger().setLevel(logging.ERROR)
 
 
+class _Terminal(io.TextIOWrapper):
+    """A stream that says it is a terminal and writes nowhere: the progress bar is drawn."""
+
+    def isatty(self) -> bool:
+        """True, as for a user's terminal."""
+        return True
+
+
+def as_terminal() -> None:
+    """Make the worker's ``sys.stderr`` a terminal (``--no-terminal``: leave it as it is).
+
+    A default run at a terminal draws its progress bar; the benchmark's own stderr is
+    often a file or a pipe, where the bar is skipped, so the workers draw it to
+    ``/dev/null`` through a stream that reports a terminal (Rich renders and writes as
+    it would; what a terminal emulator does with the bytes happens in another process).
+    """
+    os.environ.setdefault("TERM", "xterm-256color")
+    os.environ["COLUMNS"] = "120"
+    sys.stderr = _Terminal(open(os.devnull, "wb"), write_through=True)  # noqa: SIM115
+
+
 def serve(
     variant: Callable[[int, Any, Any, Path], None],
     uses_lightning: bool,
     conn: Connection,
     src: str | None = None,
+    terminal: bool = True,
+) -> None:
+    """:func:`timed_worker`, with its traceback on the real stderr if it fails."""
+    try:
+        timed_worker(variant, uses_lightning, conn, src, terminal)
+    except BaseException:
+        traceback.print_exc(file=sys.__stderr__)
+        raise
+
+
+def timed_worker(
+    variant: Callable[[int, Any, Any, Path], None],
+    uses_lightning: bool,
+    conn: Connection,
+    src: str | None,
+    terminal: bool,
 ) -> None:
     """Worker: load, then on "go" warm up with one run and time ``SHORT`` and ``LONG`` epochs.
 
@@ -284,6 +323,8 @@ def serve(
     if uses_lightning:  # importing Lightning sets its loggers' levels: silence them after
         import lightning.pytorch  # noqa: F401
     quiet()
+    if terminal:
+        as_terminal()
     train, val = build_data()
     conn.send("loaded")
     conn.recv()  # "go": the previous worker has finished timing
@@ -305,14 +346,19 @@ def serve(
 
 
 def _spawn(
-    name: str, variant: Callable[[int, Any, Any, Path], None], before: str | None
+    name: str,
+    variant: Callable[[int, Any, Any, Path], None],
+    before: str | None,
+    terminal: bool,
 ) -> tuple[Any, Connection]:
     """Start the worker of one variant (``before``: on that checkout's ``src``)."""
     context = mp.get_context("spawn")
     parent, child = context.Pipe()
     uses_lightning = name == BARE or "lightning" in name
     src = str(before) if name.startswith("before ") else None  # the other checkout's code
-    worker = context.Process(target=serve, args=(variant, uses_lightning, child, src), daemon=True)
+    worker = context.Process(
+        target=serve, args=(variant, uses_lightning, child, src, terminal), daemon=True
+    )
     worker.start()
     return worker, parent
 
@@ -321,6 +367,7 @@ def measure(
     variants: dict[str, Callable[[int, Any, Any, Path], None]],
     rounds: int,
     before: str | None = None,
+    terminal: bool = True,
 ) -> dict[str, dict[str, list[float]]]:
     """Per-step microseconds per clock and variant, one sample per round.
 
@@ -336,13 +383,13 @@ def measure(
     for round_index in range(rounds):
         shift = round_index % len(names)
         order = names[shift:] + names[:shift]
-        pending = _spawn(order[0], variants[order[0]], before)
+        pending = _spawn(order[0], variants[order[0]], before, terminal)
         pending[1].recv()  # "loaded"
         for index, name in enumerate(order):
             worker, conn = pending
             if index + 1 < len(order):
                 following = order[index + 1]
-                pending = _spawn(following, variants[following], before)
+                pending = _spawn(following, variants[following], before, terminal)
                 pending[1].recv()  # "loaded": it waits, idle, for its own "go"
             conn.send("go")
             times = conn.recv()
@@ -355,7 +402,7 @@ def measure(
 
 
 def step_table(
-    drivers: list[str], rounds: int, before: str | None = None
+    drivers: list[str], rounds: int, before: str | None = None, terminal: bool = True
 ) -> list[tuple[str, bool]]:
     """Measure and print the per-step table; return the target checks.
 
@@ -373,7 +420,7 @@ def step_table(
             variants[f"{driver}: {row}"] = partial(trainforge_run, driver, overrides)
             if before:
                 variants[f"before {driver}: {row}"] = partial(trainforge_run, driver, overrides)
-    samples = measure(variants, rounds, before)
+    samples = measure(variants, rounds, before, terminal)
     checks = []
     for clock in CLOCKS:
         values = {name: statistics.median(runs) for name, runs in samples[clock].items()}
@@ -442,6 +489,54 @@ def step_table(
                         value = values.get(f"{prefix}{driver}: {row}")
                         cells.append("" if value is None else f"{value:.0f} ({value / ref:.2f}x)")
                 print(f"| {row} | " + " | ".join(cells) + " |")
+    return checks
+
+
+def serve_attribution(engine: str, terminal: bool, conn: Connection) -> None:
+    """Worker: the defaults on ``engine`` with every feature timed inside the run."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+        if engine == "lightning":
+            import lightning.pytorch  # noqa: F401
+        quiet()
+        if terminal:
+            as_terminal()
+        sys.path.insert(0, str(Path(__file__).parent))
+        import step_attribution
+
+        train, val = build_data()
+        figures = step_attribution.attribute(
+            partial(trainforge_run, engine, []),
+            engine == "lightning",
+            LONG,
+            STEPS_PER_EPOCH,
+            train,
+            val,
+        )
+        conn.send(figures)
+    except BaseException:
+        traceback.print_exc(file=sys.__stderr__)
+        raise
+
+
+def attribution(drivers: list[str], terminal: bool) -> list[tuple[str, bool]]:
+    """Time each feature inside one default run per driver (``step_attribution.py``)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import step_attribution
+
+    checks = []
+    context = mp.get_context("spawn")
+    for engine in drivers:
+        parent, child = context.Pipe()
+        worker = context.Process(
+            target=serve_attribution, args=(engine, terminal, child), daemon=True
+        )
+        worker.start()
+        figures = parent.recv()
+        worker.join()
+        checks += step_attribution.print_attribution(engine, figures, FEATURE_TARGET_US)
     return checks
 
 
@@ -529,6 +624,14 @@ def main() -> None:
     parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--skip-steps", action="store_true")
     parser.add_argument(
+        "--skip-attribution", action="store_true", help="no in-run per-feature timing"
+    )
+    parser.add_argument(
+        "--no-terminal",
+        action="store_true",
+        help="workers keep this process's stderr (no progress bar unless it is a terminal)",
+    )
+    parser.add_argument(
         "--before", default=None, help="another checkout's src folder: measure it alongside"
     )
     parser.add_argument(
@@ -551,9 +654,12 @@ def main() -> None:
         flush=True,
     )
     checks: list[tuple[str, bool]] = []
+    drivers = ["plain"] if args.skip_lightning else ["plain", "lightning"]
+    terminal = not args.no_terminal
     if not args.skip_steps:
-        drivers = ["plain"] if args.skip_lightning else ["plain", "lightning"]
-        checks += step_table(drivers, args.rounds, args.before)
+        checks += step_table(drivers, args.rounds, args.before, terminal)
+    if not args.skip_attribution:
+        checks += attribution(drivers, terminal)
     if not args.skip_startup:
         checks += startup(args.startup_repeats, args.before)
     for label, ok in checks:
