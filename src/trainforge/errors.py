@@ -217,11 +217,12 @@ class CheckpointCorruptedError(CheckpointError, ValueError):
         expected: str | None = None,
         actual: str | None = None,
         alternative: str | Path | None = None,
+        searched: bool = False,
         hint: str | None = None,
     ) -> None:
-        self.expected = expected
-        self.actual = actual
+        self.expected, self.actual = expected, actual
         self.alternative = str(alternative) if alternative is not None else None
+        self.searched = searched or alternative is not None  # for another valid checkpoint
         super().__init__(message, path=path, hint=hint)
 
     def user_message(self) -> str:
@@ -233,7 +234,7 @@ class CheckpointCorruptedError(CheckpointError, ValueError):
         if self.alternative:
             lines.append(f"  newest valid alternative: {self.alternative}")
             lines.append("  load it explicitly, or pass fallback=True to load it automatically")
-        else:
+        elif self.searched:  # a lone file has no alternatives to look for
             lines.append("  no valid alternative checkpoint was found")
         if self.hint:
             lines.append(f"  hint: {self.hint}")

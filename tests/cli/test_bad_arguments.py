@@ -226,4 +226,5 @@ def test_inspecting_a_text_file_asks_whether_it_is_a_checkpoint(tmp_path, capsys
     assert main(["ckpt", "inspect", str(notes)]) == 1
     err = capsys.readouterr().err
     assert f"cannot deserialise {notes}" in err and "is it a checkpoint?" in err
+    assert "alternative" not in err  # a lone file: nothing else was looked for
     assert "Traceback" not in err

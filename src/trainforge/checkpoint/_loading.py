@@ -97,6 +97,7 @@ class Loader:
                 expected=exc.expected,
                 actual=exc.actual,
                 alternative=alternative,
+                searched=True,
                 hint=exc.hint,
             )
             if not fallback or alternative is None:

@@ -107,6 +107,7 @@ def read_sharded(
                         report.problem or f"{directory} failed verification",
                         path=directory / (report.bad_file or ""),
                         alternative=alternative,
+                        searched=True,
                     )
                 logger.warning("%s; loading %s instead", report.problem, alternative)
                 directory = alternative
