@@ -32,6 +32,26 @@ def test_user_jobs_complete_or_retry_then_fail(jobs_url, echo_type):
     assert events.count(("retry", bad)) == 1 and events.count(("failed", bad)) == 1
 
 
+def test_a_completion_already_in_the_store_is_reported_completed(jobs_url):
+    # the state a report leaves when its commit reached the server and the reply did not:
+    # the store holds this attempt's completion and the worker sends the report again
+    def landed_early(config, context):
+        context.manager.mark_completed(context.job_id, {"n": 1}, worker_id=context.worker_id)
+        return {"n": 1}
+
+    register_job_type("landed-early", landed_early)
+    try:
+        manager = JobManager(jobs_url)
+        job_id = manager.submit_job("landed-early", {})
+        events: list[tuple[str, str]] = []
+        worker = Worker(manager, on_event=lambda e, job, d: events.append((e, d)))
+        assert worker.run(once=True) == 1
+        assert [e for e, _ in events] == ["claimed", "completed"]
+        assert manager.get_job(job_id).status == "completed"
+    finally:
+        JOB_TYPES.unregister("landed-early")
+
+
 def test_a_cancelled_running_job_stops_at_its_next_heartbeat(jobs_url):
     started = threading.Event()
 

@@ -171,7 +171,7 @@ class Worker:
             marked: bool | None = False  # cancelled or taken over: nothing to report
             if not context.lost.is_set():
                 marked = self._through_outage(
-                    lambda: self.manager.mark_completed(job.id, result, worker_id=slot_id),
+                    lambda: self._report_completed(job, result, slot_id),
                     f"report job {job.id} completed",
                 )
             if marked is None:
@@ -185,6 +185,15 @@ class Worker:
             beat.join()
             with self._lock:
                 self.processed += 1
+
+    def _report_completed(self, job: Job, result: Any, slot_id: str) -> bool:
+        """Mark ``job`` completed; False when it was cancelled or taken over meanwhile."""
+        if self.manager.mark_completed(job.id, result, worker_id=slot_id):
+            return True
+        # a report whose reply was lost (the connection cut after the commit) is sent again
+        # and finds the job completed: by this attempt of this slot, it was this report
+        now = self.manager.get_job(job.id)
+        return (now.status, now.worker_id, now.attempts) == ("completed", slot_id, job.attempts)
 
     def _finish_failed(self, job: Job, context: JobContext, exc: BaseException) -> None:
         if context.lost.is_set():
