@@ -299,3 +299,22 @@ def test_sample_inputs_can_be_a_dataset_of_items(tmp_path):
     assert manifest["input"] == {"dtype": "float32", "shape": [None, 4]}
     shapes = [c["input_shape"] for c in manifest["formats"]["pytorch"]["checks"]]
     assert shapes == [[1, 4], [8, 4]]  # the first item, then the first 8
+
+
+def test_retention_keeps_a_checkpoint_while_it_is_exported(tmp_path):
+    first, model, config = _checkpoint(tmp_path, "digits")
+    root = first.parent
+    CheckpointManager(root, monitor=None).save(
+        model=model, epoch=1, global_step=2, metrics={"val/x": 0.5}, config=config
+    )
+    pruner = CheckpointManager(root, monitor=None, keep_best_k=0, keep_last_n=1)
+    seen = {}
+
+    def prune_meanwhile(module, *_):  # another process's retention, while the weights load
+        seen["deleted"] = [c.path for c in pruner.apply_retention()]
+        seen["exists"] = first.is_dir()
+
+    model.register_load_state_dict_pre_hook(prune_meanwhile)
+    export_checkpoint(first, model=model, formats=["torchscript"])
+    assert seen == {"deleted": [], "exists": True}
+    assert [c.path for c in pruner.apply_retention()] == [first]  # the export is done

@@ -9,6 +9,7 @@ validation data and hands everything to
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import logging
@@ -20,6 +21,8 @@ import torch
 from torch import nn
 
 from trainforge.checkpoint import locate_checkpoint, read_checkpoint
+from trainforge.checkpoint._layout import LOCK_NAME
+from trainforge.checkpoint._lock import CheckpointLocks
 from trainforge.checkpoint._targets import resolve_checkpoint
 from trainforge.config import TrainingConfig
 from trainforge.engine import TaskSpec
@@ -117,6 +120,17 @@ def _recipe(config: TrainingConfig, spec: TaskSpec) -> ModelRecipe:
     return ModelRecipe(path, kwargs, takes_spec)
 
 
+def _reader_of(directory: Path) -> contextlib.AbstractContextManager[None]:
+    """Registered as a reader of ``directory`` until its weights are loaded (retention waits).
+
+    Only in a folder that checkpoints are saved to (it has the lock file); elsewhere
+    nothing prunes, and a reader's files would be clutter.
+    """
+    if (directory.parent / LOCK_NAME).is_file():
+        return CheckpointLocks(directory.parent).reading(directory.name)
+    return contextlib.nullcontext()
+
+
 def export_checkpoint(
     checkpoint: str | Path,
     *,
@@ -155,23 +169,24 @@ def export_checkpoint(
             attempt of job ``job_id`` wrote it.
     """
     directory = Path(checkpoint)
-    manifest, state = read_checkpoint(directory, verify=True, map_location="cpu")
-    meta = manifest.metadata
-    if not meta.get("config"):
-        raise CheckpointNotFoundError(
-            f"checkpoint {directory} recorded no training config: the model cannot be rebuilt",
-            path=directory,
-            hint="export from Python with create_export_bundle(model, ...) instead",
-        )
-    config = TrainingConfig.from_dict(meta["config"], meta.get("config_provenance"))
-    spec = build.task_spec_from_config(config)
-    if model is None:
-        model, recipe = build.build_model_for(config, spec), _recipe(config, spec)
-    else:
-        model = copy.deepcopy(model)
-        cls = type(model)
-        recipe = ModelRecipe(f"{cls.__module__}:{cls.__qualname__}")
-    model.load_state_dict(state["model_state_dict"])
+    with _reader_of(directory):
+        manifest, state = read_checkpoint(directory, verify=True, map_location="cpu")
+        meta = manifest.metadata
+        if not meta.get("config"):
+            raise CheckpointNotFoundError(
+                f"checkpoint {directory} recorded no training config: the model cannot be rebuilt",
+                path=directory,
+                hint="export from Python with create_export_bundle(model, ...) instead",
+            )
+        config = TrainingConfig.from_dict(meta["config"], meta.get("config_provenance"))
+        spec = build.task_spec_from_config(config)
+        if model is None:
+            model, recipe = build.build_model_for(config, spec), _recipe(config, spec)
+        else:
+            model = copy.deepcopy(model)
+            cls = type(model)
+            recipe = ModelRecipe(f"{cls.__module__}:{cls.__qualname__}")
+        model.load_state_dict(state["model_state_dict"])
     if sample_data is None:
         sample: Any = _sample_inputs(config, spec, sample_size)
     else:  # a DataLoader's dataset; a stream is not read: the task's shape is used
