@@ -10,7 +10,7 @@ one per policy also keeps Lightning's per-step hook dispatch to a single object.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, cast
@@ -39,6 +39,13 @@ _UNUSED_BATCH_HOOKS = (
     "on_validation_batch_start",
     "on_validation_batch_end",
 )
+
+
+def leave_out_hooks(callback: Callback, owner: type[Callback], hooks: Sequence[str]) -> None:
+    """Make Lightning skip ``hooks`` of ``callback``, except a subclass's own (of ``owner``)."""
+    for hook in hooks:
+        if getattr(type(callback), hook) in (getattr(Callback, hook), getattr(owner, hook)):
+            setattr(callback, hook, None)
 
 
 class RunCallback(Callback):
@@ -71,9 +78,7 @@ class RunCallback(Callback):
         unused = list(_UNUSED_BATCH_HOOKS)
         if not policies.acts_before_step:
             unused.append("on_before_optimizer_step")
-        for hook in unused:
-            if getattr(type(self), hook) in (getattr(Callback, hook), getattr(RunCallback, hook)):
-                setattr(self, hook, None)  # not a subclass's own
+        leave_out_hooks(self, RunCallback, unused)
 
     def _network(self, pl_module: pl.LightningModule) -> nn.Module:
         """``network_of(pl_module)``, looked up once per module (it is read every step)."""
