@@ -44,6 +44,13 @@ def test_update_re_resolves_every_value_that_interpolates_the_key(tmp_path, buil
     assert config.callbacks.profiler.trace_dir == str(tmp_path / "b" / "profiler")
 
 
+def test_a_validated_copy_still_re_resolves(tmp_path):
+    config = load_config(cli=["optim.lr=0.1"]).validate()
+    config.update("run.output_dir", str(tmp_path / "v"))
+    for key in FOLLOWERS:
+        assert str(_value(config, key)).startswith(str(tmp_path / "v")), key
+
+
 def test_an_update_that_breaks_validation_keeps_the_old_values(tmp_path):
     config = TrainingConfig()
     config.update("run.output_dir", str(tmp_path))

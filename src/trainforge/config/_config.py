@@ -184,7 +184,9 @@ class TrainingConfig(SchemaBase):
 
     def validate(self) -> TrainingConfig:  # type: ignore[override]
         """Re-validate the current values; raises ConfigError listing every problem."""
-        return type(self).from_dict(self.to_dict(), self.provenance_dict())
+        config = type(self).from_dict(self.to_dict(), self.provenance_dict())
+        config._templates = dict(self._templates)  # its ${...} values still follow update()
+        return config
 
     # -- serialisation ----------------------------------------------------------------
 
