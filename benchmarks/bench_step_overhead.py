@@ -34,6 +34,18 @@ figure is the median over rounds, printed with the spread ``[min-max]``. Each T 
 on two clocks: the worker's CPU time (all its threads, e.g. the tracker's writer; on a
 shared machine it leaves out the time other jobs hold the cores) and wall time.
 
+The workers draw the progress bar as a user's terminal would show it: their stderr is a
+stream to ``/dev/null`` that reports a terminal (``--no-terminal`` keeps this process's
+stderr, where a file or a pipe means no bar).
+
+In-run attribution (``step_attribution.py``, ``--skip-attribution`` to leave it out): one
+more worker per driver trains the defaults with each feature's entry points timed,
+exclusive of each other, and the CPU time of the threads a feature starts, so every
+feature's cost comes from one run on the same steps. It leaves out a feature's effect on
+the code around it; the first code after ``backward`` (the gradient-health check) also
+pays cache misses that whatever ran next would pay without it, so its figure is an
+upper bound.
+
 Start-up: ``trainforge --help``, ``trainforge runs list`` and ``trainforge train
 --dry-run`` on both drivers, each a fresh process, alternating with the references
 ``python -c "import torch"`` and ``python -c "import lightning.pytorch"``; medians of
@@ -575,16 +587,17 @@ def startup(repeats: int, before: str | None = None) -> list[tuple[str, bool]]:
                 f"run.output_dir={tmp}",
             ],
         }
-        # runs list needs a store: create an empty one first
-        store = (
-            f"from trainforge.tracking import ExperimentDB; ExperimentDB('{env['TRAINFORGE_DB']}')"
-        )
-        subprocess.run([python, "-c", store], env=env, check=True)
         envs = dict.fromkeys(commands, env)
-        if before:
+        if before:  # a store of its own: a newer one's schema revision would be refused
+            earlier = {**env, "PYTHONPATH": before, "TRAINFORGE_DB": f"sqlite:///{tmp}/before.db"}
             for name in list(commands)[2:]:
                 commands[f"before: {name}"] = commands[name]
-                envs[f"before: {name}"] = {**env, "PYTHONPATH": before}
+                envs[f"before: {name}"] = earlier
+        for store_env in {id(e): e for e in envs.values()}.values():
+            # runs list needs a store: create an empty one first
+            url = store_env["TRAINFORGE_DB"]
+            store = f"from trainforge.tracking import ExperimentDB; ExperimentDB({url!r})"
+            subprocess.run([python, "-c", store], env=store_env, check=True)
         times: dict[str, list[float]] = {name: [] for name in commands}
         for name, command in commands.items():  # warm the page cache once
             _time_command(command, envs[name])
