@@ -15,20 +15,10 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import ProgressBar
 
 from trainforge.engine import as_batch_dict, batch_size_of
-from trainforge.lightning._run_callback import leave_out_hooks
+from trainforge.lightning._run_callback import keep_batch_hooks
 from trainforge.logs import TrainingProgress
 
 __all__ = ["RunProgressBar"]
-
-_UNUSED_BATCH_HOOKS = (
-    "on_train_batch_start",
-    "on_before_backward",
-    "on_after_backward",
-    "on_before_optimizer_step",
-    "on_before_zero_grad",
-    "on_validation_batch_start",
-    "on_validation_batch_end",
-)
 
 
 class RunProgressBar(ProgressBar):
@@ -43,8 +33,8 @@ class RunProgressBar(ProgressBar):
         self.console = console
         self.progress: TrainingProgress | None = None
         self._enabled = True
-        # Lightning calls every hook of every callback on every batch; these it skips
-        leave_out_hooks(self, RunProgressBar, _UNUSED_BATCH_HOOKS)
+        # Lightning calls every hook of every callback on every batch
+        keep_batch_hooks(self, RunProgressBar, ["on_train_batch_end"])
 
     def disable(self) -> None:
         """Draw nothing (Lightning calls this on ranks other than zero)."""

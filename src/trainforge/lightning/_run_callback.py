@@ -30,21 +30,24 @@ Saver = Callable[[pl.Trainer, pl.LightningModule, Mapping[str, float]], "Path | 
 
 # Lightning calls every hook of every callback on every batch, each through its profiler
 # context (a few microseconds, as much as a small model's optimizer bookkeeping); a hook
-# that is not callable it skips. These per-batch hooks the adapter does not use are None.
-_UNUSED_BATCH_HOOKS = (
+# that is not callable it skips.
+_BATCH_HOOKS = (
     "on_train_batch_start",
     "on_before_backward",
     "on_after_backward",
+    "on_before_optimizer_step",
     "on_before_zero_grad",
+    "on_train_batch_end",
     "on_validation_batch_start",
     "on_validation_batch_end",
 )
 
 
-def leave_out_hooks(callback: Callback, owner: type[Callback], hooks: Sequence[str]) -> None:
-    """Make Lightning skip ``hooks`` of ``callback``, except a subclass's own (of ``owner``)."""
-    for hook in hooks:
-        if getattr(type(callback), hook) in (getattr(Callback, hook), getattr(owner, hook)):
+def keep_batch_hooks(callback: Callback, owner: type[Callback], used: Sequence[str]) -> None:
+    """Make Lightning skip ``callback``'s per-batch hooks but ``used`` and a subclass's own."""
+    for hook in _BATCH_HOOKS:
+        own = getattr(type(callback), hook) not in (getattr(Callback, hook), getattr(owner, hook))
+        if hook not in used and not own:
             setattr(callback, hook, None)
 
 
@@ -75,10 +78,10 @@ class RunCallback(Callback):
         self._save_for: tuple[Any, Any, SaveFn | None] = (None, None, None)
         self._network_for: tuple[Any, nn.Module | None] = (None, None)
         self._lent_to: TaskModule | None = None  # running the pre-step policies for a fit
-        unused = list(_UNUSED_BATCH_HOOKS)
-        if not policies.acts_before_step:
-            unused.append("on_before_optimizer_step")
-        leave_out_hooks(self, RunCallback, unused)
+        used = ["on_train_batch_end"]
+        if policies.acts_before_step:
+            used.append("on_before_optimizer_step")
+        keep_batch_hooks(self, RunCallback, used)
 
     def _network(self, pl_module: pl.LightningModule) -> nn.Module:
         """``network_of(pl_module)``, looked up once per module (it is read every step)."""
