@@ -228,3 +228,20 @@ def test_inspecting_a_text_file_asks_whether_it_is_a_checkpoint(tmp_path, capsys
     assert f"cannot deserialise {notes}" in err and "is it a checkpoint?" in err
     assert "alternative" not in err  # a lone file: nothing else was looked for
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "{path}.yaml"],
+        ["ckpt", "inspect", "{path}"],
+        ["runs", "list", "--db", "sqlite:///{path}/t.db"],
+    ],
+)
+def test_a_path_the_machine_refuses_is_one_error_line(tmp_path, capsys, command):
+    # a name longer than the file system allows: an OSError no command checks for itself
+    path = str(tmp_path / ("n" * 300))
+    assert main([part.format(path=path) for part in command]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: File name too long (") and path in err
+    assert "hint: check the path" in err and "Traceback" not in err
