@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import types
 import typing
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -26,6 +26,9 @@ def _type_name(annotation: Any) -> str:
     args = typing.get_args(annotation)
     if origin is Literal:
         return " | ".join(str(a) for a in args)
+    if origin is Annotated:  # a constrained element (the betas): its type and bounds
+        metadata = [m for a in args[1:] for m in getattr(a, "metadata", [a])]
+        return _type_name(args[0]) + _bounds(metadata)
     if origin in (Union, types.UnionType):
         return " | ".join(_type_name(a) for a in args)
     if origin in (list, tuple, dict):
@@ -44,6 +47,8 @@ def _bounds(metadata: list[Any]) -> str:
             value = getattr(item, attr, None)
             if value is not None:
                 parts.append(f"{symbol} {value}")
+        if getattr(item, "allow_inf_nan", True) is False:
+            parts.append("finite")
     return f" ({', '.join(parts)})" if parts else ""
 
 

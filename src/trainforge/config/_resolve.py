@@ -179,7 +179,14 @@ def _source_for(key: str, provenance: Mapping[str, Provenance]) -> str | None:
     )
     if sources:
         return ", ".join(sources)
-    return "default" if any(k.startswith(prefix) for k in provenance) else None
+    if any(k.startswith(prefix) for k in provenance):
+        return "default"
+    parent = key  # an element of a list value (optim.betas.0): the list's source
+    while "." in parent:
+        parent = parent.rsplit(".", 1)[0]
+        if parent in provenance:
+            return provenance[parent].source
+    return None
 
 
 # Common names from other tools, mapped to ours: checked before fuzzy matching.

@@ -7,7 +7,7 @@ those descriptions. Sections forbid unknown keys; the free-form ``kwargs`` mappi
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -175,13 +175,17 @@ class DataConfig(SchemaBase):
     )
 
 
+# each of Adam's betas is a decay rate: 0 <= beta < 1 (torch refuses anything else)
+_Beta = Annotated[float, Field(ge=0, lt=1)]
+
+
 class OptimConfig(SchemaBase):
     """Optimizer and learning-rate schedule."""
 
     name: Literal["adamw", "adam", "sgd", "rmsprop"] = Field("adamw", description="Optimizer.")
-    lr: float = Field(1e-3, gt=0, description="Peak learning rate.")
-    weight_decay: float = Field(0.01, ge=0, description="Weight decay.")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas.")
+    lr: float = Field(1e-3, gt=0, allow_inf_nan=False, description="Peak learning rate.")
+    weight_decay: float = Field(0.01, ge=0, allow_inf_nan=False, description="Weight decay.")
+    betas: tuple[_Beta, _Beta] = Field((0.9, 0.999), description="Adam betas.")
     momentum: float = Field(0.9, ge=0, lt=1, description="Momentum (sgd, rmsprop).")
     scheduler: Literal["none", "cosine", "linear", "step", "onecycle"] = Field(
         "cosine", description="Learning-rate schedule after warmup."
