@@ -28,6 +28,18 @@ CASES: list[tuple[str, int, str]] = [
     ("train --env nope --dry-run", 1, "unknown environment 'nope'"),
     ("train --dry-run trainer.max_epochs=-1", 1, "trainer.max_epochs"),
     ("train --dry-run optim.lrr=0.1", 1, "did you mean"),
+    ("train --dry-run optim.lr=inf", 1, "optim.lr: Input should be a finite number"),
+    ("train --dry-run optim.betas=[2,0.5]", 1, "optim.betas.0: Input should be less than 1"),
+    (
+        "train --dry-run optim.scheduler=step optim.scheduler_kwargs.bogus=3",
+        1,
+        "the step schedule has no argument 'bogus' (it takes: step_size, gamma)",
+    ),
+    (
+        "train --dry-run optim.scheduler=onecycle optim.scheduler_kwargs.pct_start=2",
+        1,
+        "cannot build optim.scheduler=onecycle",
+    ),
     ("train trainer.engine=plain --resume {tmp}/does/not/exist", 1, "does not exist"),
     ("train trainer.engine=plain --resume {garbage}", 1, "not a trainforge checkpoint"),
     ("--log-format xml train --dry-run", 2, "unknown log format 'xml'"),

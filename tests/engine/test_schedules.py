@@ -62,3 +62,42 @@ def test_a_tensor_learning_rate_takes_torchs_path(name):
         optimizer.step()
         schedule.step()
     assert isinstance(optimizer.param_groups[0]["lr"], torch.Tensor)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "message"),
+    [
+        (
+            "step",
+            {"bogus": 3},
+            "the step schedule has no argument 'bogus' (it takes: step_size, gamma)",
+        ),
+        ("cosine", {"step_size": 10}, "has no argument 'step_size' (it takes: min_factor)"),
+        ("none", {"min_factor": 0.1}, "(it takes: no arguments)"),
+        ("step", {"step_size": 0}, "step_size of the step schedule must be an integer >= 1, got 0"),
+        ("step", {"gamma": -0.5}, "gamma of the step schedule must be a number > 0"),
+        (
+            "linear",
+            {"min_factor": 2},
+            "min_factor of the linear schedule must be a number in [0, 1]",
+        ),
+    ],
+)
+def test_an_argument_a_schedule_would_ignore_is_refused(name, kwargs, message):
+    optimizer = build_optimizer("sgd", nn.Linear(2, 2), lr=0.1)
+    with pytest.raises(ValueError) as info:
+        build_scheduler(name, optimizer, total_steps=100, kwargs=kwargs)
+    assert message in str(info.value)
+
+
+def test_a_schedules_own_arguments_shape_it():
+    optimizer = build_optimizer("sgd", nn.Linear(2, 2), lr=1.0)
+    schedule = build_scheduler(
+        "step", optimizer, total_steps=100, kwargs={"step_size": 2, "gamma": 0.5}
+    )
+    rates = []
+    for _ in range(5):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates == [1.0, 1.0, 0.5, 0.5, 0.25]

@@ -6,6 +6,7 @@ an optional linear warmup in front, so accumulation and resume never shift it.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -79,24 +80,52 @@ def warmup_steps_for(total_steps: int, warmup_steps: int = 0, warmup_ratio: floa
     return int(total_steps * warmup_ratio)
 
 
-def _constant(step: int, total: int, **_: Any) -> float:
+def _constant(step: int, total: int) -> float:
     return 1.0
 
 
-def _cosine(step: int, total: int, min_factor: float = 0.0, **_: Any) -> float:
+def _cosine(step: int, total: int, min_factor: float = 0.0) -> float:
     progress = min(step / max(total, 1), 1.0)
     return min_factor + (1 - min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _linear(step: int, total: int, min_factor: float = 0.0, **_: Any) -> float:
+def _linear(step: int, total: int, min_factor: float = 0.0) -> float:
     progress = min(step / max(total, 1), 1.0)
     return 1.0 - (1.0 - min_factor) * progress
 
 
-def _step_decay(
-    step: int, total: int, step_size: int = 1000, gamma: float = 0.1, **_: Any
-) -> float:
-    return gamma ** (step // max(step_size, 1))
+def _step_decay(step: int, total: int, step_size: int = 1000, gamma: float = 0.1) -> float:
+    return gamma ** (step // step_size)
+
+
+# what the built-in schedules' arguments must be: (test, the allowed values in words)
+_ARGUMENT_RULES: dict[str, tuple[Any, str]] = {
+    "min_factor": (lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "a number in [0, 1]"),
+    "step_size": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        "an integer >= 1",
+    ),
+    "gamma": (lambda v: isinstance(v, (int, float)) and 0 < v < math.inf, "a number > 0"),
+}
+
+
+def check_schedule_arguments(name: str, kwargs: Mapping[str, Any]) -> None:
+    """Refuse an argument schedule ``name`` does not take, or a built-in one's bad value.
+
+    Raises:
+        ValueError: Naming the argument and what the schedule takes.
+    """
+    parameters = list(inspect.signature(SCHEDULES.get(name)).parameters.values())[2:]
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return  # a registered schedule that takes anything: it checks its own arguments
+    takes = [p.name for p in parameters]
+    for key, value in kwargs.items():
+        if key not in takes:
+            which = ", ".join(takes) if takes else "no arguments"
+            raise ValueError(f"the {name} schedule has no argument {key!r} (it takes: {which})")
+        test, allowed = _ARGUMENT_RULES.get(key, (None, ""))
+        if test is not None and not test(value):
+            raise ValueError(f"{key} of the {name} schedule must be {allowed}, got {value!r}")
 
 
 SCHEDULES: Registry[Any] = Registry("learning-rate schedule")
@@ -186,6 +215,7 @@ def build_scheduler(
             "optim.scheduler=plateau reduces the lr on a validation metric, which the "
             "per-step schedule cannot do; use cosine, linear, step, onecycle or none"
         )
+    check_schedule_arguments(name, kwargs)
     warmup = warmup_steps_for(total_steps, warmup_steps, warmup_ratio)
     return _StepLambdaLR(optimizer, _ScheduleFactor(name, total_steps, warmup, kwargs))
 

@@ -41,6 +41,9 @@ def plan_run(config: TrainingConfig) -> RunPlan:
     processes = build.data_parallel_size(config)
     datamodule = build.build_datamodule(config, train_data, val_data, spec)
     batches = build.train_batches(config, datamodule, processes)
+    steps = build.total_optimizer_steps(config, batches)
+    # the optimizer and its schedule, as training builds them: their arguments are checked
+    build.build_scheduler_for(config, build.build_optimizer_for(config, model), steps)
     return RunPlan(
         spec=spec,
         model_name=type(model).__name__,
@@ -49,5 +52,5 @@ def plan_run(config: TrainingConfig) -> RunPlan:
         val_samples=sample_count(val_data) if val_data is not None else 0,
         driver=config.trainer.engine,
         processes=processes,
-        optimizer_steps=build.total_optimizer_steps(config, batches),
+        optimizer_steps=steps,
     )
