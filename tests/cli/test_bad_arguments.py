@@ -36,9 +36,9 @@ CASES: list[tuple[str, int, str]] = [
         "the step schedule has no argument 'bogus' (it takes: step_size, gamma)",
     ),
     (
-        "train --dry-run optim.scheduler=onecycle optim.scheduler_kwargs.pct_start=2",
+        "train --dry-run optim.scheduler=onecycle optim.scheduler_kwargs.bogus=2",
         1,
-        "cannot build optim.scheduler=onecycle",
+        "onecycle schedule has no argument 'bogus'",
     ),
     ("train trainer.engine=plain --resume {tmp}/does/not/exist", 1, "does not exist"),
     ("train trainer.engine=plain --resume {garbage}", 1, "not a trainforge checkpoint"),

@@ -115,7 +115,12 @@ def check_schedule_arguments(name: str, kwargs: Mapping[str, Any]) -> None:
     Raises:
         ValueError: Naming the argument and what the schedule takes.
     """
-    parameters = list(inspect.signature(SCHEDULES.get(name)).parameters.values())[2:]
+    if name == "onecycle":  # torch's OneCycleLR, which checks its values when built
+        given = {"optimizer", "max_lr", "total_steps"}
+        signature = inspect.signature(torch.optim.lr_scheduler.OneCycleLR)
+        parameters = [p for p in signature.parameters.values() if p.name not in given]
+    else:
+        parameters = list(inspect.signature(SCHEDULES.get(name)).parameters.values())[2:]
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         return  # a registered schedule that takes anything: it checks its own arguments
     takes = [p.name for p in parameters]
@@ -205,6 +210,8 @@ def build_scheduler(
     """
     kwargs = dict(kwargs or {})
     total_steps = max(int(total_steps), 1)
+    if name != "plateau":
+        check_schedule_arguments(name, kwargs)
     if name == "onecycle":
         max_lr = [group["lr"] for group in optimizer.param_groups]
         return torch.optim.lr_scheduler.OneCycleLR(
@@ -215,7 +222,6 @@ def build_scheduler(
             "optim.scheduler=plateau reduces the lr on a validation metric, which the "
             "per-step schedule cannot do; use cosine, linear, step, onecycle or none"
         )
-    check_schedule_arguments(name, kwargs)
     warmup = warmup_steps_for(total_steps, warmup_steps, warmup_ratio)
     return _StepLambdaLR(optimizer, _ScheduleFactor(name, total_steps, warmup, kwargs))
 

@@ -29,6 +29,7 @@ from trainforge.engine import (
     get_loss_strategy,
 )
 from trainforge.engine._batch import model_arguments
+from trainforge.engine._optim import check_schedule_arguments
 from trainforge.errors import ConfigError, TrainforgeError
 from trainforge.hooks import HookManager
 from trainforge.train._run_length import (
@@ -53,6 +54,7 @@ __all__ = [
     "build_monitor",
     "build_optimizer_for",
     "build_scheduler_for",
+    "check_scheduler_for",
     "data_parallel_size",
     "devices_per_node",
     "pick_device",
@@ -321,6 +323,17 @@ def build_scheduler_for(config: TrainingConfig, optimizer: Any, total_steps: int
     except (TypeError, ValueError) as exc:
         raise ConfigError(
             f"cannot build optim.scheduler={optim.scheduler}: {exc}", key="optim.scheduler"
+        ) from None
+
+
+def check_scheduler_for(config: TrainingConfig) -> None:
+    """Refuse ``optim.scheduler_kwargs`` the schedule does not take (no optimizer built)."""
+    try:
+        check_schedule_arguments(config.optim.scheduler, config.optim.scheduler_kwargs)
+    except ValueError as exc:
+        raise ConfigError(
+            f"cannot build optim.scheduler={config.optim.scheduler}: {exc}",
+            key="optim.scheduler_kwargs",
         ) from None
 
 

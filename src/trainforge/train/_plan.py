@@ -42,8 +42,9 @@ def plan_run(config: TrainingConfig) -> RunPlan:
     datamodule = build.build_datamodule(config, train_data, val_data, spec)
     batches = build.train_batches(config, datamodule, processes)
     steps = build.total_optimizer_steps(config, batches)
-    # the optimizer and its schedule, as training builds them: their arguments are checked
-    build.build_scheduler_for(config, build.build_optimizer_for(config, model), steps)
+    # building an optimizer costs a second of imports (torch._dynamo): only the schedule's
+    # arguments are checked here; the values of torch's onecycle are checked when built
+    build.check_scheduler_for(config)
     return RunPlan(
         spec=spec,
         model_name=type(model).__name__,
