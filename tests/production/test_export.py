@@ -14,12 +14,15 @@ import torch
 from torch import nn
 
 from trainforge.checkpoint import CheckpointManager
+from trainforge.cli._app import main
 from trainforge.config import load_config
 from trainforge.engine import TaskSpec
-from trainforge.errors import BundleExistsError, ExportError
+from trainforge.errors import BundleExistsError, ConfigError, ExportError
 from trainforge.production import check_formats, create_export_bundle, read_bundle, verify_bundle
+from trainforge.tracking import TrackingStore
+from trainforge.train import Trainer
 from trainforge.train import _build as build
-from trainforge.train._export import export_checkpoint
+from trainforge.train._export import export_checkpoint, resolve_export_target
 
 ALL = ["onnx", "torchscript", "pytorch"]
 
@@ -318,3 +321,43 @@ def test_retention_keeps_a_checkpoint_while_it_is_exported(tmp_path):
     export_checkpoint(first, model=model, formats=["torchscript"])
     assert seen == {"deleted": [], "exists": True}
     assert [c.path for c in pruner.apply_retention()] == [first]  # the export is done
+
+
+def test_a_run_id_names_the_stores_run_not_a_folder_of_that_name(tmp_path):
+    outputs = tmp_path / "outputs"
+    decoy, _, decoy_config = _checkpoint(outputs, "digits")  # another store's run 1
+    decoy_config.save(outputs / "run-000001" / "config.yaml")
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    config = load_config(
+        template="digits",
+        cli=[
+            "trainer.engine=plain",
+            "trainer.max_epochs=1",
+            "trainer.limit_train_batches=2",
+            f"run.output_dir={outputs}",
+            f"tracking.database={url}",
+            "loggers.tensorboard.enabled=false",
+            "trainer.enable_progress_bar=false",
+        ],
+        environ={},
+    )
+    result = Trainer(training_config=config, log_config=False).train()
+    assert result.run_dir.name != "run-000001"  # the name was taken: the folder has a suffix
+    store = TrackingStore(url, create=False)
+    chosen = resolve_export_target("1", outputs, store)
+    assert chosen.parent.parent == result.run_dir
+    assert resolve_export_target("1", outputs).parent == decoy.parent  # no store: by name
+    bundle = tmp_path / "bundle"
+    command = ["export", "1", "--runs-dir", str(outputs), "--db", url, "--format", "onnx"]
+    assert main([*command, "-o", str(bundle)]) == 0
+    source = read_bundle(bundle).manifest["source"]["checkpoint"]
+    assert Path(source).parent.parent == result.run_dir.resolve()
+
+
+def test_a_recorded_config_refused_now_names_the_checkpoint():
+    with pytest.raises(ConfigError) as info:
+        build.recorded_config({"optim": {"lr": float("inf")}}, None, Path("ckpt-000003"))
+    message = info.value.user_message()
+    assert "the config recorded in ckpt-000003 is refused" in message
+    assert "optim.lr: Input should be a finite number" in message
+    assert "set by" not in message  # nobody set it in this command

@@ -8,6 +8,7 @@ import typer
 
 from trainforge.cli._output import print_json, print_table
 from trainforge.cli._store import DbOpt, open_store
+from trainforge.errors import StoreUnavailableError
 
 __all__ = ["export"]
 
@@ -53,7 +54,14 @@ def export(
 
     chosen = check_formats(formats) if formats is not None else None
     store = open_store(db) if register else None  # a wrong --db fails before exporting
-    checkpoint = resolve_export_target(target, runs_dir)
+    if store is None and target.isdigit():  # a run id: the store's run, where there is one
+        try:
+            store = open_store(db)
+        except StoreUnavailableError:
+            if db is not None:
+                raise  # a --db that cannot be opened is an error, not a fallback
+
+    checkpoint = resolve_export_target(target, runs_dir, store)
     bundle = export_checkpoint(
         checkpoint, formats=chosen, output=output, overwrite=overwrite, job_id=current_job_id()
     )

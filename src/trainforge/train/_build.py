@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,7 +31,7 @@ from trainforge.engine import (
 )
 from trainforge.engine._batch import model_arguments
 from trainforge.engine._optim import check_schedule_arguments
-from trainforge.errors import ConfigError, TrainforgeError
+from trainforge.errors import ConfigError, ConfigIssue, TrainforgeError
 from trainforge.hooks import HookManager
 from trainforge.train._run_length import (
     batch_limit,
@@ -59,6 +60,7 @@ __all__ = [
     "devices_per_node",
     "pick_device",
     "process_rank",
+    "recorded_config",
     "split_datasets",
     "task_spec_from_config",
     "total_optimizer_steps",
@@ -68,6 +70,26 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _SPEC_FIELDS = {f.name for f in fields(TaskSpec)}
+
+
+def recorded_config(
+    values: Mapping[str, Any], provenance: Mapping[str, Any] | None, where: str | Path
+) -> TrainingConfig:
+    """The training config a checkpoint recorded, validated by this version's schema.
+
+    Raises:
+        ConfigError: The recorded values are refused now, naming the checkpoint.
+    """
+    try:
+        return TrainingConfig.from_dict(dict(values), dict(provenance or {}))
+    except ConfigError as exc:  # its issues' "set by override" would point at the user
+        raise ConfigError(
+            f"the config recorded in {where} is refused by this version of trainforge",
+            issues=[ConfigIssue(issue.key, issue.message) for issue in exc.issues],
+            file=where,
+            hint="load its model_state_dict into the model in Python and export or evaluate "
+            "it there (create_export_bundle)",
+        ) from None
 
 
 def task_spec_from_config(config: TrainingConfig) -> TaskSpec:

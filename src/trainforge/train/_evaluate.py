@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from trainforge.checkpoint import CheckpointManager, recorded_ranking, resolve_checkpoint
-from trainforge.config import TrainingConfig
 from trainforge.engine import ValidationLoop
 from trainforge.errors import ConfigError
 from trainforge.train import _build as build
@@ -43,7 +42,9 @@ def evaluate_checkpoint(target: str | Path, *, split: str = "val") -> dict[str, 
     monitor, mode = recorded_ranking(directory)
     manager = CheckpointManager(directory, monitor=monitor or "val/loss", mode=mode or "min")
     checkpoint = manager.load(name, map_location="cpu", restore_rng=False)
-    config = TrainingConfig.from_dict(checkpoint["config"], checkpoint.get("config_provenance"))
+    config = build.recorded_config(
+        checkpoint["config"], checkpoint.get("config_provenance"), checkpoint["path"]
+    )
     spec = build.task_spec_from_config(config)
     model = build.build_model_for(config, spec)
     model.load_state_dict(checkpoint["model_state_dict"])

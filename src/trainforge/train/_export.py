@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
 from trainforge.checkpoint import locate_checkpoint, read_checkpoint
@@ -45,7 +46,11 @@ def _run_checkpoints(run_dir: Path) -> Path:
     directory = run_dir / "checkpoints"
     config_file = run_dir / "config.yaml"
     if config_file.exists():
-        dirpath = TrainingConfig.load(config_file).checkpoint.dirpath
+        # read, not validated: the export validates the checkpoint's own config, and names it
+        raw = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        values = raw.get("config", raw) if isinstance(raw, dict) else {}
+        section = values.get("checkpoint") if isinstance(values, dict) else None
+        dirpath = section.get("dirpath") if isinstance(section, dict) else None
         directory = Path(dirpath) if dirpath else directory
     for pointer in ("best", "last"):
         if (directory / pointer).is_file():
@@ -58,13 +63,18 @@ def _run_checkpoints(run_dir: Path) -> Path:
     )
 
 
-def resolve_export_target(target: str | Path, output_dir: str | Path = "outputs") -> Path:
+def resolve_export_target(
+    target: str | Path, output_dir: str | Path = "outputs", store: Any = None
+) -> Path:
     """The checkpoint directory ``target`` names: a run (id, name or folder) or a checkpoint.
 
     Args:
         target: A run id (``3``), a run folder name (``run-000003``) under ``output_dir``,
             a run folder, or anything :func:`resolve_checkpoint` takes.
         output_dir: Where run folders are (``run.output_dir``).
+        store: The tracking store the run id is from: its run's folder is the one its
+            checkpoints were recorded in (a folder named after another store's run 3 may
+            hold ``run-000003``). None: the folder ``run-<id>`` under ``output_dir``.
 
     Raises:
         RunNotFoundError: No run or checkpoint by that name.
@@ -72,6 +82,8 @@ def resolve_export_target(target: str | Path, output_dir: str | Path = "outputs"
     """
     text = str(target)
     path = Path(text)
+    if not path.exists() and text.isdigit() and store is not None:
+        path = _recorded_run_folder(store, int(text)) or path
     if not path.exists():
         name = f"run-{int(text):06d}" if text.isdigit() else text
         candidate = Path(output_dir) / name
@@ -87,6 +99,17 @@ def resolve_export_target(target: str | Path, output_dir: str | Path = "outputs"
         return _run_checkpoints(path)
     directory, name = resolve_checkpoint(path)
     return locate_checkpoint(directory / name)
+
+
+def _recorded_run_folder(store: Any, run_id: int) -> Path | None:
+    """The folder of tracked run ``run_id``, from its recorded checkpoints (None: none)."""
+    from trainforge.tracking import ExperimentDB
+
+    for artifact in ExperimentDB(store).get_run(run_id)["artifacts"]:
+        manifest = Path(artifact["path"])
+        if manifest.name == "manifest.json" and manifest.parent.parent.name == "checkpoints":
+            return manifest.parent.parent.parent
+    return None
 
 
 def _sample_inputs(config: TrainingConfig, spec: TaskSpec, count: int) -> torch.Tensor:
@@ -178,7 +201,7 @@ def export_checkpoint(
                 path=directory,
                 hint="export from Python with create_export_bundle(model, ...) instead",
             )
-        config = TrainingConfig.from_dict(meta["config"], meta.get("config_provenance"))
+        config = build.recorded_config(meta["config"], meta.get("config_provenance"), directory)
         spec = build.task_spec_from_config(config)
         if model is None:
             model, recipe = build.build_model_for(config, spec), _recipe(config, spec)
