@@ -18,6 +18,7 @@ from trainforge.cli._app import main
 from trainforge.config import load_config
 from trainforge.engine import TaskSpec
 from trainforge.errors import BundleExistsError, ConfigError, ExportError
+from trainforge.jobs._export_job import ExportJob
 from trainforge.production import check_formats, create_export_bundle, read_bundle, verify_bundle
 from trainforge.tracking import TrackingStore
 from trainforge.train import Trainer
@@ -352,6 +353,9 @@ def test_a_run_id_names_the_stores_run_not_a_folder_of_that_name(tmp_path):
     assert main([*command, "-o", str(bundle)]) == 0
     source = read_bundle(bundle).manifest["source"]["checkpoint"]
     assert Path(source).parent.parent == result.run_dir.resolve()
+    # an export job given the run id checks, at submit, the same run's folder
+    job = ExportJob().validate({"checkpoint": "1", "runs_dir": str(outputs)}, store_url=url)
+    assert job["checkpoint"] == str(result.run_dir.resolve())
 
 
 def test_a_recorded_config_refused_now_names_the_checkpoint():

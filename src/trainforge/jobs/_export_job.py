@@ -9,6 +9,7 @@ and has checkpoints, the formats, and that the bundle folder is free.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Mapping
@@ -20,9 +21,11 @@ from trainforge.errors import (
     CheckpointNotFoundError,
     ConfigError,
     ExportError,
+    StoreUnavailableError,
     did_you_mean,
 )
 from trainforge.jobs._child import JobContext, run_child
+from trainforge.tracking import TrackingStore, recorded_run_folder
 
 __all__ = ["ExportJob"]
 
@@ -54,7 +57,7 @@ class ExportJob:
         if not config.get("checkpoint"):
             raise ConfigError("export job: 'checkpoint' is required", hint=_HINT)
         runs_dir = Path(str(config.get("runs_dir") or "outputs")).expanduser().resolve()
-        target = _target(str(config["checkpoint"]), runs_dir)
+        target = _target(str(config["checkpoint"]), runs_dir, store_url)
         values: dict[str, Any] = {"checkpoint": str(target)}
         if config.get("formats") is not None:
             values["formats"] = _formats(config["formats"])
@@ -110,9 +113,16 @@ class ExportJob:
         }
 
 
-def _target(text: str, runs_dir: Path) -> Path:
-    """The checkpoint or run folder ``text`` names, made absolute; it must hold checkpoints."""
+def _target(text: str, runs_dir: Path, store_url: str) -> Path:
+    """The checkpoint or run folder ``text`` names, made absolute; it must hold checkpoints.
+
+    A run id is the store's run where the store recorded its checkpoints (as ``trainforge
+    export`` reads it), else the folder ``run-<id>`` in ``runs_dir``.
+    """
     path = Path(text).expanduser()
+    if not path.exists() and text.isdigit():
+        with contextlib.suppress(StoreUnavailableError):
+            path = recorded_run_folder(TrackingStore(store_url, create=False), int(text)) or path
     if not path.exists():
         name = f"run-{int(text):06d}" if text.isdigit() else text
         candidate = runs_dir / name

@@ -8,6 +8,7 @@ No torch import: the tracker and the ``runs``/``registry`` commands start fast.
 from trainforge.tracking._experiment_db import ExperimentDB
 from trainforge.tracking._filter import parse_filter
 from trainforge.tracking._registry import REFERENCE_PROFILE_FILE, ModelRegistry
+from trainforge.tracking._run_folders import recorded_run_folder
 from trainforge.tracking._run_pages import RunPage, column_keys, page_runs
 from trainforge.tracking._schema import MODEL_TAGS, RUN_STATUSES
 from trainforge.tracking._series import (
@@ -39,6 +40,7 @@ __all__ = [
     "metric_series",
     "page_runs",
     "parse_filter",
+    "recorded_run_folder",
     "resolve_database_url",
     "series_heads",
     "system_info",

@@ -29,6 +29,7 @@ from trainforge.config import TrainingConfig
 from trainforge.engine import TaskSpec
 from trainforge.errors import CheckpointNotFoundError, ExportError, RunNotFoundError
 from trainforge.production import ExportBundle, ModelRecipe, create_export_bundle, read_bundle
+from trainforge.tracking import recorded_run_folder
 from trainforge.train import _build as build
 from trainforge.zoo import CharVocab, model_recipe
 from trainforge.zoo._imports import is_import_path, resolve_import_path
@@ -83,7 +84,7 @@ def resolve_export_target(
     text = str(target)
     path = Path(text)
     if not path.exists() and text.isdigit() and store is not None:
-        path = _recorded_run_folder(store, int(text)) or path
+        path = recorded_run_folder(store, int(text)) or path
     if not path.exists():
         name = f"run-{int(text):06d}" if text.isdigit() else text
         candidate = Path(output_dir) / name
@@ -99,17 +100,6 @@ def resolve_export_target(
         return _run_checkpoints(path)
     directory, name = resolve_checkpoint(path)
     return locate_checkpoint(directory / name)
-
-
-def _recorded_run_folder(store: Any, run_id: int) -> Path | None:
-    """The folder of tracked run ``run_id``, from its recorded checkpoints (None: none)."""
-    from trainforge.tracking import ExperimentDB
-
-    for artifact in ExperimentDB(store).get_run(run_id)["artifacts"]:
-        manifest = Path(artifact["path"])
-        if manifest.name == "manifest.json" and manifest.parent.parent.name == "checkpoints":
-            return manifest.parent.parent.parent
-    return None
 
 
 def _sample_inputs(config: TrainingConfig, spec: TaskSpec, count: int) -> torch.Tensor:
