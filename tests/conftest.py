@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -217,3 +218,15 @@ def pg_databases():
 def mysql_databases():
     """The ``fresh_mysql_database`` context manager, for fixtures of wider scope."""
     return fresh_mysql_database
+
+
+@pytest.fixture(autouse=True)
+def _this_process_stays_rank_zero() -> Iterator[None]:
+    """Every test process is rank zero of its own: a Lightning strategy set up in-process
+    (or imported under a test's ``LOCAL_RANK``) writes its rank into the process-wide
+    ``rank_zero_only.rank``, after which every Lightning logger of every later test in the
+    worker silently writes nothing."""
+    yield
+    module = sys.modules.get("lightning_utilities.core.rank_zero")
+    if module is not None:
+        module.rank_zero_only.rank = 0  # type: ignore[attr-defined]
