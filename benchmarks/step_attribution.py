@@ -78,7 +78,6 @@ class Ledger:
         self.thread_seconds: dict[str, float] = defaultdict(float)
         self._children: list[float] = []  # per open call: time spent in wrapped callees
         self._owner = threading.get_ident()
-        self._undo: list[Callable[[], None]] = []
 
     def reset(self) -> None:
         """Forget what was timed so far (after the warm-up)."""
@@ -121,23 +120,18 @@ class Ledger:
 
         return body
 
-    def install(self, drivers_lightning: bool) -> None:
-        """Wrap every entry point (Lightning's only when ``drivers_lightning``)."""
+    def install(self, lightning: bool) -> None:
+        """Wrap every entry point (the Lightning callback's only when ``lightning``)."""
         for feature, points in ENTRY_POINTS.items():
             for module_name, class_name, methods in points:
-                if "lightning" in module_name and not drivers_lightning:
+                if "lightning" in module_name and not lightning:
                     continue
                 cls = getattr(importlib.import_module(module_name), class_name)
-                for method in methods:
-                    self._patch(cls, method, self.timed(feature, cls.__dict__[method]))
+                for method in methods:  # the worker ends after the run: nothing is undone
+                    setattr(cls, method, self.timed(feature, cls.__dict__[method]))
         for feature, (module_name, class_name, method) in THREADS.items():
             cls = getattr(importlib.import_module(module_name), class_name)
-            self._patch(cls, method, self.thread_timed(feature, cls.__dict__[method]))
-
-    def _patch(self, cls: type, name: str, replacement: Callable[..., Any]) -> None:
-        original = cls.__dict__[name]
-        setattr(cls, name, replacement)
-        self._undo.append(lambda: setattr(cls, name, original))
+            setattr(cls, method, self.thread_timed(feature, cls.__dict__[method]))
 
     def wrapper_cost(self, calls: int = 200_000) -> float:
         """Seconds one wrapped call adds to what it times (on a no-op, this process)."""

@@ -122,7 +122,11 @@ def _target(text: str, runs_dir: Path, store_url: str) -> Path:
     path = Path(text).expanduser()
     if not path.exists() and text.isdigit():
         with contextlib.suppress(StoreUnavailableError):
-            path = recorded_run_folder(TrackingStore(store_url, create=False), int(text)) or path
+            store = TrackingStore(store_url, create=False)
+            try:
+                path = recorded_run_folder(store, int(text)) or path
+            finally:
+                store.dispose()  # a submit opens it once: no pool left behind
     if not path.exists():
         name = f"run-{int(text):06d}" if text.isdigit() else text
         candidate = runs_dir / name
