@@ -11,10 +11,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from trainforge.engine import GradientHealth, GradientMonitor
+from trainforge.engine import GradientHealth, GradientMonitor, _grad_norms
 from trainforge.engine._grad_norms import per_parameter_norms
 from trainforge.errors import GradientHealthError
 from trainforge.hooks import HookEvent, HookManager
+
+
+@pytest.fixture(autouse=True, params=["fused", "torch kernels"])
+def norm_read(request, monkeypatch):
+    """Every test runs with the compiled norm read and as installed without a C compiler."""
+    if request.param == "torch kernels":
+        monkeypatch.setattr(_grad_norms, "_fused_norms", None)
+    elif _grad_norms._fused_norms is None:
+        pytest.skip("trainforge was installed without a C compiler")
+    return request.param
 
 
 def _model_with_grads(scale: float = 1.0) -> nn.Module:
@@ -183,8 +193,9 @@ def test_the_boolean_check_agrees_with_the_full_report(values, frozen, dtype):
         assert _fields(fast.last_health()) == _fields(report)
         read = fast.last_layer_norms()
         expected = {f"grad/{n}/norm": v for n, v in zip(reference_names, reference or [])}
-        assert _nan_as_text({k: v for k, v in read.items() if k != "grad/global_norm"}) == (
-            _nan_as_text(expected)
+        # float32 norms may come from the fused read, summed in double: within a float32 ulp
+        assert {k: v for k, v in read.items() if k != "grad/global_norm"} == pytest.approx(
+            expected, rel=2**-23, nan_ok=True
         )
 
 
@@ -231,9 +242,8 @@ def test_gradients_that_leave_the_plain_path_are_read_by_the_general_one(change)
     change(model)
     assert monitor.step_is_healthy(model)
     expected = [v for _, v in zip(*per_parameter_norms(list(model.named_parameters())))]
-    assert [v for k, v in monitor.last_layer_norms().items() if k != "grad/global_norm"] == (
-        expected
-    )
+    read = [v for k, v in monitor.last_layer_norms().items() if k != "grad/global_norm"]
+    assert read == pytest.approx(expected, rel=2**-23)
     assert monitor.last_health().num_parameters == 4
 
 

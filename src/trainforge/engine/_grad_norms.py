@@ -1,9 +1,11 @@
 """How a model's gradient norms reach the host, with one host-device sync.
 
-:class:`NormPlan` lists a model's parameters once and, while every gradient is a plain
-float32 tensor on the CPU, writes the norms into one buffer and reads it once; anything
-else (frozen layers, half precision, sharded or GPU gradients) goes through
-:func:`per_parameter_norms` (one ``_foreach_norm``).
+:class:`NormPlan` lists a model's parameters once. While every gradient is a plain float32
+tensor on the CPU, the norms come from one call into the compiled
+:mod:`trainforge.engine._fused_norms` (where the package was built with it), or else from
+one norm kernel per gradient into one buffer, read once; anything else (frozen layers, half
+precision, sharded or GPU gradients) goes through :func:`per_parameter_norms` (one
+``_foreach_norm``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,17 @@ from torch import Tensor, nn
 
 from trainforge.engine._sharding import full_value
 
+try:
+    from torch.utils.dlpack import to_dlpack
+
+    from trainforge.engine import _fused_norms
+except ImportError:  # built without a C compiler: torch kernels read the norms
+    _fused_norms = None  # type: ignore[assignment]
+
+# Above this many gradient elements torch's norm kernels, which use every intra-op thread,
+# read faster than the fused single-threaded loop (unless torch runs on one thread).
+_FUSED_MAX_ELEMENTS = 1 << 18
+
 __all__ = ["NormPlan", "per_parameter_norms"]
 
 
@@ -23,11 +36,15 @@ class NormPlan:
 
     Walking every submodule costs more than the norms of a small model, so the
     parameters are listed once. While every parameter has a float32 gradient on the CPU
-    (the common case), each norm is written into one buffer (no allocation) and the
-    buffer is read once; a gradient that leaves that path makes the norm kernel refuse
-    the buffer (checking each gradient's attributes every step would cost more), and
-    it and anything else (frozen layers, half precision, sharded or GPU gradients)
-    takes :func:`per_parameter_norms`.
+    (the common case), the norms come from one call into the compiled
+    :mod:`~trainforge.engine._fused_norms` (each gradient read through DLPack, its
+    squares summed in double precision; it declines a gradient that is missing or not
+    dense float32 on the CPU). Without it, or for a model larger than
+    ``_FUSED_MAX_ELEMENTS`` with several intra-op threads, each norm is written into one
+    buffer (no allocation) and the buffer is read once; a gradient that leaves that path
+    makes the norm kernel refuse the buffer (checking each gradient's attributes every
+    step would cost more). Anything else (frozen layers, half precision, sharded or GPU
+    gradients) takes :func:`per_parameter_norms`.
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -38,11 +55,23 @@ class NormPlan:
         # the norms of the plain path land in one buffer, read back with one tolist()
         self._buffer = torch.empty(len(self.params), dtype=torch.float32)
         self._slots = list(zip(self.params, self._buffer.unbind()))
+        self._param_tuple = tuple(self.params)
+        self.can_fuse = _fused_norms is not None and all(
+            p.dtype is torch.float32 and p.is_cpu for p in self.params
+        )
+        if sum(p.numel() for p in self.params) > _FUSED_MAX_ELEMENTS:
+            self.can_fuse = self.can_fuse and torch.get_num_threads() == 1
+        self.fused = self.can_fuse  # tried first; off once it declines, until plain again
         self.plain = False  # set once a general read found plain CPU float32 gradients
 
     def norms(self) -> tuple[list[str], list[float] | None]:
         """Names and norms of the gradients present now (None when there are none)."""
-        if self.plain:
+        if self.fused:
+            values = _fused_norms.norms(self._param_tuple, to_dlpack)
+            if values is not None:
+                return self.names, values
+            self.fused = False  # a gradient is missing or not plain: the general read
+        elif self.plain:
             vector_norm = torch.linalg.vector_norm
             try:
                 for param, slot in self._slots:
@@ -55,6 +84,7 @@ class NormPlan:
         self.plain = len(names) == len(self.params) and all(
             _plain(p.grad) for p in self.params if p.grad is not None
         )
+        self.fused = self.plain and self.can_fuse
         return names, values
 
 

@@ -1,0 +1,196 @@
+/*
+ * trainforge.engine._fused_norms: the L2 norms of a model's float32 CPU gradients in one call.
+ *
+ * On the CPU every torch kernel costs a few microseconds of dispatch however small its tensor;
+ * a small model's gradient check is mostly that. This module reads each gradient through
+ * DLPack (torch.utils.dlpack.to_dlpack: its pointer, dtype, device, shape and strides, checked
+ * here before a byte is read) and sums its squares in double precision: each norm is the exact
+ * norm rounded to float32 (torch's float32 norm sums in float32, off by up to about 1e-5
+ * relative on large tensors). NaN and infinity are torch's: NaN when an element is NaN,
+ * infinite when an element is, and infinite when the sum of squares is beyond float32's range.
+ *
+ * norms(params, to_dlpack) -> list[float] | None
+ *     params: a tuple of parameters. None when any gradient is missing or is not a dense
+ *     float32 CPU tensor; the caller then reads the norms with torch.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+
+/* DLPack's ABI (dlpack.h, v0.8 and v1.x), the fields read here. */
+typedef struct {
+    int32_t device_type;
+    int32_t device_id;
+} DLDevice;
+typedef struct {
+    uint8_t code;
+    uint8_t bits;
+    uint16_t lanes;
+} DLDataType;
+typedef struct {
+    void *data;
+    DLDevice device;
+    int32_t ndim;
+    DLDataType dtype;
+    int64_t *shape;
+    int64_t *strides;
+    uint64_t byte_offset;
+} DLTensor;
+typedef struct DLManagedTensor {
+    DLTensor dl_tensor;
+    void *manager_ctx;
+    void (*deleter)(struct DLManagedTensor *);
+} DLManagedTensor;
+typedef struct DLManagedTensorVersioned {
+    struct {
+        uint32_t major;
+        uint32_t minor;
+    } version;
+    void *manager_ctx;
+    void (*deleter)(struct DLManagedTensorVersioned *);
+    uint64_t flags;
+    DLTensor dl_tensor;
+} DLManagedTensorVersioned;
+
+enum { DL_CPU = 1, DL_FLOAT = 2 };
+
+static PyObject *grad_name;
+
+/* The sum of squares, in double: a float32 square never overflows it. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static double sum_of_squares(const float *x, int64_t n) {
+    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        double x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
+        a0 += x0 * x0;
+        a1 += x1 * x1;
+        a2 += x2 * x2;
+        a3 += x3 * x3;
+    }
+    for (; i < n; i++) {
+        double v = x[i];
+        a0 += v * v;
+    }
+    return (a0 + a1) + (a2 + a3);
+}
+
+/* The DLTensor inside a capsule from to_dlpack (either DLPack ABI), or NULL. */
+static DLTensor *capsule_tensor(PyObject *capsule) {
+    if (PyCapsule_IsValid(capsule, "dltensor")) {
+        DLManagedTensor *managed = PyCapsule_GetPointer(capsule, "dltensor");
+        return managed ? &managed->dl_tensor : NULL;
+    }
+    if (PyCapsule_IsValid(capsule, "dltensor_versioned")) {
+        DLManagedTensorVersioned *managed = PyCapsule_GetPointer(capsule, "dltensor_versioned");
+        return managed ? &managed->dl_tensor : NULL;
+    }
+    return NULL;
+}
+
+/* The number of elements of a dense row-major float32 CPU tensor, or -1 for anything else. */
+static int64_t dense_float32_elements(const DLTensor *t) {
+    if (t->device.device_type != DL_CPU || t->dtype.code != DL_FLOAT || t->dtype.bits != 32 ||
+        t->dtype.lanes != 1 || t->ndim < 0) {
+        return -1;
+    }
+    int64_t count = 1;
+    for (int32_t d = 0; d < t->ndim; d++) {
+        if (t->shape[d] == 0) {
+            return 0; /* nothing to read, whatever the strides say */
+        }
+    }
+    for (int32_t d = t->ndim - 1; d >= 0; d--) {
+        if (t->strides != NULL && t->shape[d] != 1 && t->strides[d] != count) {
+            return -1;
+        }
+        count *= t->shape[d];
+    }
+    return count;
+}
+
+/* The norm of one parameter's gradient; 0 when read, 1 when it needs torch, -1 on error. */
+static int gradient_norm(PyObject *param, PyObject *to_dlpack, double *norm) {
+    PyObject *grad = PyObject_GetAttr(param, grad_name);
+    if (grad == NULL) {
+        return -1;
+    }
+    if (grad == Py_None) {
+        Py_DECREF(grad);
+        return 1;
+    }
+    PyObject *capsule = PyObject_CallOneArg(to_dlpack, grad);
+    Py_DECREF(grad);
+    if (capsule == NULL) { /* a tensor DLPack cannot carry (sparse, conjugate, ...) */
+        PyErr_Clear();
+        return 1;
+    }
+    int status = 1;
+    DLTensor *t = capsule_tensor(capsule);
+    if (t == NULL) {
+        PyErr_Clear();
+    } else {
+        int64_t count = dense_float32_elements(t);
+        if (count >= 0) {
+            const float *data = (const float *)((const char *)t->data + t->byte_offset);
+            double squares = count ? sum_of_squares(data, count) : 0.0;
+            *norm = squares > FLT_MAX ? INFINITY : (double)(float)sqrt(squares);
+            status = 0;
+        }
+    }
+    Py_DECREF(capsule); /* the capsule's destructor releases the tensor */
+    return status;
+}
+
+static PyObject *norms(PyObject *self, PyObject *args) {
+    PyObject *params, *to_dlpack;
+    if (!PyArg_ParseTuple(args, "O!O:norms", &PyTuple_Type, &params, &to_dlpack)) {
+        return NULL;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(params);
+    PyObject *result = PyList_New(n);
+    if (result == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        double norm = 0.0;
+        int status = gradient_norm(PyTuple_GET_ITEM(params, k), to_dlpack, &norm);
+        if (status != 0) {
+            Py_DECREF(result);
+            if (status < 0) {
+                return NULL;
+            }
+            Py_RETURN_NONE;
+        }
+        PyObject *value = PyFloat_FromDouble(norm);
+        if (value == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyList_SET_ITEM(result, k, value);
+    }
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"norms", norms, METH_VARARGS,
+     "norms(params, to_dlpack) -> list[float] | None: the L2 norms of float32 CPU gradients."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_fused_norms",
+    "The L2 norms of a model's float32 CPU gradients in one call.", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__fused_norms(void) {
+    grad_name = PyUnicode_InternFromString("grad");
+    if (grad_name == NULL) {
+        return NULL;
+    }
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,7 @@
+from collections.abc import Callable
+
+from torch import Tensor, nn
+
+def norms(
+    params: tuple[nn.Parameter, ...], to_dlpack: Callable[[Tensor], object]
+) -> list[float] | None: ...
