@@ -9,9 +9,11 @@
  * relative on large tensors). NaN and infinity are torch's: NaN when an element is NaN,
  * infinite when an element is, and infinite when the sum of squares is beyond float32's range.
  *
- * norms(params, to_dlpack) -> list[float] | None
- *     params: a tuple of parameters. None when any gradient is missing or is not a dense
- *     float32 CPU tensor; the caller then reads the norms with torch.
+ * norms(params, to_dlpack, tensor_type) -> list[float] | None
+ *     params: a tuple of parameters. None when any gradient is missing, is not exactly of
+ *     tensor_type (a subclass such as DTensor wraps data held elsewhere: its own pointer is
+ *     not its values), or is not a dense float32 CPU tensor; the caller then reads the norms
+ *     with torch.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -114,12 +116,13 @@ static int64_t dense_float32_elements(const DLTensor *t) {
 }
 
 /* The norm of one parameter's gradient; 0 when read, 1 when it needs torch, -1 on error. */
-static int gradient_norm(PyObject *param, PyObject *to_dlpack, double *norm) {
+static int gradient_norm(PyObject *param, PyObject *to_dlpack, PyObject *tensor_type,
+                         double *norm) {
     PyObject *grad = PyObject_GetAttr(param, grad_name);
     if (grad == NULL) {
         return -1;
     }
-    if (grad == Py_None) {
+    if ((PyObject *)Py_TYPE(grad) != tensor_type) { /* None, or a tensor subclass */
         Py_DECREF(grad);
         return 1;
     }
@@ -135,7 +138,7 @@ static int gradient_norm(PyObject *param, PyObject *to_dlpack, double *norm) {
         PyErr_Clear();
     } else {
         int64_t count = dense_float32_elements(t);
-        if (count >= 0) {
+        if (count == 0 || (count > 0 && t->data != NULL)) {
             const float *data = (const float *)((const char *)t->data + t->byte_offset);
             double squares = count ? sum_of_squares(data, count) : 0.0;
             *norm = squares > FLT_MAX ? INFINITY : (double)(float)sqrt(squares);
@@ -147,8 +150,9 @@ static int gradient_norm(PyObject *param, PyObject *to_dlpack, double *norm) {
 }
 
 static PyObject *norms(PyObject *self, PyObject *args) {
-    PyObject *params, *to_dlpack;
-    if (!PyArg_ParseTuple(args, "O!O:norms", &PyTuple_Type, &params, &to_dlpack)) {
+    PyObject *params, *to_dlpack, *tensor_type;
+    if (!PyArg_ParseTuple(args, "O!OO!:norms", &PyTuple_Type, &params, &to_dlpack, &PyType_Type,
+                          &tensor_type)) {
         return NULL;
     }
     Py_ssize_t n = PyTuple_GET_SIZE(params);
@@ -158,7 +162,7 @@ static PyObject *norms(PyObject *self, PyObject *args) {
     }
     for (Py_ssize_t k = 0; k < n; k++) {
         double norm = 0.0;
-        int status = gradient_norm(PyTuple_GET_ITEM(params, k), to_dlpack, &norm);
+        int status = gradient_norm(PyTuple_GET_ITEM(params, k), to_dlpack, tensor_type, &norm);
         if (status != 0) {
             Py_DECREF(result);
             if (status < 0) {
@@ -178,7 +182,7 @@ static PyObject *norms(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"norms", norms, METH_VARARGS,
-     "norms(params, to_dlpack) -> list[float] | None: the L2 norms of float32 CPU gradients."},
+     "norms(params, to_dlpack, tensor_type) -> list[float] | None: float32 CPU gradient norms."},
     {NULL, NULL, 0, NULL},
 };
 

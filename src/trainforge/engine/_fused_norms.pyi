@@ -3,5 +3,7 @@ from collections.abc import Callable
 from torch import Tensor, nn
 
 def norms(
-    params: tuple[nn.Parameter, ...], to_dlpack: Callable[[Tensor], object]
+    params: tuple[nn.Parameter, ...],
+    to_dlpack: Callable[[Tensor], object],
+    tensor_type: type[Tensor],
 ) -> list[float] | None: ...

@@ -38,8 +38,8 @@ class NormPlan:
     parameters are listed once. While every parameter has a float32 gradient on the CPU
     (the common case), the norms come from one call into the compiled
     :mod:`~trainforge.engine._fused_norms` (each gradient read through DLPack, its
-    squares summed in double precision; it declines a gradient that is missing or not
-    dense float32 on the CPU). Without it, or for a model larger than
+    squares summed in double precision; it declines a gradient that is missing, a tensor
+    subclass, or not dense float32 on the CPU). Without it, or for a model larger than
     ``_FUSED_MAX_ELEMENTS`` with several intra-op threads, each norm is written into one
     buffer (no allocation) and the buffer is read once; a gradient that leaves that path
     makes the norm kernel refuse the buffer (checking each gradient's attributes every
@@ -56,8 +56,9 @@ class NormPlan:
         self._buffer = torch.empty(len(self.params), dtype=torch.float32)
         self._slots = list(zip(self.params, self._buffer.unbind()))
         self._param_tuple = tuple(self.params)
+        # plain parameters only: a tensor subclass (DTensor) holds its values elsewhere
         self.can_fuse = _fused_norms is not None and all(
-            p.dtype is torch.float32 and p.is_cpu for p in self.params
+            type(p) is nn.Parameter and p.dtype is torch.float32 and p.is_cpu for p in self.params
         )
         if sum(p.numel() for p in self.params) > _FUSED_MAX_ELEMENTS:
             self.can_fuse = self.can_fuse and torch.get_num_threads() == 1
@@ -67,7 +68,7 @@ class NormPlan:
     def norms(self) -> tuple[list[str], list[float] | None]:
         """Names and norms of the gradients present now (None when there are none)."""
         if self.fused:
-            values = _fused_norms.norms(self._param_tuple, to_dlpack)
+            values = _fused_norms.norms(self._param_tuple, to_dlpack, Tensor)
             if values is not None:
                 return self.names, values
             self.fused = False  # a gradient is missing or not plain: the general read
