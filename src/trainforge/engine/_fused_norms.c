@@ -191,10 +191,18 @@ static struct PyModuleDef module = {
     "The L2 norms of a model's float32 CPU gradients in one call.", -1, methods,
 };
 
+/* Raised whenever norms() changes: a build left from older sources is not used. */
+#define INTERFACE_VERSION 1
+
 PyMODINIT_FUNC PyInit__fused_norms(void) {
     grad_name = PyUnicode_InternFromString("grad");
     if (grad_name == NULL) {
         return NULL;
     }
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "INTERFACE_VERSION", INTERFACE_VERSION) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

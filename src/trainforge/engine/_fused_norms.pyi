@@ -2,6 +2,8 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
+INTERFACE_VERSION: int
+
 def norms(
     params: tuple[nn.Parameter, ...],
     to_dlpack: Callable[[Tensor], object],

@@ -23,6 +23,9 @@ try:
     from trainforge.engine import _fused_norms
 except ImportError:  # built without a C compiler: torch kernels read the norms
     _fused_norms = None  # type: ignore[assignment]
+else:
+    if getattr(_fused_norms, "INTERFACE_VERSION", None) != 1:  # built from older sources
+        _fused_norms = None  # type: ignore[assignment]
 
 # Above this many gradient elements torch's norm kernels, which use every intra-op thread,
 # read faster than the fused single-threaded loop (unless torch runs on one thread).
