@@ -73,7 +73,7 @@ def test_the_norms_are_torchs_float32_norms(grads):
     # at float32's edge the order of the sum decides: either answer is right
     assume(not any(math.isclose(s, _FLOAT32_MAX, rel_tol=1e-9) for s in squares))
     read = _norms(tuple(_param(t) for t in tensors))
-    assert read == pytest.approx([_reference(t) for t in tensors], rel=2**-24, nan_ok=True)
+    assert read == pytest.approx([_reference(t) for t in tensors], rel=2**-23, nan_ok=True)
     for norm, t, s in zip(read, tensors, squares):
         if not (_FLOAT32_MAX * (1 - 1e-4) < s < math.inf):
             # torch's vectorised sum overflows there, its scalar path (few elements) does not
