@@ -143,3 +143,20 @@ def test_a_training_run_checks_every_step_through_it():
     model[2].bias.grad[1] = math.nan
     assert not monitor.step_is_healthy(model, step=3)
     assert monitor.last_health().affected_layers == ["2.bias (NaN)"]
+
+
+def test_channels_last_gradients_settle_on_torchs_read():
+    """A layout the fused read declines is not retried every step (no wasted partial read)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    model = model.to(memory_format=torch.channels_last)
+    monitor = GradientMonitor()
+    x = torch.randn(5, 3, 8, 8).to(memory_format=torch.channels_last)
+    for _ in range(3):
+        model.zero_grad()
+        model(x).sum().backward()
+        assert not model[0].weight.grad.is_contiguous()
+        assert monitor.step_is_healthy(model)
+        expected = [torch.linalg.vector_norm(p.grad).item() for p in model.parameters()]
+        assert list(monitor.last_layer_norms().values())[:-1] == pytest.approx(expected, rel=1e-6)
+    assert not monitor._plan.fused and monitor._plan.plain

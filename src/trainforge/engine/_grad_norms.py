@@ -65,7 +65,9 @@ class NormPlan:
         )
         if sum(p.numel() for p in self.params) > _FUSED_MAX_ELEMENTS:
             self.can_fuse = self.can_fuse and torch.get_num_threads() == 1
-        self.fused = self.can_fuse  # tried first; off once it declines, until plain again
+        # tried first; off once it declines, until a general read finds contiguous plain
+        # gradients again (channels-last gradients stay on the buffer path)
+        self.fused = self.can_fuse
         self.plain = False  # set once a general read found plain CPU float32 gradients
 
     def norms(self) -> tuple[list[str], list[float] | None]:
@@ -74,8 +76,8 @@ class NormPlan:
             values = _fused_norms.norms(self._param_tuple, to_dlpack, Tensor)
             if values is not None:
                 return self.names, values
-            self.fused = False  # a gradient is missing or not plain: the general read
-        elif self.plain:
+            self.fused = False  # a gradient is missing, not plain or not contiguous
+        if self.plain:
             vector_norm = torch.linalg.vector_norm
             try:
                 for param, slot in self._slots:
@@ -88,7 +90,11 @@ class NormPlan:
         self.plain = len(names) == len(self.params) and all(
             _plain(p.grad) for p in self.params if p.grad is not None
         )
-        self.fused = self.plain and self.can_fuse
+        self.fused = (
+            self.plain
+            and self.can_fuse
+            and all(p.grad is not None and p.grad.is_contiguous() for p in self.params)
+        )
         return names, values
 
 
