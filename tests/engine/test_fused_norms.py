@@ -34,8 +34,8 @@ def test_ci_builds_the_extension():
         assert _grad_norms._fused_norms is fused
 
 
-def _param(grad: torch.Tensor | None, shape: tuple[int, ...] | None = None) -> nn.Parameter:
-    param = nn.Parameter(torch.zeros(shape if shape is not None else grad.shape))
+def _param(grad: torch.Tensor) -> nn.Parameter:
+    param = nn.Parameter(torch.zeros(grad.shape))
     param.grad = grad
     return param
 

@@ -54,11 +54,10 @@ class NormPlan:
         self.model = model
         self.named = list(model.named_parameters())
         self.names = [name for name, _ in self.named]
-        self.params = [param for _, param in self.named]
+        self.params = tuple(param for _, param in self.named)
         # the norms of the plain path land in one buffer, read back with one tolist()
         self._buffer = torch.empty(len(self.params), dtype=torch.float32)
         self._slots = list(zip(self.params, self._buffer.unbind()))
-        self._param_tuple = tuple(self.params)
         # plain parameters only: a tensor subclass (DTensor) holds its values elsewhere
         self.can_fuse = _fused_norms is not None and all(
             type(p) is nn.Parameter and p.dtype is torch.float32 and p.is_cpu for p in self.params
@@ -73,7 +72,7 @@ class NormPlan:
     def norms(self) -> tuple[list[str], list[float] | None]:
         """Names and norms of the gradients present now (None when there are none)."""
         if self.fused:
-            values = _fused_norms.norms(self._param_tuple, to_dlpack, Tensor)
+            values = _fused_norms.norms(self.params, to_dlpack, Tensor)
             if values is not None:
                 return self.names, values
             self.fused = False  # a gradient is missing, not plain or not contiguous
