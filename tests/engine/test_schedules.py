@@ -9,8 +9,11 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from trainforge.config import TrainingConfig
 from trainforge.engine import build_optimizer, build_scheduler
 from trainforge.engine._optim import _ScheduleFactor
+from trainforge.errors import ConfigError
+from trainforge.train import _build as build
 
 
 @settings(max_examples=40, deadline=None)
@@ -101,3 +104,17 @@ def test_a_schedules_own_arguments_shape_it():
         optimizer.step()
         schedule.step()
     assert rates == [1.0, 1.0, 0.5, 0.5, 0.25]
+
+
+def test_training_and_the_dry_run_refuse_a_schedule_argument_alike():
+    """The same bad ``optim.scheduler_kwargs`` gets the same error whether planned or built."""
+    config = TrainingConfig.from_dict(
+        {"optim": {"scheduler": "step", "scheduler_kwargs": {"bogus": 3}}}
+    )
+    optimizer = build_optimizer("sgd", nn.Linear(2, 2), lr=0.1)
+    with pytest.raises(ConfigError) as planned:
+        build.check_scheduler_for(config)
+    with pytest.raises(ConfigError) as built:
+        build.build_scheduler_for(config, optimizer, total_steps=100)
+    assert (built.value.key, str(built.value)) == (planned.value.key, str(planned.value))
+    assert built.value.key == "optim.scheduler_kwargs"

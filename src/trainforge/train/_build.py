@@ -332,6 +332,7 @@ def build_scheduler_for(config: TrainingConfig, optimizer: Any, total_steps: int
     ``total_steps`` is None for a run of unknown length, whose schedule does not use it
     (:func:`total_optimizer_steps` refuses the others).
     """
+    check_scheduler_for(config)  # the dry run's check, and its error, on every path
     optim = config.optim
     try:
         return build_scheduler(
