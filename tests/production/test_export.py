@@ -365,3 +365,18 @@ def test_a_recorded_config_refused_now_names_the_checkpoint():
     assert "the config recorded in ckpt-000003 is refused" in message
     assert "optim.lr: Input should be a finite number" in message
     assert "set by" not in message  # nobody set it in this command
+
+
+def test_a_run_whose_config_is_refused_now_still_leads_to_its_checkpoints(tmp_path):
+    """The run's config.yaml is read for checkpoint.dirpath, not validated, on both paths."""
+    checkpoint, _, config = _checkpoint(tmp_path, "digits")
+    run_dir = checkpoint.parent.parent
+    (checkpoint.parent / "last").write_text(checkpoint.name, encoding="utf-8")
+    config.save(run_dir / "config.yaml")
+    text = (run_dir / "config.yaml").read_text(encoding="utf-8")
+    (run_dir / "config.yaml").write_text(text.replace("lr: 0.003", "lr: .inf"), encoding="utf-8")
+    assert "lr: .inf" in (run_dir / "config.yaml").read_text(encoding="utf-8")
+
+    assert resolve_export_target(run_dir) == checkpoint
+    job = ExportJob().validate({"checkpoint": str(run_dir)}, store_url="sqlite://")
+    assert job["checkpoint"] == str(run_dir.resolve())

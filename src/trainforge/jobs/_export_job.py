@@ -25,7 +25,8 @@ from trainforge.errors import (
     did_you_mean,
 )
 from trainforge.jobs._child import JobContext, run_child
-from trainforge.tracking import TrackingStore, recorded_run_folder
+from trainforge.tracking import TrackingStore
+from trainforge.tracking._run_folders import checkpoints_folder, run_folder
 
 __all__ = ["ExportJob"]
 
@@ -119,25 +120,23 @@ def _target(text: str, runs_dir: Path, store_url: str) -> Path:
     A run id is the store's run where the store recorded its checkpoints (as ``trainforge
     export`` reads it), else the folder ``run-<id>`` in ``runs_dir``.
     """
-    path = Path(text).expanduser()
-    if not path.exists() and text.isdigit():
+    store = None
+    if text.isdigit() and not Path(text).exists():
         with contextlib.suppress(StoreUnavailableError):
             store = TrackingStore(store_url, create=False)
-            try:
-                path = recorded_run_folder(store, int(text)) or path
-            finally:
-                store.dispose()  # a submit opens it once: no pool left behind
-    if not path.exists():
+    try:
+        path = run_folder(text, runs_dir, store)
+    finally:
+        if store is not None:
+            store.dispose()  # a submit opens it once: no pool left behind
+    if path is None:
         name = f"run-{int(text):06d}" if text.isdigit() else text
-        candidate = runs_dir / name
-        if not (name and "/" not in name and candidate.is_dir()):
-            raise CheckpointNotFoundError(
-                f"export job: no checkpoint or run at {text!r} (nor a run {name!r} in {runs_dir})",
-                path=path,
-                hint="give a run id (see `trainforge runs list`), a run folder, or a "
-                "checkpoint directory; set 'runs_dir' when runs are not in ./outputs",
-            )
-        path = candidate
+        raise CheckpointNotFoundError(
+            f"export job: no checkpoint or run at {text!r} (nor a run {name!r} in {runs_dir})",
+            path=Path(text).expanduser(),
+            hint="give a run id (see `trainforge runs list`), a run folder, or a "
+            "checkpoint directory; set 'runs_dir' when runs are not in ./outputs",
+        )
     path = path.resolve()
     if path.is_dir() and (path / "config.yaml").is_file() and not (path / "manifest.json").exists():
         _check_run_has_checkpoints(path)
@@ -146,11 +145,7 @@ def _target(text: str, runs_dir: Path, store_url: str) -> Path:
 
 def _check_run_has_checkpoints(run_dir: Path) -> None:
     """A run folder must have a ``best`` or ``last`` checkpoint to export."""
-    from trainforge.config import TrainingConfig
-
-    directory = run_dir / "checkpoints"
-    dirpath = TrainingConfig.load(run_dir / "config.yaml").checkpoint.dirpath
-    directory = Path(dirpath) if dirpath else directory
+    directory = checkpoints_folder(run_dir)
     if not any((directory / pointer).is_file() for pointer in ("best", "last")):
         raise CheckpointNotFoundError(
             f"export job: run {run_dir} has no checkpoints (nothing in {directory})",

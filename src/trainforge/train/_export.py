@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 
 from trainforge.checkpoint import locate_checkpoint, read_checkpoint
@@ -29,7 +28,7 @@ from trainforge.config import TrainingConfig
 from trainforge.engine import TaskSpec
 from trainforge.errors import CheckpointNotFoundError, ExportError, RunNotFoundError
 from trainforge.production import ExportBundle, ModelRecipe, create_export_bundle, read_bundle
-from trainforge.tracking import recorded_run_folder
+from trainforge.tracking._run_folders import checkpoints_folder, run_folder
 from trainforge.train import _build as build
 from trainforge.zoo import CharVocab, model_recipe
 from trainforge.zoo._imports import is_import_path, resolve_import_path
@@ -44,15 +43,7 @@ SAMPLE_SIZE = 8
 
 def _run_checkpoints(run_dir: Path) -> Path:
     """The run's checkpoint directory: its best checkpoint, else its newest one."""
-    directory = run_dir / "checkpoints"
-    config_file = run_dir / "config.yaml"
-    if config_file.exists():
-        # read, not validated: the export validates the checkpoint's own config, and names it
-        raw = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-        values = raw.get("config", raw) if isinstance(raw, dict) else {}
-        section = values.get("checkpoint") if isinstance(values, dict) else None
-        dirpath = section.get("dirpath") if isinstance(section, dict) else None
-        directory = Path(dirpath) if dirpath else directory
+    directory = checkpoints_folder(run_dir)
     for pointer in ("best", "last"):
         if (directory / pointer).is_file():
             return locate_checkpoint(directory / pointer)
@@ -82,20 +73,14 @@ def resolve_export_target(
         CheckpointNotFoundError: The run has no checkpoints.
     """
     text = str(target)
-    path = Path(text)
-    if not path.exists() and text.isdigit() and store is not None:
-        path = recorded_run_folder(store, int(text)) or path
-    if not path.exists():
-        name = f"run-{int(text):06d}" if text.isdigit() else text
-        candidate = Path(output_dir) / name
-        if not candidate.is_dir():
-            raise RunNotFoundError(
-                f"{text!r} is neither a checkpoint, a run folder, nor a run in {output_dir}",
-                path=candidate,
-                hint="pass a run id (see `trainforge runs list`), a run folder, or a "
-                "checkpoint directory",
-            )
-        path = candidate
+    path = run_folder(text, Path(output_dir), store)
+    if path is None:
+        raise RunNotFoundError(
+            f"{text!r} is neither a checkpoint, a run folder, nor a run in {output_dir}",
+            path=Path(output_dir) / text,
+            hint="pass a run id (see `trainforge runs list`), a run folder, or a "
+            "checkpoint directory",
+        )
     if path.is_dir() and (path / "config.yaml").is_file() and not (path / "manifest.json").exists():
         return _run_checkpoints(path)
     directory, name = resolve_checkpoint(path)
