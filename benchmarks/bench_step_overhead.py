@@ -582,6 +582,9 @@ def startup(repeats: int, before: str | None = None) -> list[tuple[str, bool]]:
     cli = [python, "-m", "trainforge.cli"]
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         env = {**os.environ, "COLUMNS": "120", "TRAINFORGE_DB": f"sqlite:///{tmp}/tracking.db"}
+        # an installed package has its bytecode compiled (pip does it at install); a
+        # source checkout gets it from the warm-up run below, as a user's second command does
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         commands = {
             "import torch": [python, "-c", "import torch"],
             "import lightning.pytorch": [python, "-c", "import lightning.pytorch"],

@@ -22,6 +22,7 @@ from trainforge.cli import (
     _triggers_cmd,
     _ui_cmd,
 )
+from trainforge.cli._process import settle_for_exit
 from trainforge.errors import TrainforgeError
 from trainforge.logs import configure_logging
 
@@ -100,4 +101,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _entry_point() -> None:
-    sys.exit(main())
+    code = main()
+    settle_for_exit()  # this process is the CLI's own: its exit need not rescan torch's objects
+    sys.exit(code)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from trainforge.cli._output import console, print_table
+from trainforge.cli._process import paused_collector
 
 if TYPE_CHECKING:
     from trainforge.config import TrainingConfig
@@ -44,36 +45,37 @@ def train(
     ] = False,
 ) -> None:
     """Train a model: `trainforge train` alone trains the built-in digits task."""
-    from trainforge.config import load_config, split_cli_args
-    from trainforge.logs import configure_logging, format_value
+    with paused_collector():  # start-up allocates for good: see trainforge.cli._process
+        from trainforge.config import load_config, split_cli_args
+        from trainforge.logs import configure_logging, format_value
 
-    files, overrides = split_cli_args([*(args or []), *ctx.args])
-    if template is None and not files:
-        template = DEFAULT_TEMPLATE
-    config = load_config(*files, cli=overrides, preset=preset, template=template, env=env)
-    if print_config:
-        typer.echo(config.to_yaml(), nl=False)
-        return
-    from trainforge.train import process_rank
+        files, overrides = split_cli_args([*(args or []), *ctx.args])
+        if template is None and not files:
+            template = DEFAULT_TEMPLATE
+        config = load_config(*files, cli=overrides, preset=preset, template=template, env=env)
+        if print_config:
+            typer.echo(config.to_yaml(), nl=False)
+            return
+        from trainforge.train import process_rank
 
-    # a data-parallel run's other ranks run this command too: rank zero alone reports
-    rank_zero = process_rank(config) == 0
-    options = ctx.obj or {}
-    if not options.get("log_level_given"):
-        level = config.run.log_level if not dry_run and rank_zero else "WARNING"
-        # the global --log-format stays: only the level comes from the config
-        configure_logging(level, fmt=options.get("log_format", "text"))
-    # the overview is printed here, as a table, so the Trainer need not log it again
-    if rank_zero:
-        print_table(
-            "configuration (non-default values)",
-            ("key", "value", "provenance"),
-            [(k, format_value(v), p.render()) for k, v, p in config.overview_rows()],
-        )
-    if dry_run:
-        _dry_run(config)
-        return
-    from trainforge.train import Trainer
+        # a data-parallel run's other ranks run this command too: rank zero alone reports
+        rank_zero = process_rank(config) == 0
+        options = ctx.obj or {}
+        if not options.get("log_level_given"):
+            level = config.run.log_level if not dry_run and rank_zero else "WARNING"
+            # the global --log-format stays: only the level comes from the config
+            configure_logging(level, fmt=options.get("log_format", "text"))
+        # the overview is printed here, as a table, so the Trainer need not log it again
+        if rank_zero:
+            print_table(
+                "configuration (non-default values)",
+                ("key", "value", "provenance"),
+                [(k, format_value(v), p.render()) for k, v, p in config.overview_rows()],
+            )
+        if dry_run:
+            _dry_run(config)
+            return
+        from trainforge.train import Trainer
 
     results = Trainer(
         training_config=config,

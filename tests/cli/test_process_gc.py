@@ -1,0 +1,138 @@
+"""The CLI process pauses the garbage collector for start-up and settles it at exit.
+
+What a user relies on: the collector is back as it was once a command has started
+(in their own process too, where they call ``main``), and the finalizers of garbage
+still run when the ``trainforge`` process exits.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from trainforge.cli import main
+
+# A user model whose construction leaves a reference cycle behind, with a finalizer that
+# writes a file: the garbage Python's own exit would finalize.
+USER_MODULE = """
+import os
+from torch import nn
+
+
+class Leaves:
+    def __init__(self):
+        self.me = self
+
+    def __del__(self):
+        with open(os.environ["FINALIZED_MARKER"], "w") as f:
+            f.write("finalized")
+
+
+class Net(nn.Module):
+    def __init__(self, task_spec=None):
+        super().__init__()
+        Leaves()  # unreachable at once, but a cycle: only the collector frees it
+        self.net = nn.Linear(task_spec.input_dim, task_spec.num_classes)
+
+    def forward(self, x):
+        return self.net(x)
+"""
+
+CONFIG = """
+task: {name: blobs, num_classes: 2, input_dim: 4}
+model: {name: "userlab.net:Net"}
+data: {name: "userlab.data:blobs"}
+"""
+
+DATA_MODULE = """
+import torch
+from torch.utils.data import TensorDataset
+
+
+def blobs(val_split: float = 0.2, seed: int = 0):
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(seed))
+    y = (x[:, 0] > 0).long()
+    return TensorDataset(x[:48], y[:48]), TensorDataset(x[48:], y[48:])
+"""
+
+
+def test_the_garbage_a_command_leaves_is_finalized_when_the_process_exits(tmp_path: Path):
+    package = tmp_path / "userlab"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "net.py").write_text(USER_MODULE)
+    (package / "data.py").write_text(DATA_MODULE)
+    (tmp_path / "run.yaml").write_text(CONFIG)
+    marker = tmp_path / "finalized.txt"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
+        "FINALIZED_MARKER": str(marker),
+        "TRAINFORGE_DB": f"sqlite:///{tmp_path / 'tracking.db'}",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "trainforge.cli", "train", "run.yaml", "--dry-run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "dry run: nothing was trained" in result.stdout
+    assert marker.read_text() == "finalized"
+
+
+def test_settling_for_exit_runs_finalizers_and_freezes_what_is_left(tmp_path: Path):
+    script = textwrap.dedent(
+        """
+        import gc, sys
+        from trainforge.cli._process import settle_for_exit
+
+        class Cycle:
+            def __init__(self):
+                self.me = self
+            def __del__(self):
+                print("finalized", flush=True)
+
+        kept = Cycle()  # still reachable at exit: frozen, not rescanned
+        Cycle()
+        settle_for_exit()
+        print("frozen", gc.get_freeze_count() > 0, "enabled", gc.isenabled(), flush=True)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.splitlines() == ["finalized", "frozen True enabled True"]
+
+
+@pytest.mark.parametrize(
+    ("args", "exit_code"),
+    [
+        (["train", "--print-config"], 0),
+        (["train", "--dry-run", "trainer.engine=plain"], 0),
+        (["train", "--dry-run", "optim.lr=-1"], 1),  # refused
+        (["train", "--dry-run", "no.such.key=1"], 1),
+    ],
+)
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_the_train_command_leaves_the_collector_as_it_found_it(
+    tmp_path: Path, monkeypatch, capsys, args: list[str], exit_code: int, enabled_before: bool
+):
+    monkeypatch.chdir(tmp_path)
+    if not enabled_before:
+        gc.disable()
+    try:
+        code = main([*args, f"run.output_dir={tmp_path}"])
+        assert gc.isenabled() is enabled_before
+    finally:
+        gc.enable()
+    assert code == exit_code
+    assert gc.get_freeze_count() == 0  # only the CLI's own process freezes anything
