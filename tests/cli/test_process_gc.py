@@ -1,8 +1,8 @@
 """The CLI process pauses the garbage collector for start-up and settles it at exit.
 
 What a user relies on: the collector is back as it was once a command has started
-(in their own process too, where they call ``main``), and the finalizers of garbage
-still run when the ``trainforge`` process exits.
+(in their own process too, where they call ``main``, which freezes nothing), and the
+finalizers of garbage still run in the ``trainforge`` process.
 """
 
 from __future__ import annotations
@@ -89,28 +89,34 @@ def test_the_garbage_a_command_leaves_is_finalized_when_the_process_exits(tmp_pa
     assert marker.read_text() == "finalized"
 
 
-def test_settling_for_exit_runs_finalizers_and_freezes_what_is_left(tmp_path: Path):
+def test_in_its_own_process_the_pause_ends_by_finalizing_garbage_and_freezing_the_rest():
     script = textwrap.dedent(
         """
-        import gc, sys
-        from trainforge.cli._process import settle_for_exit
+        import gc
+        from trainforge.cli._process import claim_process, paused_collector
 
         class Cycle:
-            def __init__(self):
-                self.me = self
+            def __init__(self, name):
+                self.me, self.name = self, name
             def __del__(self):
-                print("finalized", flush=True)
+                print("finalized", self.name, flush=True)
 
-        kept = Cycle()  # still reachable at exit: frozen, not rescanned
-        Cycle()
-        settle_for_exit()
-        print("frozen", gc.get_freeze_count() > 0, "enabled", gc.isenabled(), flush=True)
+        claim_process()
+        with paused_collector():
+            kept = Cycle("kept")  # alive after start-up: frozen, never rescanned
+            Cycle("garbage")
+            print("paused", gc.isenabled(), gc.get_freeze_count() > 0, flush=True)
+        print("after", gc.isenabled(), gc.get_freeze_count() > 0, flush=True)
         """
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
-    assert result.stdout.splitlines() == ["finalized", "frozen True enabled True"]
+    assert result.stdout.splitlines() == [
+        "paused False False",
+        "finalized garbage",
+        "after True True",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from trainforge.cli import (
     _triggers_cmd,
     _ui_cmd,
 )
-from trainforge.cli._process import settle_for_exit
+from trainforge.cli._process import claim_process, settle_for_exit
 from trainforge.errors import TrainforgeError
 from trainforge.logs import configure_logging
 
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _entry_point() -> None:
+    claim_process()  # this process is the CLI's own: see trainforge.cli._process
     code = main()
-    settle_for_exit()  # this process is the CLI's own: its exit need not rescan torch's objects
+    settle_for_exit()
     sys.exit(code)
