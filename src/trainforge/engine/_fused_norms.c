@@ -60,25 +60,32 @@ enum { DL_CPU = 1, DL_FLOAT = 2 };
 
 static PyObject *grad_name;
 
-/* The sum of squares, in double: a float32 square never overflows it. */
+/* The sum of squares, in double: a float32 square never overflows it. Sixteen running sums,
+ * so that the adds do not wait on each other (one sum is bound by the add's latency: about
+ * one element a cycle); the compiler turns them into four vector sums. */
+#define SUMS 16
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 __attribute__((target_clones("avx2", "default")))
 #endif
 static double sum_of_squares(const float *x, int64_t n) {
-    double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+    double sums[SUMS] = {0.0};
     int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        double x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
-        a0 += x0 * x0;
-        a1 += x1 * x1;
-        a2 += x2 * x2;
-        a3 += x3 * x3;
+    for (; i + SUMS <= n; i += SUMS) {
+        for (int j = 0; j < SUMS; j++) {
+            double v = x[i + j];
+            sums[j] += v * v;
+        }
     }
     for (; i < n; i++) {
         double v = x[i];
-        a0 += v * v;
+        sums[0] += v * v;
     }
-    return (a0 + a1) + (a2 + a3);
+    for (int width = SUMS / 2; width > 0; width /= 2) {
+        for (int j = 0; j < width; j++) {
+            sums[j] += sums[j + width];
+        }
+    }
+    return sums[0];
 }
 
 /* The DLTensor inside a capsule from to_dlpack (either DLPack ABI), or NULL. */
