@@ -62,7 +62,7 @@ def blobs(val_split: float = 0.2, seed: int = 0):
 """
 
 
-def test_the_garbage_a_command_leaves_is_finalized_when_the_process_exits(tmp_path: Path):
+def test_the_garbage_a_command_leaves_is_still_finalized_in_the_trainforge_process(tmp_path: Path):
     package = tmp_path / "userlab"
     package.mkdir()
     (package / "__init__.py").write_text("")

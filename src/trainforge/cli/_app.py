@@ -22,7 +22,7 @@ from trainforge.cli import (
     _triggers_cmd,
     _ui_cmd,
 )
-from trainforge.cli._process import claim_process, settle_for_exit
+from trainforge.cli._process import claim_process, collect_and_freeze
 from trainforge.errors import TrainforgeError
 from trainforge.logs import configure_logging
 
@@ -103,5 +103,5 @@ def main(argv: list[str] | None = None) -> int:
 def _entry_point() -> None:
     claim_process()  # this process is the CLI's own: see trainforge.cli._process
     code = main()
-    settle_for_exit()
+    collect_and_freeze()
     sys.exit(code)

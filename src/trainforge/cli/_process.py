@@ -20,7 +20,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["claim_process", "paused_collector", "settle_for_exit"]
+__all__ = ["claim_process", "collect_and_freeze", "paused_collector"]
 
 _claimed = False
 
@@ -41,11 +41,11 @@ def paused_collector() -> Iterator[None]:
     finally:
         if was_enabled:
             if _claimed:
-                settle_for_exit()
+                collect_and_freeze()
             gc.enable()
 
 
-def settle_for_exit() -> None:
+def collect_and_freeze() -> None:
     """Collect the garbage once, then freeze the rest: later scans skip it."""
     gc.collect()
     gc.freeze()
