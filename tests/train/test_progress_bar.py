@@ -66,6 +66,7 @@ def test_both_drivers_draw_the_same_bar_on_a_terminal(workdir, engine):
     )
     assert code == 0, output[-3000:]
     assert "samples/s" in output and "loss " in output  # the bar's status, as on plain
+    assert "  lr " in output  # the learning rate, read from the run's optimizer
     assert "Epoch 0/" not in output  # not Lightning's own bar
 
 
@@ -91,3 +92,20 @@ def test_a_step_is_a_count_the_bar_catches_up_on():
         task = progress._progress.tasks[0]
         assert task.completed == 64  # one update so far: the first step's
     assert progress._progress is None  # closed, pending steps drawn
+
+
+def test_the_learning_rate_is_read_only_when_the_status_is_redrawn():
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    reads = []
+
+    def lr() -> float:
+        reads.append(1)
+        return 0.125
+
+    with TrainingProgress(64_000, console=console, update_s=3600) as progress:
+        progress.track_lr(lr)
+        for _ in range(1000):
+            progress.advance(64, loss=0.5)
+        status = progress._progress.tasks[0].fields["status"]
+    assert len(reads) == 1  # the first step's update: the only redraw of the status
+    assert "loss 0.5000  lr 1.25e-01" in status

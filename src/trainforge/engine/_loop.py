@@ -165,7 +165,8 @@ class TrainingLoop:
         on_step: Called after each optimizer step; returning True stops the epoch.
         max_steps: Stop once the accumulator has taken this many optimizer steps.
         max_batches: Train on at most this many batches per epoch (``limit_train_batches``).
-        progress: Anything with ``advance(samples, loss)``; a progress bar.
+        progress: Anything with ``advance(samples, loss)`` and ``track_lr(source)``; a
+            progress bar.
         forward_inputs: How batches map to the forward's arguments (None: by name).
     """
 
@@ -223,6 +224,9 @@ class TrainingLoop:
         samples = 0
         batches = 0
         completed = True
+        if scheduler is not None and self.progress is not None:
+            # read when the bar's status is redrawn, not on every step
+            self.progress.track_lr(lambda: scheduler.get_last_lr()[0])
         for index, raw, last in _marking_last(dataloader, total):
             if total is not None and index >= total:
                 break
@@ -247,8 +251,6 @@ class TrainingLoop:
                 continue
             if scheduler is not None:
                 scheduler.step()
-                if self.progress is not None:
-                    self.progress.set_lr(scheduler.get_last_lr()[0])
             step = self.accumulator.effective_step
             info = StepInfo(
                 step, epoch, batches, samples_before + samples, loss.detach(), scheduler

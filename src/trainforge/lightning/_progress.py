@@ -51,16 +51,17 @@ class RunProgressBar(ProgressBar):
         progress = TrainingProgress(_total_samples(trainer), console=self.console)
         if progress.enabled:  # off a terminal: no bar, and no per-batch work either
             self.progress = progress.__enter__()
+            if trainer.optimizers:
+                optimizer = trainer.optimizers[0]
+                progress.track_lr(lambda: optimizer.param_groups[0]["lr"])
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, *_: Any
     ) -> None:
-        """Count the batch's samples; show the loss and the learning rate now and then."""
+        """Count the batch's samples; show the loss (and the learning rate) now and then."""
         progress = self.progress
         if progress is None:
             return
-        if trainer.optimizers:
-            progress.set_lr(trainer.optimizers[0].param_groups[0]["lr"])
         # the run's module has already sized the batch (sizing it again costs ~4 us a step)
         size = getattr(pl_module, "last_train_batch_size", 0) or batch_size_of(as_batch_dict(batch))
         progress.advance(size, getattr(pl_module, "last_train_loss", None))
