@@ -160,3 +160,21 @@ def test_channels_last_gradients_settle_on_torchs_read():
         expected = [torch.linalg.vector_norm(p.grad).item() for p in model.parameters()]
         assert list(monitor.last_layer_norms().values())[:-1] == pytest.approx(expected, rel=1e-6)
     assert not monitor._plan.fused and monitor._plan.plain
+
+
+def test_a_layer_without_gradients_leaves_the_other_layers_norms_as_they_were():
+    """A frozen layer sends the check down the general read: the same norms come back."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
+    model(torch.randn(64, 784)).square().mean().backward()
+    whole = GradientMonitor()
+    assert whole.step_is_healthy(model)
+    model[2].weight.grad = model[2].bias.grad = None  # as a frozen layer leaves them
+    partial = GradientMonitor()
+    assert partial.step_is_healthy(model)
+    assert not partial._plan.fused  # the general read
+    expected = {k: v for k, v in whole.last_layer_norms().items() if k.startswith("grad/0.")}
+    assert {k: v for k, v in partial.last_layer_norms().items() if k.startswith("grad/0.")} == (
+        expected
+    )
+    assert len(expected) == 2

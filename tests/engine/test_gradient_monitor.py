@@ -193,9 +193,8 @@ def test_the_boolean_check_agrees_with_the_full_report(values, frozen, dtype):
         assert _fields(fast.last_health()) == _fields(report)
         read = fast.last_layer_norms()
         expected = {f"grad/{n}/norm": v for n, v in zip(reference_names, reference or [])}
-        # float32 norms may come from the fused read, summed in double: within a float32 ulp
-        assert {k: v for k, v in read.items() if k != "grad/global_norm"} == pytest.approx(
-            expected, rel=2**-23, nan_ok=True
+        assert _nan_as_text({k: v for k, v in read.items() if k != "grad/global_norm"}) == (
+            _nan_as_text(expected)
         )
 
 
@@ -242,8 +241,9 @@ def test_gradients_that_leave_the_plain_path_are_read_by_the_general_one(change)
     change(model)
     assert monitor.step_is_healthy(model)
     expected = [v for _, v in zip(*per_parameter_norms(list(model.named_parameters())))]
-    read = [v for k, v in monitor.last_layer_norms().items() if k != "grad/global_norm"]
-    assert read == pytest.approx(expected, rel=2**-23)
+    assert [v for k, v in monitor.last_layer_norms().items() if k != "grad/global_norm"] == (
+        expected
+    )
     assert monitor.last_health().num_parameters == 4
 
 

@@ -123,16 +123,24 @@ def per_parameter_norms(
 
     The one host-device sync of a check: on a GPU the norms are stacked and copied
     together; on the CPU each is read where it is (a stack would cost an allocation).
+    Where every gradient present is one the compiled read takes (dense float32 on the
+    CPU), it reads them instead, so a norm has the same value whichever path reads it
+    (a model with frozen layers too).
     """
     names: list[str] = []
     grads: list[Tensor] = []
+    present: list[nn.Parameter] = []
     for name, param in named:
         grad = param.grad
         if grad is not None:
             names.append(name)
             grads.append(grad if grad.layout is torch.strided else _dense_values(grad))
+            present.append(param)
     if not grads:
         return names, None
+    fused = _fused_read(present)
+    if fused is not None:  # the same values as the plan's fused read, whichever path asks
+        return names, fused
     norms: Sequence[Tensor]
     with torch.no_grad():
         dtypes = {g.dtype for g in grads}
@@ -152,6 +160,15 @@ def per_parameter_norms(
         if norms[0].device.type == "cpu":
             return names, [n.item() for n in norms]
         return names, torch.stack(norms).tolist()
+
+
+def _fused_read(params: Sequence[nn.Parameter]) -> list[float] | None:
+    """The compiled read of these gradients' norms, or None where it does not apply."""
+    if _fused_norms is None:
+        return None
+    if torch.get_num_threads() != 1 and sum(p.numel() for p in params) > _FUSED_MAX_ELEMENTS:
+        return None
+    return _fused_norms.norms(tuple(params), to_dlpack, Tensor)
 
 
 def _dense_values(grad: Tensor) -> Tensor:
