@@ -59,11 +59,9 @@ class NormPlan:
         self._buffer = torch.empty(len(self.params), dtype=torch.float32)
         self._slots = list(zip(self.params, self._buffer.unbind()))
         # plain parameters only: a tensor subclass (DTensor) holds its values elsewhere
-        self.can_fuse = _fused_norms is not None and all(
+        self.can_fuse = _fits_fused_read(self.params) and all(
             type(p) is nn.Parameter and p.dtype is torch.float32 and p.is_cpu for p in self.params
         )
-        if sum(p.numel() for p in self.params) > _FUSED_MAX_ELEMENTS:
-            self.can_fuse = self.can_fuse and torch.get_num_threads() == 1
         # tried first; off once it declines, until a general read finds contiguous plain
         # gradients again (channels-last gradients stay on the buffer path)
         self.fused = self.can_fuse
@@ -138,9 +136,11 @@ def per_parameter_norms(
             present.append(param)
     if not grads:
         return names, None
-    fused = _fused_read(present)
-    if fused is not None:  # the same values as the plan's fused read, whichever path asks
-        return names, fused
+    first = grads[0]  # a cheap refusal of GPU and half-precision runs; the read checks all
+    if first.dtype is torch.float32 and first.is_cpu and _fits_fused_read(present):
+        fused = _fused_norms.norms(tuple(present), to_dlpack, Tensor)
+        if fused is not None:  # the same values as the plan's fused read, whichever path asks
+            return names, fused
     norms: Sequence[Tensor]
     with torch.no_grad():
         dtypes = {g.dtype for g in grads}
@@ -162,13 +162,12 @@ def per_parameter_norms(
         return names, torch.stack(norms).tolist()
 
 
-def _fused_read(params: Sequence[nn.Parameter]) -> list[float] | None:
-    """The compiled read of these gradients' norms, or None where it does not apply."""
+def _fits_fused_read(params: Sequence[nn.Parameter]) -> bool:
+    """Whether the compiled read is built and faster than torch's kernels for ``params``."""
     if _fused_norms is None:
-        return None
-    if torch.get_num_threads() != 1 and sum(p.numel() for p in params) > _FUSED_MAX_ELEMENTS:
-        return None
-    return _fused_norms.norms(tuple(params), to_dlpack, Tensor)
+        return False
+    # torch's threaded kernels read a large model faster than the single-threaded loop
+    return torch.get_num_threads() == 1 or sum(p.numel() for p in params) <= _FUSED_MAX_ELEMENTS
 
 
 def _dense_values(grad: Tensor) -> Tensor:

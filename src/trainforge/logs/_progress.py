@@ -55,7 +55,6 @@ class TrainingProgress:
         self._last = 0.0
         self._next_update = 0.0
         self._pending = 0
-        self._lr: float | None = None
         self._lr_source: Callable[[], float] | None = None
 
     def __enter__(self) -> TrainingProgress:
@@ -92,10 +91,6 @@ class TrainingProgress:
             self._progress.stop()
             self._progress = None
 
-    def set_lr(self, lr: float) -> None:
-        """The learning rate shown next to the loss."""
-        self._lr = lr
-
     def track_lr(self, source: Callable[[], float]) -> None:
         """Show the learning rate ``source()`` returns, read only when the status is redrawn."""
         self._lr_source = source
@@ -118,9 +113,8 @@ class TrainingProgress:
             task = self._progress.tasks[0]
             speed = task.speed or 0.0
             status = f"loss {value:.4f}"
-            lr = self._lr if self._lr_source is None else self._lr_source()
-            if lr is not None:
-                status += f"  lr {lr:.2e}"
+            if self._lr_source is not None:
+                status += f"  lr {self._lr_source():.2e}"
             status += f"  {speed:,.0f} samples/s"
             self._progress.update(self._task, advance=samples, status=status)
         else:
