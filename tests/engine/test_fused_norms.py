@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +79,34 @@ def test_the_norms_are_torchs_float32_norms(grads):
         if not (_FLOAT32_MAX * (1 - 1e-4) < s < math.inf):
             # torch's vectorised sum overflows there, its scalar path (few elements) does not
             assert norm == pytest.approx(torch.linalg.vector_norm(t).item(), rel=1e-4, nan_ok=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    grads=st.lists(
+        hnp.arrays(np.float32, st.integers(0, 300), elements=_VALUES), min_size=1, max_size=4
+    )
+)
+def test_the_vector_loop_and_the_portable_loop_read_the_same_norms(grads):
+    """A norm has one value whichever loop the processor runs, to the last bit."""
+    params = tuple(_param(torch.from_numpy(g)) for g in grads)
+    vector = fused.vector_loop()
+    try:
+        fused.vector_loop(False)
+        portable = _norms(params)
+        fused.vector_loop(True)
+        fast = _norms(params)
+    finally:
+        fused.vector_loop(vector)
+    assert np.array_equal(np.array(fast), np.array(portable), equal_nan=True)
+
+
+def test_ci_runs_the_vector_loop_where_the_processor_has_it():
+    """On x86-64 with AVX2 and FMA the vector loop is chosen at import."""
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = cpuinfo.read_text() if cpuinfo.exists() else ""
+    if os.environ.get("CI") == "true" and " avx2" in flags and " fma" in flags:
+        assert fused.vector_loop()
 
 
 def test_views_at_an_offset_are_read_where_they_start():

@@ -14,6 +14,10 @@
  *     tensor_type (a subclass such as DTensor wraps data held elsewhere: its own pointer is
  *     not its values), or is not a dense float32 CPU tensor; the caller then reads the norms
  *     with torch.
+ *
+ * vector_loop([enable]) -> bool
+ *     Whether the sums run in the AVX2 loop (chosen at import where the processor has AVX2
+ *     and FMA); False selects the portable loop, which adds in the same order.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -60,23 +64,56 @@ enum { DL_CPU = 1, DL_FLOAT = 2 };
 
 static PyObject *grad_name;
 
-/* The sum of squares, in double: a float32 square never overflows it. Sixteen running sums,
- * so that the adds do not wait on each other (one sum is bound by the add's latency: about
- * one element a cycle); the compiler turns them into four vector sums. */
-#define SUMS 16
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-static double sum_of_squares(const float *x, int64_t n) {
-    double sums[SUMS] = {0.0};
-    int64_t i = 0;
-    for (; i + SUMS <= n; i += SUMS) {
+/* The sum of squares, in double: a float32 square never overflows it, and is exact (24
+ * significant bits squared fit in double's 53), so a fused multiply-add rounds as a multiply
+ * then an add does. SUMS running sums, so that the adds do not wait on each other (one sum is
+ * bound by the add's latency: about one element a cycle): sums[j] takes elements j, j + SUMS,
+ * j + 2 * SUMS, ... Every build adds in that order, so a norm has one value on every machine. */
+#define SUMS 32
+
+/* sums[j] += x[b * SUMS + j]^2 for each of the first `blocks` blocks: the portable loop. */
+static void add_blocks(double *sums, const float *x, int64_t blocks) {
+    for (int64_t b = 0; b < blocks; b++, x += SUMS) {
         for (int j = 0; j < SUMS; j++) {
-            double v = x[i + j];
+            double v = x[j];
             sums[j] += v * v;
         }
     }
-    for (; i < n; i++) {
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_AVX2_BLOCKS 1
+static int avx2_available = 0; /* the processor has AVX2 and FMA (set at import) */
+
+/* add_blocks with AVX2 and FMA: eight vectors of four doubles hold the 32 sums (lane l of
+ * vector v is sums[4 * v + l]); each vector widens four floats straight from memory. */
+__attribute__((target("avx2,fma"))) static void add_blocks_avx2(double *sums, const float *x,
+                                                                 int64_t blocks) {
+    __m256d acc[SUMS / 4];
+    for (int v = 0; v < SUMS / 4; v++) {
+        acc[v] = _mm256_loadu_pd(sums + 4 * v);
+    }
+    for (int64_t b = 0; b < blocks; b++, x += SUMS) {
+        for (int v = 0; v < SUMS / 4; v++) {
+            __m256d d = _mm256_cvtps_pd(_mm_loadu_ps(x + 4 * v));
+            acc[v] = _mm256_fmadd_pd(d, d, acc[v]);
+        }
+    }
+    for (int v = 0; v < SUMS / 4; v++) {
+        _mm256_storeu_pd(sums + 4 * v, acc[v]);
+    }
+}
+#endif
+
+/* add_blocks, or its AVX2 form where the processor has AVX2 and FMA (chosen at import). */
+static void (*add_blocks_fastest)(double *, const float *, int64_t) = add_blocks;
+
+static double sum_of_squares(const float *x, int64_t n) {
+    double sums[SUMS] = {0.0};
+    int64_t blocks = n / SUMS;
+    add_blocks_fastest(sums, x, blocks);
+    for (int64_t i = blocks * SUMS; i < n; i++) {
         double v = x[i];
         sums[0] += v * v;
     }
@@ -187,7 +224,26 @@ static PyObject *norms(PyObject *self, PyObject *args) {
     return result;
 }
 
+/* vector_loop(False) selects the portable loop (tests check that the two give the same sums),
+ * vector_loop(True) the AVX2 one where the processor has it; it returns whether AVX2 is used. */
+static PyObject *vector_loop(PyObject *self, PyObject *args) {
+    int enable = -1;
+    if (!PyArg_ParseTuple(args, "|p:vector_loop", &enable)) {
+        return NULL;
+    }
+#ifdef HAVE_AVX2_BLOCKS
+    if (enable >= 0) {
+        add_blocks_fastest = enable && avx2_available ? add_blocks_avx2 : add_blocks;
+    }
+    return PyBool_FromLong(add_blocks_fastest == add_blocks_avx2);
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 static PyMethodDef methods[] = {
+    {"vector_loop", vector_loop, METH_VARARGS,
+     "vector_loop([enable]) -> bool: select the AVX2 or portable loop; whether AVX2 is used."},
     {"norms", norms, METH_VARARGS,
      "norms(params, to_dlpack, tensor_type) -> list[float] | None: float32 CPU gradient norms."},
     {NULL, NULL, 0, NULL},
@@ -199,9 +255,16 @@ static struct PyModuleDef module = {
 };
 
 /* Raised whenever norms() changes: a build left from older sources is not used. */
-#define INTERFACE_VERSION 1
+#define INTERFACE_VERSION 2
 
 PyMODINIT_FUNC PyInit__fused_norms(void) {
+#ifdef HAVE_AVX2_BLOCKS
+    __builtin_cpu_init();
+    avx2_available = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (avx2_available) {
+        add_blocks_fastest = add_blocks_avx2;
+    }
+#endif
     grad_name = PyUnicode_InternFromString("grad");
     if (grad_name == NULL) {
         return NULL;

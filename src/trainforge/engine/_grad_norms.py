@@ -24,7 +24,7 @@ try:
 except ImportError:  # built without a C compiler: torch kernels read the norms
     _fused_norms = None  # type: ignore[assignment]
 else:
-    if getattr(_fused_norms, "INTERFACE_VERSION", None) != 1:  # built from older sources
+    if getattr(_fused_norms, "INTERFACE_VERSION", None) != 2:  # built from older sources
         _fused_norms = None  # type: ignore[assignment]
 
 # Above this many gradient elements torch's norm kernels, which use every intra-op thread,
