@@ -378,6 +378,7 @@ def _spawn(
         target=serve, args=(variant, uses_lightning, child, src, terminal), daemon=True
     )
     worker.start()
+    child.close()  # a worker that dies ends the parent's recv() (EOFError), not hangs it
     return worker, parent
 
 
@@ -561,6 +562,7 @@ def attribution(drivers: list[str], terminal: bool) -> list[tuple[str, bool]]:
             target=serve_attribution, args=(engine, terminal, child), daemon=True
         )
         worker.start()
+        child.close()  # a worker that dies ends recv() with EOFError instead of a hang
         figures = parent.recv()
         worker.join()
         checks += step_attribution.print_attribution(engine, figures, FEATURE_TARGET_US)

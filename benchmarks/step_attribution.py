@@ -34,7 +34,7 @@ from typing import Any
 # feature -> (module, class, methods): each feature's per-step (and per-epoch) code
 ENTRY_POINTS: dict[str, list[tuple[str, str, tuple[str, ...]]]] = {
     "progress bar": [
-        ("trainforge.logs._progress", "TrainingProgress", ("advance", "set_lr")),
+        ("trainforge.logs._progress", "TrainingProgress", ("advance",)),
         ("trainforge.lightning._progress", "RunProgressBar", ("on_train_batch_end",)),
     ],
     "lr monitor": [

@@ -445,6 +445,7 @@ def main() -> None:
         parent, child = context.Pipe()
         worker = context.Process(target=target, args=(*args, child), daemon=True)
         worker.start()
+        child.close()  # a worker that dies ends recv() with EOFError instead of a hang
         workers.append(worker)
         return parent
 

@@ -5,8 +5,9 @@ the same object is silent and the epoch summaries in the log say the same thing.
 drivers draw this bar (the Lightning driver through a thin ``ProgressBar`` callback).
 
 A step costs a counter increment: the bar itself is updated at most every
-``update_s`` seconds and redrawn four times a second (each redraw costs Rich about a
-millisecond, on its own thread), and the learning rate is read only when the status
+``update_s`` seconds and redrawn four times a second on Rich's own thread, as one line
+without Rich's table layout (:class:`~trainforge.logs._progress_line.LineProgress`:
+about 0.2 ms a redraw instead of 1 ms), and the learning rate is read only when the status
 line is rebuilt, so a fast step loop does not pay for the terminal.
 """
 
@@ -63,13 +64,14 @@ class TrainingProgress:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
-                Progress,
                 TextColumn,
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
 
-            self._progress = Progress(
+            from trainforge.logs._progress_line import LineProgress
+
+            self._progress = LineProgress(
                 TextColumn("[bold]train"),
                 BarColumn(),
                 MofNCompleteColumn(),
