@@ -72,7 +72,8 @@ def _drawn(progress_type: type, width: int, total: int | None, completed: int) -
     out = io.StringIO()
     console = Console(file=out, width=width, force_terminal=True, color_system="truecolor")
     progress = progress_type(*_columns(), console=console, get_time=lambda: 42.0)
-    task = progress.add_task("train", total=total, status="loss 0.1234  lr 1.00e-03  9,876 samples/s")
+    status = "loss 0.1234  lr 1.00e-03  9,876 samples/s"
+    task = progress.add_task("train", total=total, status=status)
     progress.update(task, completed=completed)
     console.print(progress.make_tasks_table(progress.tasks))
     return out.getvalue()
@@ -85,7 +86,8 @@ def test_the_one_line_bar_draws_what_richs_table_draws(total, completed):
 
     from trainforge.logs._progress_line import LineProgress
 
-    line, table = _drawn(LineProgress, 120, total, completed), _drawn(Progress, 120, total, completed)
+    line = _drawn(LineProgress, 120, total, completed)
+    table = _drawn(Progress, 120, total, completed)
     if total is None:  # no time remaining: the table pads the empty cell with a coloured space
         table = table.replace("\x1b[36m \x1b[0m\n", "\n")
     assert line == table
