@@ -146,9 +146,19 @@ def _merge(new: Any) -> list[tuple[str, Any]]:
     ]
 
 
+# The summaries' upsert, built once per statement family: building the expression costs
+# more than the rows it writes on a flush of a few hundred values (the writer's every flush).
+_UPSERTS: dict[str, Any] = {}
+
+
 def _upsert_summaries(conn: Connection, run_id: int, summary: dict[str, list[Any]]) -> None:
     table = metric_summaries
-    stmt = upsert(conn.dialect, table, [table.c.run_id, table.c.key], _merge)
+    family = "mysql" if is_mysql(conn.dialect) else conn.dialect.name
+    stmt = _UPSERTS.get(family)
+    if stmt is None:
+        stmt = _UPSERTS[family] = upsert(
+            conn.dialect, table, [table.c.run_id, table.c.key], _merge
+        )
     params = [
         {
             "run_id": run_id,
