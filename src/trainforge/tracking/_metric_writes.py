@@ -156,9 +156,7 @@ def _upsert_summaries(conn: Connection, run_id: int, summary: dict[str, list[Any
     family = "mysql" if is_mysql(conn.dialect) else conn.dialect.name
     stmt = _UPSERTS.get(family)
     if stmt is None:
-        stmt = _UPSERTS[family] = upsert(
-            conn.dialect, table, [table.c.run_id, table.c.key], _merge
-        )
+        stmt = _UPSERTS[family] = upsert(conn.dialect, table, [table.c.run_id, table.c.key], _merge)
     params = [
         {
             "run_id": run_id,
