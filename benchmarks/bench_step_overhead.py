@@ -39,9 +39,10 @@ stream to ``/dev/null`` that reports a terminal (``--no-terminal`` keeps this pr
 stderr, where a file or a pipe means no bar).
 
 In-run attribution (``step_attribution.py``, ``--skip-attribution`` to leave it out): one
-more worker per driver trains the defaults with each feature's entry points timed,
-exclusive of each other, and the CPU time of the threads a feature starts, so every
-feature's cost comes from one run on the same steps. It leaves out a feature's effect on
+more worker per driver and round (the drivers taking turns) trains the defaults with each
+feature's entry points timed, exclusive of each other, and the CPU time of the threads a
+feature starts, so every feature's cost comes from the same steps; each figure is the
+median over ``--rounds`` such runs. It leaves out a feature's effect on
 the code around it; the first code after ``backward`` (the gradient-health check) also
 pays cache misses that whatever ran next would pay without it, so its figure is an
 upper bound.
@@ -59,8 +60,8 @@ one cheap feature move by tens of microseconds on their own, in either direction
 feature that costs less than nothing is noise). With ``--skip-attribution`` the row
 differences are checked instead.
 
-Run: ``.venv/bin/python benchmarks/bench_step_overhead.py`` (about 4 minutes a round on
-an idle 2-core machine, 8 with ``--before``; ``--skip-lightning``, ``--skip-startup``;
+Run: ``.venv/bin/python benchmarks/bench_step_overhead.py`` (about 5 minutes a round on
+an idle 2-core machine, 10 with ``--before``; ``--skip-lightning``, ``--skip-startup``;
 ``--components`` for the older per-component measurements of ``step_components.py``).
 """
 
@@ -549,23 +550,38 @@ def serve_attribution(engine: str, terminal: bool, conn: Connection) -> None:
         raise
 
 
-def attribution(drivers: list[str], terminal: bool) -> list[tuple[str, bool]]:
-    """Time each feature inside one default run per driver (``step_attribution.py``)."""
+def attribution(drivers: list[str], terminal: bool, rounds: int = 1) -> list[tuple[str, bool]]:
+    """Time each feature inside default runs (``step_attribution.py``), medians per driver.
+
+    Each of ``rounds`` rounds starts one fresh worker per driver, the drivers taking turns.
+    """
     sys.path.insert(0, str(Path(__file__).parent))
     import step_attribution
 
-    checks = []
     context = mp.get_context("spawn")
+    samples: dict[str, list[dict[str, tuple[float, float, float]]]] = {d: [] for d in drivers}
+    for _ in range(rounds):
+        for engine in drivers:
+            parent, child = context.Pipe()
+            worker = context.Process(
+                target=serve_attribution, args=(engine, terminal, child), daemon=True
+            )
+            worker.start()
+            child.close()  # a worker that dies ends recv() with EOFError instead of a hang
+            samples[engine].append(parent.recv())
+            worker.join()
+    checks = []
     for engine in drivers:
-        parent, child = context.Pipe()
-        worker = context.Process(
-            target=serve_attribution, args=(engine, terminal, child), daemon=True
+        figures = {
+            feature: tuple(
+                statistics.median(sample[feature][i] for sample in samples[engine])
+                for i in range(3)
+            )
+            for feature in samples[engine][0]
+        }
+        checks += step_attribution.print_attribution(
+            engine, figures, FEATURE_TARGET_US, rounds=rounds
         )
-        worker.start()
-        child.close()  # a worker that dies ends recv() with EOFError instead of a hang
-        figures = parent.recv()
-        worker.join()
-        checks += step_attribution.print_attribution(engine, figures, FEATURE_TARGET_US)
     return checks
 
 
@@ -694,7 +710,7 @@ def main() -> None:
             drivers, args.rounds, args.before, terminal, feature_checks=args.skip_attribution
         )
     if not args.skip_attribution:
-        checks += attribution(drivers, terminal)
+        checks += attribution(drivers, terminal, args.rounds)
     if not args.skip_startup:
         checks += startup(args.startup_repeats, args.before)
     for label, ok in checks:

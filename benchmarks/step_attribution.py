@@ -172,10 +172,13 @@ def attribute(
 
 
 def print_attribution(
-    driver: str, figures: dict[str, tuple[float, float, float]], target_us: float
+    driver: str, figures: dict[str, tuple[float, float, float]], target_us: float, rounds: int = 1
 ) -> list[tuple[str, bool]]:
     """Print one driver's attributed costs; return the target checks (step path + threads)."""
-    print(f"-- in-run attribution, {driver} driver, defaults (time inside each feature's code)")
+    print(
+        f"-- in-run attribution, {driver} driver, defaults (time inside each feature's code"
+        f"{f', medians of {rounds} runs' if rounds > 1 else ''})"
+    )
     checks = []
     for feature, (step_us, calls, thread_us) in figures.items():
         total = step_us + thread_us
