@@ -46,32 +46,15 @@ def test_the_bar_drawn_at_a_terminal_ends_at_every_sample_trained(tmp_path, monk
     assert counts[-1] == ("160", "160")
 
 
-def _columns() -> tuple:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return (
-        TextColumn("[bold]train"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-
-
 def _drawn(progress_type: type, width: int, total: int | None, completed: int) -> str:
     """One frame of ``progress_type`` with the bar's columns, as a terminal receives it."""
     from rich.console import Console
 
+    from trainforge.logs._progress_line import training_columns
+
     out = io.StringIO()
     console = Console(file=out, width=width, force_terminal=True, color_system="truecolor")
-    progress = progress_type(*_columns(), console=console, get_time=lambda: 42.0)
+    progress = progress_type(*training_columns(), console=console, get_time=lambda: 42.0)
     status = "loss 0.1234  lr 1.00e-03  9,876 samples/s"
     task = progress.add_task("train", total=total, status=status)
     progress.update(task, completed=completed)

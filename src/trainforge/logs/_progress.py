@@ -61,23 +61,11 @@ class TrainingProgress:
     def __enter__(self) -> TrainingProgress:
         if self.enabled:
             from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
 
-            from trainforge.logs._progress_line import LineProgress
+            from trainforge.logs._progress_line import LineProgress, training_columns
 
             self._progress = LineProgress(
-                TextColumn("[bold]train"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[status]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
+                *training_columns(),
                 console=self.console or Console(stderr=True),
                 transient=True,
                 refresh_per_second=4,

@@ -15,11 +15,32 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
-from rich.progress import Progress, ProgressColumn, Task
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.segment import Segment
 from rich.text import Text
 
-__all__ = ["LineProgress"]
+__all__ = ["LineProgress", "training_columns"]
+
+
+def training_columns() -> tuple[ProgressColumn, ...]:
+    """The training bar's columns: label, bar, count, status (loss, lr, speed), times."""
+    return (
+        TextColumn("[bold]train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
 
 
 class LineProgress(Progress):
