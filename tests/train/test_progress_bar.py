@@ -55,18 +55,20 @@ def _on_a_terminal(workdir: Path, *args: str, timeout: float = 240) -> tuple[int
     return process.returncode, b"".join(chunks).decode("utf-8", "replace")
 
 
+@pytest.mark.parametrize("schedule", ["none", "cosine"])
 @pytest.mark.parametrize("engine", ["plain", "lightning"])
-def test_both_drivers_draw_the_same_bar_on_a_terminal(workdir, engine):
+def test_both_drivers_draw_the_same_bar_on_a_terminal(workdir, engine, schedule):
     code, output = _on_a_terminal(
         workdir,
         f"trainer.engine={engine}",
+        f"optim.scheduler={schedule}",
         "trainer.max_epochs=2",
         "trainer.limit_train_batches=12",
         "trainer.limit_val_batches=2",
     )
     assert code == 0, output[-3000:]
     assert "samples/s" in output and "loss " in output  # the bar's status, as on plain
-    assert "  lr " in output  # the learning rate, read from the run's optimizer
+    assert "  lr " in output  # the learning rate, read from the run's optimizer, schedule or not
     assert "Epoch 0/" not in output  # not Lightning's own bar
 
 

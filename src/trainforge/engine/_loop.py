@@ -165,8 +165,7 @@ class TrainingLoop:
         on_step: Called after each optimizer step; returning True stops the epoch.
         max_steps: Stop once the accumulator has taken this many optimizer steps.
         max_batches: Train on at most this many batches per epoch (``limit_train_batches``).
-        progress: Anything with ``advance(samples, loss)`` and ``track_lr(source)``; a
-            progress bar.
+        progress: Anything with ``advance(samples, loss)``; a progress bar.
         forward_inputs: How batches map to the forward's arguments (None: by name).
     """
 
@@ -224,9 +223,6 @@ class TrainingLoop:
         samples = 0
         batches = 0
         completed = True
-        if scheduler is not None and self.progress is not None:
-            # read when the bar's status is redrawn, not on every step
-            self.progress.track_lr(lambda: scheduler.get_last_lr()[0])
         for index, raw, last in _marking_last(dataloader, total):
             if total is not None and index >= total:
                 break

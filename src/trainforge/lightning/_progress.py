@@ -52,8 +52,7 @@ class RunProgressBar(ProgressBar):
         if progress.enabled:  # off a terminal: no bar, and no per-batch work either
             self.progress = progress.__enter__()
             if trainer.optimizers:
-                optimizer = trainer.optimizers[0]
-                progress.track_lr(lambda: optimizer.param_groups[0]["lr"])
+                progress.track_optimizer(trainer.optimizers[0])
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, *_: Any

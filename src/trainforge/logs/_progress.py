@@ -85,6 +85,11 @@ class TrainingProgress:
         """Show the learning rate ``source()`` returns, read only when the status is redrawn."""
         self._lr_source = source
 
+    def track_optimizer(self, optimizer: Any) -> None:
+        """Show the learning rate of the first parameter group of ``optimizer``."""
+        groups = optimizer.param_groups
+        self.track_lr(lambda: groups[0]["lr"])
+
     def advance(self, samples: int, loss: Any = None) -> None:
         """Count ``samples`` done; now and then show ``loss`` (reading it syncs)."""
         if self._progress is None:

@@ -255,6 +255,7 @@ def run_plain(run: RunAssembly) -> DriverOutcome:
         enabled=trainer.enable_progress_bar,
     ) as progress:
         loop.progress = progress if progress.enabled else None  # off a terminal: no calls
+        progress.track_optimizer(state.optimizer)
         while epoch < max_epochs and not reached_max_steps():
             policies.start_epoch(epoch)
             before = state.begin_epoch(epoch)
