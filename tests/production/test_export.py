@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from trainforge.checkpoint import CheckpointManager
 from trainforge.cli._app import main
 from trainforge.config import load_config
 from trainforge.engine import TaskSpec
-from trainforge.errors import BundleExistsError, ConfigError, ExportError
+from trainforge.errors import BundleExistsError, CheckpointError, ConfigError, ExportError
 from trainforge.jobs._export_job import ExportJob
 from trainforge.production import check_formats, create_export_bundle, read_bundle, verify_bundle
 from trainforge.tracking import TrackingStore
@@ -380,3 +381,48 @@ def test_a_run_whose_config_is_refused_now_still_leads_to_its_checkpoints(tmp_pa
     assert resolve_export_target(run_dir) == checkpoint
     job = ExportJob().validate({"checkpoint": str(run_dir)}, store_url="sqlite://")
     assert job["checkpoint"] == str(run_dir.resolve())
+
+
+@pytest.mark.parametrize("engine", ["plain", "lightning"])
+def test_a_run_on_a_model_object_names_what_does_not_fit_from_the_cli(tmp_path, capsys, engine):
+    """Its config records the default model: export and evaluate say so, exit 1, no traceback."""
+    torch.manual_seed(0)
+    x = torch.randn(96, 6)
+    y = (x.sum(1) > 0).long()
+    data = TensorDataset(x, y)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 2))
+    config = load_config(
+        cli=[
+            f"trainer.engine={engine}",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+            "task.name=mine",
+            "task.num_classes=2",
+            "task.input_dim=6",
+            f"run.output_dir={tmp_path / 'outputs'}",
+            f"tracking.database=sqlite:///{tmp_path / 'runs.db'}",
+            "loggers.tensorboard.enabled=false",
+        ]
+    )
+    result = Trainer(model, config).train(data, data)
+    checkpoint = result.checkpoint_path
+    for command in (
+        ["export", str(result.run_dir), "--format", "pytorch"],
+        ["evaluate", str(checkpoint)],
+    ):
+        assert main(command) == 1, command
+        out, err = capsys.readouterr()
+        assert f"the weights in {checkpoint}" in err and "model.name='mlp'" in err, err
+        assert "not in model: 0.weight" in err and "missing from checkpoint: net.0.weight" in err
+        assert "model.name=pkg.module:Class" in err  # how to fix it
+        assert "Traceback" not in out + err
+    assert not (result.run_dir / "export").exists()
+    # the model object itself fits: exported from Python, checked against its own outputs
+    bundle = export_checkpoint(checkpoint, formats="torchscript", model=model, sample_data=data)
+    assert bundle.shipped == ["torchscript"]
+    # a model object that is not the trained one: the same named error, for the object
+    with pytest.raises(CheckpointError) as info:
+        export_checkpoint(checkpoint, formats="pytorch", model=nn.Linear(6, 2), overwrite=True)
+    message = info.value.user_message()
+    assert "do not fit the model passed (Linear)" in message
+    assert "shape of" not in message and "not in model: 0.bias" in message

@@ -34,6 +34,7 @@ def evaluate_checkpoint(target: str | Path, *, split: str = "val") -> dict[str, 
     Raises:
         CheckpointNotFoundError: Nothing at ``target``.
         CheckpointCorruptedError: The checkpoint fails verification.
+        CheckpointError: Its weights do not fit the model its config builds.
         ConfigError: Unknown split, or the split is empty (``data.val_split`` 0).
     """
     if split not in SPLITS:
@@ -47,7 +48,9 @@ def evaluate_checkpoint(target: str | Path, *, split: str = "val") -> dict[str, 
     )
     spec = build.task_spec_from_config(config)
     model = build.build_model_for(config, spec)
-    model.load_state_dict(checkpoint["model_state_dict"])
+    build.load_checkpoint_weights(
+        model, checkpoint["model_state_dict"], checkpoint["path"], config=config
+    )
     train_data, val_data = build.build_datasets_for(config, spec)
     data = val_data if split == "val" else train_data
     if data is None or len(data) == 0:

@@ -162,6 +162,8 @@ def export_checkpoint(
 
     Raises:
         CheckpointCorruptedError: The checkpoint fails verification.
+        CheckpointError: Its weights do not fit the model (rebuilt from its config, or
+            ``model``).
         ExportError: An unknown format, or no format could be exported.
         BundleExistsError: ``output`` exists, ``overwrite`` is False and no earlier
             attempt of job ``job_id`` wrote it.
@@ -178,13 +180,16 @@ def export_checkpoint(
             )
         config = build.recorded_config(meta["config"], meta.get("config_provenance"), directory)
         spec = build.task_spec_from_config(config)
+        given = model is not None
         if model is None:
             model, recipe = build.build_model_for(config, spec), _recipe(config, spec)
         else:
             model = copy.deepcopy(model)
             cls = type(model)
             recipe = ModelRecipe(f"{cls.__module__}:{cls.__qualname__}")
-        model.load_state_dict(state["model_state_dict"])
+        build.load_checkpoint_weights(
+            model, state["model_state_dict"], directory, config=config, given=given
+        )
     if sample_data is None:
         sample: Any = _sample_inputs(config, spec, sample_size)
     else:  # a DataLoader's dataset; a stream is not read: the task's shape is used
