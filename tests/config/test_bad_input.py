@@ -111,6 +111,16 @@ def test_include_cycle_is_named(tmp_path, monkeypatch):
         load_config("a.yaml", environ={})
 
 
+@pytest.mark.parametrize("spelling", ["include: [base.yaml]", "extends: base.yaml"])
+def test_an_include_spelled_as_elsewhere_says_how_files_are_included(tmp_path, spelling):
+    write(tmp_path / "base.yaml", "optim:\n  lr: 0.5\n")
+    cfg = write(tmp_path / "a.yaml", spelling + "\n")
+    key = spelling.split(":")[0]
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg, environ={})
+    assert f"{key}: unknown key; a config file includes others with defaults: [" in str(info.value)
+
+
 def test_missing_include(tmp_path):
     cfg = write(tmp_path / "a.yaml", "defaults: [nowhere.yaml]\n")
     with pytest.raises(ConfigFileError, match="'nowhere.yaml' included by .*a.yaml"):

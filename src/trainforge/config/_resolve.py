@@ -211,6 +211,7 @@ _SYNONYMS = {
 
 # top-level keys that are another tool's flag for a config file, not a config section
 _FILE_FLAGS = frozenset({"config", "config_file", "config_path", "cfg", "config_name"})
+_INCLUDE_KEYS = frozenset({"include", "includes", "import", "imports", "extends", "inherit"})
 
 
 def _suggest(key: str) -> str | None:
@@ -309,6 +310,8 @@ def build_config(
         hint = f"; did you mean {guess}?" if guess else ""
         if key in _FILE_FLAGS:  # `--config file.yaml`, as other trainers spell it
             hint = "; a config file is given by its path alone: trainforge train path/to/file.yaml"
+        elif key.split(".")[0] in _INCLUDE_KEYS:  # as other config systems spell it
+            hint = "; a config file includes others with defaults: [base.yaml, ...]"
         issues.append(ConfigIssue(key, f"unknown key{hint}", _source_for(key, provenance)))
         _drop(data, key)  # keep validating the rest: report every problem at once
     for key in derive_values(data):
