@@ -337,6 +337,48 @@ def test_task_loss_model_without_a_model_loss_says_so(tmp_path):
         _train(_Classifier, config, _blobs(32))
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_data_that_gives_no_batch_is_refused_before_a_run_on_both_drivers(tmp_path, engine):
+    config = _config(tmp_path, engine, *TABULAR)
+    with pytest.raises(ConfigError) as info:
+        _train(_Classifier, config, [])
+    assert info.value.key == "data.name" and "the training data is empty (0 samples)" in str(
+        info.value
+    )
+    loader = DataLoader(_blobs(10), batch_size=16, drop_last=True)
+    with pytest.raises(ConfigError) as info:
+        _train(_Classifier, config, loader)
+    message = str(info.value)
+    assert info.value.key == "data.batch_size"
+    assert "10 samples in batches of 16 with drop_last" in message and "at most 10" in message
+    assert not (tmp_path / engine).exists()  # refused before the run folder
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_model_without_trainable_parameters_is_refused_on_both_drivers(tmp_path, engine):
+    def frozen() -> nn.Module:
+        return _Classifier().requires_grad_(False)
+
+    with pytest.raises(ConfigError) as info:
+        _train(frozen, _config(tmp_path, engine, *TABULAR), _blobs(32))
+    message = str(info.value)
+    assert (
+        "model.name: the model (_Classifier) has no trainable parameters (195 parameters" in message
+    )
+    assert "requires_grad_(True)" in message and "nothing was trained" in message
+    assert not (tmp_path / engine).exists()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_labels_that_are_not_tensors_are_named_by_type_on_both_drivers(tmp_path, engine):
+    data = [{"features": row["features"], "labels": "cat"} for row in _blobs(32)]
+    with pytest.raises(TrainingError) as info:
+        _train(_Classifier, _config(tmp_path, engine, *TABULAR), data)
+    message = str(info.value)
+    assert "the model or the loss cannot use this batch: AttributeError" in message
+    assert "batch: {'features': (16, 8), 'labels': 'list of 16 str'}" in message
+
+
 # -- Trainer() without a config ----------------------------------------------------------
 
 

@@ -116,15 +116,25 @@ def _marking_last(dataloader: Iterable[Any], total: int | None) -> Iterator[tupl
     yield index, pending, True
 
 
-BATCH_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, KeyError)
-"""What a model or a loss raises when a batch does not fit it (shapes, dtypes, keys)."""
+BATCH_ERRORS = (RuntimeError, ValueError, IndexError, TypeError, KeyError, AttributeError)
+"""What a model or a loss raises when a batch does not fit it (shapes, dtypes, keys, types)."""
+
+
+def _describe(value: Any) -> Any:
+    """A batch entry in a message: a tensor's shape, else its type (and its items' types)."""
+    if isinstance(value, Tensor):
+        return tuple(value.shape)
+    if isinstance(value, (list, tuple)) and value:
+        kinds = sorted({type(item).__name__ for item in value})
+        return f"{type(value).__name__} of {len(value)} {'/'.join(kinds)}"
+    return type(value).__name__
 
 
 def raise_batch_error(exc: BaseException, batch: Mapping[str, Any]) -> NoReturn:
     """Re-raise ``exc`` of the model or the loss as a TrainingError naming ``data.name``."""
     if isinstance(exc, TrainforgeError):
         raise exc
-    shapes = {k: tuple(v.shape) for k, v in batch.items() if isinstance(v, Tensor)}
+    shapes = {k: _describe(v) for k, v in batch.items()}
     raise TrainingError(
         f"the model or the loss cannot use this batch: {type(exc).__name__}: {exc}\n"
         f"  batch: {shapes}",

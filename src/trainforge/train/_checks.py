@@ -21,7 +21,14 @@ from trainforge.errors import ConfigError, ConfigIssue, did_you_mean
 from trainforge.train._build import data_parallel_size
 from trainforge.zoo import TASK_METRICS
 
-__all__ = ["ACCELERATORS", "check_run", "produced_metrics", "shard_plan", "with_data_pad_id"]
+__all__ = [
+    "ACCELERATORS",
+    "check_run",
+    "check_training_batches",
+    "produced_metrics",
+    "shard_plan",
+    "with_data_pad_id",
+]
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
@@ -152,6 +159,16 @@ def check_run(
         ConfigError: One issue per problem, each naming its key.
     """
     issues = _device_issues(config)
+    if model is not None and not any(p.requires_grad for p in model.parameters()):
+        count = sum(p.numel() for p in model.parameters())
+        issues.append(
+            ConfigIssue(
+                "model.name",
+                f"the model ({type(model).__name__}) has no trainable parameters "
+                f"({count:,} parameters, none with requires_grad): there is nothing to train; "
+                "unfreeze some (parameter.requires_grad_(True)) or pass the model to train",
+            )
+        )
     plan = shard_plan(config)
     if plan is not None and model is not None:
         try:
@@ -197,6 +214,34 @@ def check_run(
             f"{'s' if len(issues) > 1 else ''}); nothing was trained",
             issues=issues,
         )
+
+
+def check_training_batches(samples: int | None, batches: int | None, batch_size: Any) -> None:
+    """Refuse training data that gives no batch: an epoch would train nothing.
+
+    Args:
+        samples: Training samples per epoch (None for a stream without a length).
+        batches: Batches per epoch of the training loader (None: unknown).
+        batch_size: The loader's batch size, for the message.
+
+    Raises:
+        ConfigError: The data is empty, or too small for one batch with ``drop_last``.
+    """
+    if batches != 0:
+        return
+    if not samples:
+        raise ConfigError(
+            "the training data is empty (0 samples): there is nothing to train on",
+            key="data.name",
+            hint="pass a dataset with samples to train(), or check data.name and data.kwargs",
+        )
+    raise ConfigError(
+        f"the training data gives no batch: {samples:,} samples in batches of {batch_size} "
+        "with drop_last, so every sample is dropped",
+        key="data.batch_size",
+        hint=f"use a batch size of at most {samples:,} (data.batch_size, or the DataLoader's "
+        "batch_size), or drop_last=False",
+    )
 
 
 def with_data_pad_id(spec: TaskSpec, train: Any, val: Any) -> TaskSpec:
