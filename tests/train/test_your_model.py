@@ -351,6 +351,13 @@ def test_data_that_gives_no_batch_is_refused_before_a_run_on_both_drivers(tmp_pa
     message = str(info.value)
     assert info.value.key == "data.batch_size"
     assert "10 samples in batches of 16 with drop_last" in message and "at most 10" in message
+    # an empty validation set: no val/ metric to monitor (not a loss of 0, not a missing one)
+    with pytest.raises(ConfigError) as info:
+        _train(_Classifier, config, _blobs(32), [])
+    assert info.value.key == "data.val_split" and "validation data gives no batch" in str(
+        info.value
+    )
+    assert "val_data=None" in str(info.value)
     assert not (tmp_path / engine).exists()  # refused before the run folder
 
 

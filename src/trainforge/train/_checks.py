@@ -16,15 +16,15 @@ from torch import nn
 
 from trainforge.config import TrainingConfig
 from trainforge.config._schema import SHARDED_STRATEGIES
-from trainforge.engine import LossStrategyRegistry, ShardPlan, TaskSpec
+from trainforge.engine import LossStrategyRegistry, ShardPlan, TaskSpec, loader_length
 from trainforge.errors import ConfigError, ConfigIssue, did_you_mean
 from trainforge.train._build import data_parallel_size
 from trainforge.zoo import TASK_METRICS
 
 __all__ = [
     "ACCELERATORS",
+    "check_batches",
     "check_run",
-    "check_training_batches",
     "produced_metrics",
     "shard_plan",
     "with_data_pad_id",
@@ -216,32 +216,39 @@ def check_run(
         )
 
 
-def check_training_batches(samples: int | None, batches: int | None, batch_size: Any) -> None:
-    """Refuse training data that gives no batch: an epoch would train nothing.
+def check_batches(datamodule: Any, *, has_validation: bool) -> None:
+    """Refuse training or validation data that gives no batch, before the run starts.
 
-    Args:
-        samples: Training samples per epoch (None for a stream without a length).
-        batches: Batches per epoch of the training loader (None: unknown).
-        batch_size: The loader's batch size, for the message.
+    An empty training set would train nothing; an empty validation set would have no
+    ``val/`` metric to monitor (the drivers would disagree on what it is).
 
     Raises:
-        ConfigError: The data is empty, or too small for one batch with ``drop_last``.
+        ConfigError: Naming the data and how to fix it.
     """
-    if batches != 0:
-        return
-    if not samples:
+    loader = datamodule.train_dataloader()
+    if loader_length(loader) == 0:
+        samples = datamodule.train_samples()
+        if not samples:
+            raise ConfigError(
+                "the training data is empty (0 samples): there is nothing to train on",
+                key="data.name",
+                hint="pass a dataset with samples to train(), or check data.name and data.kwargs",
+            )
+        size = getattr(loader, "batch_size", None)
         raise ConfigError(
-            "the training data is empty (0 samples): there is nothing to train on",
-            key="data.name",
-            hint="pass a dataset with samples to train(), or check data.name and data.kwargs",
+            f"the training data gives no batch: {samples:,} samples in batches of {size} "
+            "with drop_last, so every sample is dropped",
+            key="data.batch_size",
+            hint=f"use a batch size of at most {samples:,} (data.batch_size, or the "
+            "DataLoader's batch_size), or drop_last=False",
         )
-    raise ConfigError(
-        f"the training data gives no batch: {samples:,} samples in batches of {batch_size} "
-        "with drop_last, so every sample is dropped",
-        key="data.batch_size",
-        hint=f"use a batch size of at most {samples:,} (data.batch_size, or the DataLoader's "
-        "batch_size), or drop_last=False",
-    )
+    if has_validation and loader_length(datamodule.val_dataloader()) == 0:
+        raise ConfigError(
+            "the validation data gives no batch: no val/ metric could be computed",
+            key="data.val_split",
+            hint="pass val_data=None (or set trainer.limit_val_batches=0) to train without "
+            "validation, or give the validation set samples (a larger data.val_split)",
+        )
 
 
 def with_data_pad_id(spec: TaskSpec, train: Any, val: Any) -> TaskSpec:

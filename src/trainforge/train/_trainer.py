@@ -19,14 +19,14 @@ from typing import Any, Protocol, runtime_checkable
 from torch import nn
 
 from trainforge.config import TrainingConfig
-from trainforge.engine import TaskSpec, loader_length
+from trainforge.engine import TaskSpec
 from trainforge.errors import CheckpointNotFoundError, ConfigError, GradientHealthError
 from trainforge.hooks import HookEvent, HookManager
 from trainforge.logs import log_config_overview, set_process_label
 from trainforge.seeding import set_random_seed
 from trainforge.train import _build as build
 from trainforge.train._assembly import RunAssembly, assemble
-from trainforge.train._checks import check_run, check_training_batches, with_data_pad_id
+from trainforge.train._checks import check_batches, check_run, with_data_pad_id
 from trainforge.train._cluster import RankZeroChannel, join_process_group, locate_process
 from trainforge.train._plain import DriverOutcome, run_plain
 from trainforge.train._results import TrainingResults
@@ -159,8 +159,8 @@ class Trainer:
         check_run(config, spec, has_validation=has_validation, model=model)
         sdpa = build.apply_sdpa(config, model, train_data)
         datamodule = build.build_datamodule(config, train_data, val_data, spec)
-        loader = datamodule.train_dataloader()  # bad data settings fail here, before a run
-        check_training_batches(datamodule.train_samples(), loader_length(loader), loader.batch_size)
+        # bad data settings fail here, before a run starts
+        check_batches(datamodule, has_validation=has_validation)
         lightning = config.trainer.engine == "lightning"
         processes = build.data_parallel_size(config)
         if datamodule.streams and processes > 1:
