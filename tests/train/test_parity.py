@@ -260,3 +260,37 @@ def test_divergence_stops_and_names_the_last_good_checkpoint(tmp_path, engine, c
     for meta in manager.list_checkpoints():
         state = manager.load(meta.path, restore_rng=False)["model_state_dict"]
         assert all(torch.isfinite(t).all() for t in state.values()), meta.name
+
+
+def test_an_epoch_cut_by_max_steps_is_validated_and_not_counted_on_both_drivers(tmp_path):
+    """max_steps=6 with 4 batches an epoch ends inside epoch 1: both drivers validate it."""
+    results = {}
+    for engine in ("plain", "lightning"):
+        out = tmp_path / engine
+        config = load_config(
+            template="digits",
+            cli=[
+                f"trainer.engine={engine}",
+                f"run.output_dir={out}",
+                "tracking.enabled=false",
+                "trainer.max_epochs=3",
+                "trainer.max_steps=6",
+                "trainer.limit_train_batches=4",
+                "trainer.enable_progress_bar=false",
+                "loggers.tensorboard.enabled=false",
+            ],
+            environ={},
+        )
+        results[engine] = Trainer(Scripted(), config, log_config=False).train()
+    plain, lightning = results["plain"], results["lightning"]
+    for result in (plain, lightning):
+        assert (result.global_step, result.epochs_completed) == (6, 1)
+        summary = result.metrics_summary
+        assert summary["epoch"].tolist() == [0, 1]
+        assert not summary["val/loss"].isna().any()  # the cut epoch has its validation
+    assert (
+        plain.metrics_summary["val/loss"].tolist() == lightning.metrics_summary["val/loss"].tolist()
+    )
+    assert plain.best_epoch == lightning.best_epoch
+    assert plain.best_metric == pytest.approx(lightning.best_metric, rel=1e-6)  # val/acc
+    assert plain.checkpoint_path.name == lightning.checkpoint_path.name

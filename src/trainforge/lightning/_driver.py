@@ -19,6 +19,8 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
+from trainforge.lightning._callbacks import epoch_batches
+
 __all__ = ["FitOutcome", "fit"]
 
 
@@ -82,6 +84,11 @@ def fit(
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(path) if path else None)
     max_epochs = trainer_options.get("max_epochs")
     completed = trainer.current_epoch
+    processed, finished = epoch_batches(trainer)
+    max_steps = trainer.max_steps
+    if max_steps is not None and 0 < max_steps <= trainer.global_step and processed > 0:
+        # Lightning counts an epoch that max_steps cut short as completed; it is not
+        completed -= 0 if finished else 1
     if max_epochs is not None and max_epochs > 0 and not math.isinf(max_epochs):
         completed = min(completed, int(max_epochs))
     return FitOutcome(

@@ -185,12 +185,17 @@ class RunCallback(Callback):
             loss,
             save=self._saver(trainer, pl_module),
         )
+        if _max_steps_reached(trainer) and not epoch_batches(trainer)[1]:
+            # max_steps cuts the epoch here, and Lightning would end it unvalidated; a stop
+            # request makes it validate now, as the plain driver validates every epoch end
+            trainer.should_stop = True
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """``validation_end``; a validation inside an epoch is logged at once."""
         if trainer.sanity_checking:
             return
         _, at_end = epoch_batches(trainer)
+        at_end = at_end or _max_steps_reached(trainer)  # the validation of a cut epoch
         self._val = self.policies.end_validation(
             trainer.current_epoch,
             trainer.global_step,
@@ -210,12 +215,11 @@ class RunCallback(Callback):
             "system/epoch_time_s": seconds,
             "system/throughput": samples / seconds if seconds > 0 else 0.0,
         }
-        max_steps = trainer.max_steps
         final = (
             trainer.max_epochs is not None
             and trainer.max_epochs > 0
             and trainer.current_epoch + 1 >= trainer.max_epochs
-        ) or (max_steps is not None and max_steps > 0 and trainer.global_step >= max_steps)
+        ) or _max_steps_reached(trainer)
         outcome = self.policies.end_epoch(
             trainer.current_epoch,
             trainer.global_step,
@@ -230,3 +234,9 @@ class RunCallback(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """The final state is checkpointed if it has no checkpoint yet."""
         self.policies.end(trainer.global_step, save=self._saver(trainer, pl_module))
+
+
+def _max_steps_reached(trainer: pl.Trainer) -> bool:
+    """``trainer.max_steps`` optimizer steps are done (the fit ends after this batch)."""
+    max_steps = trainer.max_steps
+    return max_steps is not None and max_steps > 0 and trainer.global_step >= max_steps
