@@ -85,9 +85,10 @@ class _Anomalies:
         self.steps.append(step)
 
 
-def _run(tmp_path: Path, engine: str, *overrides: str, model: Scripted | None = None) -> Outcome:
+def _config(tmp_path: Path, engine: str, *overrides: str) -> Any:
+    """The scripted run's config: 3 epochs of 4 batches, every decision logged."""
     out = tmp_path / engine
-    config = load_config(
+    return load_config(
         template="digits",
         cli=[
             f"trainer.engine={engine}",
@@ -104,6 +105,11 @@ def _run(tmp_path: Path, engine: str, *overrides: str, model: Scripted | None = 
         ],
         environ={},
     )
+
+
+def _run(tmp_path: Path, engine: str, *overrides: str, model: Scripted | None = None) -> Outcome:
+    config = _config(tmp_path, engine, *overrides)
+    out = tmp_path / engine
     anomalies = _Anomalies()
     model = model or Scripted()
     error = results = None
@@ -266,21 +272,7 @@ def test_an_epoch_cut_by_max_steps_is_validated_and_not_counted_on_both_drivers(
     """max_steps=6 with 4 batches an epoch ends inside epoch 1: both drivers validate it."""
     results = {}
     for engine in ("plain", "lightning"):
-        out = tmp_path / engine
-        config = load_config(
-            template="digits",
-            cli=[
-                f"trainer.engine={engine}",
-                f"run.output_dir={out}",
-                "tracking.enabled=false",
-                "trainer.max_epochs=3",
-                "trainer.max_steps=6",
-                "trainer.limit_train_batches=4",
-                "trainer.enable_progress_bar=false",
-                "loggers.tensorboard.enabled=false",
-            ],
-            environ={},
-        )
+        config = _config(tmp_path, engine, "trainer.max_steps=6")
         results[engine] = Trainer(Scripted(), config, log_config=False).train()
     plain, lightning = results["plain"], results["lightning"]
     for result in (plain, lightning):
