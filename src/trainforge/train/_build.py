@@ -31,7 +31,7 @@ from trainforge.engine import (
 )
 from trainforge.engine._batch import model_arguments
 from trainforge.engine._optim import check_schedule_arguments
-from trainforge.errors import CheckpointError, ConfigError, ConfigIssue, TrainforgeError
+from trainforge.errors import ConfigError, ConfigIssue, TrainforgeError
 from trainforge.hooks import HookManager
 from trainforge.train._run_length import (
     batch_limit,
@@ -58,7 +58,6 @@ __all__ = [
     "check_scheduler_for",
     "data_parallel_size",
     "devices_per_node",
-    "load_checkpoint_weights",
     "pick_device",
     "process_rank",
     "recorded_config",
@@ -163,52 +162,6 @@ def build_model_for(config: TrainingConfig, spec: TaskSpec) -> nn.Module:
         raise
     except TrainforgeError as exc:  # unknown name, import path that does not import
         raise _with_key("model.name", config.model.name, exc) from None
-
-
-def load_checkpoint_weights(
-    model: nn.Module,
-    state: Mapping[str, Any],
-    where: str | Path,
-    *,
-    config: TrainingConfig,
-    given: bool = False,
-) -> None:
-    """Load a checkpoint's ``model_state_dict`` into ``model``; a named error if it does not fit.
-
-    Args:
-        model: The model built from the checkpoint's ``config`` or, with ``given``, the
-            caller's own.
-        state: The checkpoint's ``model_state_dict``.
-        where: The checkpoint, for the message.
-        config: The config the checkpoint recorded.
-        given: ``model`` is the caller's (not built from ``config``).
-
-    Raises:
-        CheckpointError: Keys or shapes differ, each one listed (up to eight).
-    """
-    from trainforge.checkpoint import compare_state_dicts
-
-    problems = compare_state_dicts(model.state_dict(), state)
-    if not problems:
-        model.load_state_dict(state)
-        return
-    listed = "".join(f"\n  - {problem}" for problem in problems[:8])
-    if len(problems) > 8:
-        listed += f"\n  ... and {len(problems) - 8} more"
-    if given:
-        what = f"the model passed ({type(model).__name__})"
-        hint = "pass the model object the run trained, built with the same arguments"
-    else:
-        what = f"the model its config builds (model.name={config.model.name!r})"
-        hint = (
-            "a run trained on a model object, Trainer(model, config), records no recipe for "
-            "it: name its class by import path (model.name=pkg.module:Class) so the config "
-            "rebuilds it, or export it in Python (export.bundle=true exports it at the end "
-            "of training; trainforge.production.create_export_bundle)"
-        )
-    raise CheckpointError(
-        f"the weights in {where} do not fit {what}:{listed}", path=where, hint=hint
-    )
 
 
 def apply_sdpa(config: TrainingConfig, model: nn.Module, data: Any) -> Any:

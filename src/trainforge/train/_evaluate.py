@@ -13,6 +13,7 @@ from trainforge.checkpoint import CheckpointManager, recorded_ranking, resolve_c
 from trainforge.engine import ValidationLoop
 from trainforge.errors import ConfigError
 from trainforge.train import _build as build
+from trainforge.train._weights import load_checkpoint_weights
 from trainforge.zoo import task_metrics
 
 __all__ = ["SPLITS", "evaluate_checkpoint"]
@@ -48,7 +49,7 @@ def evaluate_checkpoint(target: str | Path, *, split: str = "val") -> dict[str, 
     )
     spec = build.task_spec_from_config(config)
     model = build.build_model_for(config, spec)
-    build.load_checkpoint_weights(
+    load_checkpoint_weights(
         model, checkpoint["model_state_dict"], checkpoint["path"], config=config
     )
     train_data, val_data = build.build_datasets_for(config, spec)

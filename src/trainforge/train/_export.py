@@ -30,6 +30,7 @@ from trainforge.errors import CheckpointNotFoundError, ExportError, RunNotFoundE
 from trainforge.production import ExportBundle, ModelRecipe, create_export_bundle, read_bundle
 from trainforge.tracking._run_folders import checkpoints_folder, run_folder
 from trainforge.train import _build as build
+from trainforge.train._weights import load_checkpoint_weights
 from trainforge.zoo import CharVocab, model_recipe
 from trainforge.zoo._imports import is_import_path, resolve_import_path
 
@@ -187,7 +188,7 @@ def export_checkpoint(
             model = copy.deepcopy(model)
             cls = type(model)
             recipe = ModelRecipe(f"{cls.__module__}:{cls.__qualname__}")
-        build.load_checkpoint_weights(
+        load_checkpoint_weights(
             model, state["model_state_dict"], directory, config=config, given=given
         )
     if sample_data is None:
