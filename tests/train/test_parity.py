@@ -286,3 +286,9 @@ def test_an_epoch_cut_by_max_steps_is_validated_and_not_counted_on_both_drivers(
     assert plain.best_epoch == lightning.best_epoch
     assert plain.best_metric == pytest.approx(lightning.best_metric, rel=1e-6)  # val/acc
     assert plain.checkpoint_path.name == lightning.checkpoint_path.name
+    for engine, result in results.items():  # resumed there, with nothing left to train
+        config = _config(tmp_path, engine, "trainer.max_steps=6")
+        again = Trainer(Scripted(), config, log_config=False).train(
+            resume_from=str(result.checkpoint_path)
+        )
+        assert (again.global_step, again.epochs_completed) == (6, 1), engine

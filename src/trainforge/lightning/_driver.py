@@ -85,10 +85,13 @@ def fit(
     max_epochs = trainer_options.get("max_epochs")
     completed = trainer.current_epoch
     processed, finished = epoch_batches(trainer)
+    epochs: Any = trainer.fit_loop.epoch_progress.current  # started, processed, completed
     max_steps = trainer.max_steps
-    if max_steps is not None and 0 < max_steps <= trainer.global_step and processed > 0:
-        # Lightning counts an epoch that max_steps cut short as completed; it is not
-        completed -= 0 if finished else 1
+    cut = processed > 0 and not finished and max_steps is not None
+    if cut and 0 < max_steps <= trainer.global_step and epochs.completed == epochs.started:
+        # Lightning counts an epoch this fit ended on max_steps as completed; it is not (a
+        # fit resumed inside such an epoch with nothing left to do does not count it)
+        completed -= 1
     if max_epochs is not None and max_epochs > 0 and not math.isinf(max_epochs):
         completed = min(completed, int(max_epochs))
     return FitOutcome(
