@@ -134,10 +134,10 @@ def raise_batch_error(exc: BaseException, batch: Mapping[str, Any]) -> NoReturn:
     """Re-raise ``exc`` of the model or the loss as a TrainingError naming ``data.name``."""
     if isinstance(exc, TrainforgeError):
         raise exc
-    shapes = {k: _describe(v) for k, v in batch.items()}
+    entries = {k: _describe(v) for k, v in batch.items()}
     raise TrainingError(
         f"the model or the loss cannot use this batch: {type(exc).__name__}: {exc}\n"
-        f"  batch: {shapes}",
+        f"  batch: {entries}",
         key="data.name",
         hint="check that data.name (or the data passed to train()) yields what the model "
         "and task.task_type expect (batch keys, input size, number of classes, label shape)",

@@ -78,6 +78,14 @@ def epoch_batches(trainer: pl.Trainer) -> tuple[int, bool]:
     return processed, bool(progress.is_last_batch or processed >= trainer.num_training_batches)
 
 
+def max_steps_reached(trainer: pl.Trainer, step: int | None = None) -> bool:
+    """``trainer.max_steps`` optimizer steps are done (at ``step``, default the trainer's)."""
+    max_steps = trainer.max_steps
+    if max_steps is None or max_steps <= 0:
+        return False
+    return (trainer.global_step if step is None else step) >= max_steps
+
+
 def scalar_metrics(
     metrics: Mapping[str, Any], keep: Iterable[str] | None = None
 ) -> dict[str, float]:

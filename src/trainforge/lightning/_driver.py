@@ -19,7 +19,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 
-from trainforge.lightning._callbacks import epoch_batches
+from trainforge.lightning._callbacks import epoch_batches, max_steps_reached
 
 __all__ = ["FitOutcome", "fit"]
 
@@ -86,9 +86,8 @@ def fit(
     completed = trainer.current_epoch
     processed, finished = epoch_batches(trainer)
     epochs: Any = trainer.fit_loop.epoch_progress.current  # started, processed, completed
-    max_steps = trainer.max_steps
-    cut = processed > 0 and not finished and max_steps is not None
-    if cut and 0 < max_steps <= trainer.global_step and epochs.completed == epochs.started:
+    cut = processed > 0 and not finished and max_steps_reached(trainer)
+    if cut and epochs.completed == epochs.started:
         # Lightning counts an epoch this fit ended on max_steps as completed; it is not (a
         # fit resumed inside such an epoch with nothing left to do does not count it)
         completed -= 1

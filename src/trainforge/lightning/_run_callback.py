@@ -21,7 +21,12 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from trainforge.engine.policies import RunPolicies, SaveFn
-from trainforge.lightning._callbacks import epoch_batches, network_of, scalar_metrics
+from trainforge.lightning._callbacks import (
+    epoch_batches,
+    max_steps_reached,
+    network_of,
+    scalar_metrics,
+)
 from trainforge.lightning._module import TaskModule
 
 __all__ = ["RunCallback"]
@@ -185,7 +190,7 @@ class RunCallback(Callback):
             loss,
             save=self._saver(trainer, pl_module),
         )
-        if _max_steps_reached(trainer) and not epoch_batches(trainer)[1]:
+        if max_steps_reached(trainer, step) and not epoch_batches(trainer)[1]:
             # max_steps cuts the epoch here, and Lightning would end it unvalidated; a stop
             # request makes it validate now, as the plain driver validates every epoch end
             trainer.should_stop = True
@@ -195,7 +200,7 @@ class RunCallback(Callback):
         if trainer.sanity_checking:
             return
         _, at_end = epoch_batches(trainer)
-        at_end = at_end or _max_steps_reached(trainer)  # the validation of a cut epoch
+        at_end = at_end or max_steps_reached(trainer)  # the validation of a cut epoch
         self._val = self.policies.end_validation(
             trainer.current_epoch,
             trainer.global_step,
@@ -219,7 +224,7 @@ class RunCallback(Callback):
             trainer.max_epochs is not None
             and trainer.max_epochs > 0
             and trainer.current_epoch + 1 >= trainer.max_epochs
-        ) or _max_steps_reached(trainer)
+        ) or max_steps_reached(trainer)
         outcome = self.policies.end_epoch(
             trainer.current_epoch,
             trainer.global_step,
@@ -234,9 +239,3 @@ class RunCallback(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """The final state is checkpointed if it has no checkpoint yet."""
         self.policies.end(trainer.global_step, save=self._saver(trainer, pl_module))
-
-
-def _max_steps_reached(trainer: pl.Trainer) -> bool:
-    """``trainer.max_steps`` optimizer steps are done (the fit ends after this batch)."""
-    max_steps = trainer.max_steps
-    return max_steps is not None and max_steps > 0 and trainer.global_step >= max_steps
